@@ -1,0 +1,22 @@
+// Package daemon assembles the engine and the API server into `skiff daemon`.
+package daemon
+
+// Config is the daemon's configuration: flags override the config file
+// (/etc/skiff/daemon.json, Docker's key names where they apply).
+type Config struct {
+	Hosts        []string          `json:"hosts,omitempty"`     // unix:///run/skiff/skiff.sock
+	DataRoot     string            `json:"data-root,omitempty"` // /var/lib/skiff
+	ExecRoot     string            `json:"exec-root,omitempty"` // /run/skiff
+	Debug        bool              `json:"debug,omitempty"`
+	LogLevel     string            `json:"log-level,omitempty"`
+	ShimPath     string            `json:"-"`                  // skiff-shim; default: next to the executable
+	LogOpts      map[string]string `json:"log-opts,omitempty"` // max-size, max-file
+	CgroupParent string            `json:"cgroup-parent,omitempty"`
+}
+
+const (
+	DefaultHost       = "unix:///run/skiff/skiff.sock"
+	DefaultDataRoot   = "/var/lib/skiff"
+	DefaultExecRoot   = "/run/skiff"
+	DefaultConfigFile = "/etc/skiff/daemon.json"
+)

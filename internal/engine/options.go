@@ -1,0 +1,66 @@
+package engine
+
+import (
+	"io"
+	"time"
+
+	"github.com/skiff-dev/skiff/internal/filters"
+)
+
+// ListOptions selects containers for ContainerList.
+type ListOptions struct {
+	All     bool
+	Limit   int // -1 or 0: no limit; n: the n most recently created
+	Latest  bool
+	Size    bool
+	Filters filters.Args
+}
+
+// LogsOptions selects log records for ContainerLogs.
+type LogsOptions struct {
+	Stdout, Stderr bool
+	Follow         bool
+	Tail           int // -1: all
+	Since, Until   time.Time
+	Timestamps     bool
+}
+
+// LogMessage is one record of a container's log.
+type LogMessage struct {
+	Stream string // "stdout" or "stderr"
+	Line   []byte // the bytes as written, newline included when there was one
+	Time   time.Time
+	Err    error // set on the last message when reading failed
+}
+
+// AttachOptions are the client's streams for ContainerAttach. The apiserver
+// has already hijacked the connection and, for a container without a tty,
+// wraps Stdout/Stderr so each write becomes one stdcopy frame.
+type AttachOptions struct {
+	Stdin          io.Reader // nil when the client does not send stdin
+	Stdout, Stderr io.Writer // nil when not requested
+	Stream         bool      // live output
+	Logs           bool      // replay the log first
+	DetachKeys     string
+}
+
+// ExecStartOptions carries the streams of an exec start.
+type ExecStartOptions struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Detach         bool
+}
+
+// ImageListOptions selects images for ImageList.
+type ImageListOptions struct {
+	All     bool
+	Filters filters.Args
+}
+
+// ImportOptions describes POST /images/create?fromSrc=...
+type ImportOptions struct {
+	Repo, Tag string
+	Changes   []string // Dockerfile instructions: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL
+	Message   string
+	Platform  string
+}
