@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds skiff and skiff-shim into ./bin (side by side: the daemon finds the
+# shim next to itself).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p bin
+go build -trimpath -o bin/skiff ./cmd/skiff
+CGO_ENABLED=1 go build -trimpath -ldflags '-s -w' -o bin/skiff-shim ./cmd/skiff-shim

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what skiff needs to build and test on a fresh Debian machine.
+set -euo pipefail
+need=()
+command -v go >/dev/null || { echo "Go is required (expected at /usr/local/go/bin)"; exit 1; }
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+command -v ip >/dev/null || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+go mod download

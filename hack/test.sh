@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine (as root: the tests create
+# namespaces, cgroups and overlay mounts, and clean them up).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./hack/deps.sh
+./hack/build.sh
+go vet ./...
+go test -count=1 -timeout 14m ./... "$@"

@@ -1,0 +1,186 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/skiff-dev/skiff/internal/apiserver"
+	"github.com/skiff-dev/skiff/internal/engine"
+	"github.com/skiff-dev/skiff/internal/errdefs"
+)
+
+// LoadConfigFile reads Docker-style daemon.json keys into cfg. A missing file
+// is not an error; an unknown key is, as with dockerd.
+func LoadConfigFile(path string, cfg *Config) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read config file %s: %w", path, err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return errdefs.Invalid("unable to configure the daemon with file %s: %v", path, err)
+	}
+	known := map[string]bool{
+		"hosts": true, "data-root": true, "exec-root": true, "debug": true, "log-level": true,
+		"log-opts": true, "log-driver": true, "cgroup-parent": true, "live-restore": true,
+		"bip": true, "mtu": true, "fixed-cidr": true, "insecure-registries": true, "registry-mirrors": true,
+		"default-ulimits": true, "dns": true, "dns-search": true, "dns-opts": true, "storage-driver": true,
+	}
+	for k := range raw {
+		if !known[k] {
+			return errdefs.Invalid("unable to configure the daemon with file %s: the following directives don't match any configuration option: %s", path, k)
+		}
+	}
+	fileCfg := Config{}
+	if err := json.Unmarshal(b, &fileCfg); err != nil {
+		return errdefs.Invalid("unable to configure the daemon with file %s: %v", path, err)
+	}
+	// Flags (already in cfg) win over the file.
+	if len(cfg.Hosts) == 0 {
+		cfg.Hosts = fileCfg.Hosts
+	}
+	if cfg.DataRoot == "" {
+		cfg.DataRoot = fileCfg.DataRoot
+	}
+	if cfg.ExecRoot == "" {
+		cfg.ExecRoot = fileCfg.ExecRoot
+	}
+	if !cfg.Debug {
+		cfg.Debug = fileCfg.Debug
+	}
+	if cfg.LogLevel == "" {
+		cfg.LogLevel = fileCfg.LogLevel
+	}
+	if cfg.LogOpts == nil {
+		cfg.LogOpts = fileCfg.LogOpts
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = fileCfg.CgroupParent
+	}
+	return nil
+}
+
+func (cfg *Config) setDefaults() error {
+	if len(cfg.Hosts) == 0 {
+		cfg.Hosts = []string{DefaultHost}
+	}
+	if cfg.DataRoot == "" {
+		cfg.DataRoot = DefaultDataRoot
+	}
+	if cfg.ExecRoot == "" {
+		cfg.ExecRoot = DefaultExecRoot
+	}
+	if cfg.ShimPath == "" {
+		cfg.ShimPath = os.Getenv("SKIFF_SHIM")
+	}
+	if cfg.ShimPath == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find own executable: %w", err)
+		}
+		cfg.ShimPath = filepath.Join(filepath.Dir(exe), "skiff-shim")
+	}
+	return nil
+}
+
+// Run serves the API until ctx ends or SIGINT/SIGTERM arrives. Containers keep
+// running when it returns.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.setDefaults(); err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if cfg.Debug || cfg.LogLevel == "debug" {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// A daemon writing to a closed terminal must not die of SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE, syscall.SIGHUP)
+
+	eng, err := engine.New(ctx, engine.Config{
+		DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, ShimPath: cfg.ShimPath,
+		CgroupParent: cfg.CgroupParent, LogOpts: cfg.LogOpts, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	srv := apiserver.New(eng, apiserver.Options{Debug: cfg.Debug, Logger: logger})
+	var listeners []net.Listener
+	for _, h := range cfg.Hosts {
+		l, err := listen(h)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return err
+		}
+		listeners = append(listeners, l)
+	}
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() { errc <- srv.Serve(ctx, l) }()
+	}
+	logger.Info("skiff daemon ready", "hosts", cfg.Hosts, "data-root", cfg.DataRoot, "version", engine.Version)
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	for _, l := range listeners {
+		l.Close()
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdown)
+	return err
+}
+
+// listen opens a unix socket (unix:///path) or tcp (tcp://host:port) listener.
+func listen(host string) (net.Listener, error) {
+	proto, addr, ok := strings.Cut(host, "://")
+	if !ok {
+		proto, addr = "unix", host
+	}
+	switch proto {
+	case "unix":
+		if err := os.MkdirAll(filepath.Dir(addr), 0o755); err != nil {
+			return nil, fmt.Errorf("create socket dir: %w", err)
+		}
+		// A stale socket from a killed daemon is removed; a live one means
+		// another daemon serves here.
+		if c, err := net.DialTimeout("unix", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil, errdefs.Conflict("another daemon is already listening on %s", addr)
+		}
+		os.Remove(addr)
+		l, err := net.Listen("unix", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		os.Chmod(addr, 0o660)
+		return l, nil
+	case "tcp":
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		return l, nil
+	}
+	return nil, errdefs.Invalid("unsupported host %q (use unix:// or tcp://)", host)
+}

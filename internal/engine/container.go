@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+
+	"github.com/skiff-dev/skiff/internal/errdefs"
+)
+
+// State is a container's run state as stored and as inspect shows it.
+type State struct {
+	Status     container.ContainerState // created, running, restarting, exited, removing, dead
+	Running    bool
+	Restarting bool
+	OOMKilled  bool
+	Dead       bool
+	Pid        int
+	ExitCode   int
+	Error      string
+	StartedAt  time.Time
+	FinishedAt time.Time
+	// The monitor watching the running container, and its start time in
+	// clock ticks since boot (/proc/PID/stat field 22) so a reused pid after
+	// a reboot or a long outage is not mistaken for it.
+	MonitorPid   int
+	MonitorStart uint64
+}
+
+// Container is the engine's record of one container. Fields are guarded by
+// mu; the record is persisted as JSON after every change that matters.
+type Container struct {
+	mu sync.Mutex `json:"-"`
+	// op serializes start, stop and remove of this container; mu is only
+	// held for short field updates.
+	op sync.Mutex `json:"-"`
+
+	ID           string
+	Name         string // without the leading slash
+	Created      time.Time
+	Path         string
+	Args         []string
+	Config       *container.Config
+	HostConfig   *container.HostConfig
+	ImageID      string
+	State        State
+	RestartCount int
+	SnapshotKey  string
+	LogPath      string
+	// HasBeenStartedBefore and ManualStop drive restart policies: a container
+	// stopped by the user is not restarted.
+	HasBeenStartedBefore bool
+	ManualStop           bool
+
+	// Runtime-only state.
+	waiters   []waiter      `json:"-"`
+	attachers []*pendingAttach `json:"-"`
+	removing  bool          `json:"-"`
+	exited    chan struct{} `json:"-"` // closed when the current run ends
+}
+
+type waiter struct {
+	condition container.WaitCondition
+	ch        chan container.WaitResponse
+}
+
+func newID() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// names and ids of all containers, for lookups by name, id or id prefix.
+type registry struct {
+	mu     sync.RWMutex
+	byID   map[string]*Container
+	byName map[string]string // name → id
+}
+
+func newRegistry() *registry {
+	return &registry{byID: map[string]*Container{}, byName: map[string]string{}}
+}
+
+// reserve claims name for id; a taken name is a Conflict in Docker's words.
+func (r *registry) reserve(name, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if other, ok := r.byName[name]; ok && other != id {
+		return errdefs.Conflict("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, other)
+	}
+	r.byName[name] = id
+	return nil
+}
+
+func (r *registry) release(name string) {
+	r.mu.Lock()
+	delete(r.byName, name)
+	r.mu.Unlock()
+}
+
+func (r *registry) add(c *Container) {
+	r.mu.Lock()
+	r.byID[c.ID] = c
+	r.byName[c.Name] = c.ID
+	r.mu.Unlock()
+}
+
+func (r *registry) remove(c *Container) {
+	r.mu.Lock()
+	delete(r.byID, c.ID)
+	if r.byName[c.Name] == c.ID {
+		delete(r.byName, c.Name)
+	}
+	r.mu.Unlock()
+}
+
+// get finds a container by full id, name (with or without "/"), or unique id
+// prefix, in Docker's order of precedence.
+func (r *registry) get(ref string) (*Container, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if ref == "" {
+		return nil, errdefs.NotFound("No such container: %s", ref)
+	}
+	if c, ok := r.byID[ref]; ok {
+		return c, nil
+	}
+	if id, ok := r.byName[strings.TrimPrefix(ref, "/")]; ok {
+		if c, ok := r.byID[id]; ok {
+			return c, nil
+		}
+	}
+	var found *Container
+	for id, c := range r.byID {
+		if strings.HasPrefix(id, ref) {
+			if found != nil {
+				return nil, errdefs.Invalid("multiple IDs found with provided prefix: %s", ref)
+			}
+			found = c
+		}
+	}
+	if found == nil {
+		return nil, errdefs.NotFound("No such container: %s", ref)
+	}
+	return found, nil
+}
+
+func (r *registry) all() []*Container {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*Container, 0, len(r.byID))
+	for _, c := range r.byID {
+		out = append(out, c)
+	}
+	return out
+}

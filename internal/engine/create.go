@@ -1,0 +1,425 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
+
+	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/image"
+)
+
+// ContainerCreate validates the request, resolves the image, prepares the
+// writable layer and records the container. On any error nothing is left.
+func (e *Engine) ContainerCreate(ctx context.Context, name string, req *container.CreateRequest) (resp container.CreateResponse, err error) {
+	if req == nil || req.Config == nil {
+		return resp, errdefs.Invalid("config cannot be empty in order to create a container")
+	}
+	cfg := *req.Config
+	hc := container.HostConfig{}
+	if req.HostConfig != nil {
+		hc = *req.HostConfig
+	}
+	name = strings.TrimPrefix(name, "/")
+	if name != "" && !validName.MatchString(name) {
+		return resp, errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
+	}
+	if cfg.Image == "" {
+		return resp, errdefs.Invalid("no image specified")
+	}
+	warnings, err := validateHostConfig(&hc)
+	if err != nil {
+		return resp, err
+	}
+	img, err := e.images.Get(ctx, cfg.Image)
+	if err != nil {
+		return resp, err
+	}
+	mergeImageConfig(&cfg, img)
+	if len(cfg.Entrypoint) == 0 && len(cfg.Cmd) == 0 {
+		return resp, errdefs.Invalid("no command specified")
+	}
+
+	id := newID()
+	if name == "" {
+		for i := 0; ; i++ {
+			name = randomName(i)
+			if err := e.reg.reserve(name, id); err == nil {
+				break
+			}
+		}
+	} else if err := e.reg.reserve(name, id); err != nil {
+		return resp, err
+	}
+	defer func() {
+		if err != nil {
+			e.reg.release(name)
+		}
+	}()
+	if cfg.Hostname == "" {
+		if hc.NetworkMode.IsHost() {
+			cfg.Hostname, _ = os.Hostname()
+		} else {
+			cfg.Hostname = id[:12]
+		}
+	}
+	if hc.LogConfig.Type == "" {
+		hc.LogConfig.Type = "json-file"
+	}
+	if hc.NetworkMode == "" {
+		hc.NetworkMode = "bridge"
+	}
+
+	c := &Container{
+		ID: id, Name: name, Created: time.Now().UTC(), Config: &cfg, HostConfig: &hc,
+		ImageID: img.ID, SnapshotKey: "container-" + id,
+		State: State{Status: container.StateCreated},
+	}
+	c.Path, c.Args = splitCommand(&cfg)
+	if hc.LogConfig.Type == "json-file" {
+		c.LogPath = filepath.Join(e.containerDir(id), id+"-json.log")
+	}
+
+	dir := e.containerDir(id)
+	if err := os.MkdirAll(dir, 0o710); err != nil {
+		return resp, fmt.Errorf("create container dir: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	if _, err := e.snaps.Prepare(ctx, c.SnapshotKey, e.images.RootFSParent(img)); err != nil {
+		return resp, fmt.Errorf("prepare root filesystem: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			e.snaps.Remove(context.WithoutCancel(ctx), c.SnapshotKey)
+		}
+	}()
+	if err := writeEtcFiles(dir, &cfg, &hc); err != nil {
+		return resp, err
+	}
+	c.mu.Lock()
+	err = e.persist(c)
+	c.mu.Unlock()
+	if err != nil {
+		return resp, err
+	}
+	e.reg.add(c)
+	e.containerEvent(c, events.ActionCreate, nil)
+	return container.CreateResponse{ID: id, Warnings: warnings}, nil
+}
+
+// splitCommand gives Docker's Path and Args fields.
+func splitCommand(cfg *container.Config) (string, []string) {
+	all := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
+	if len(all) == 0 {
+		return "", []string{}
+	}
+	return all[0], all[1:]
+}
+
+// mergeImageConfig fills what the user left unset from the image, as Docker
+// does: env merged by key, Cmd only when the entrypoint is not overridden.
+func mergeImageConfig(cfg *container.Config, img *image.Image) {
+	ic := img.Config.Config
+	if cfg.User == "" {
+		cfg.User = ic.User
+	}
+	if cfg.WorkingDir == "" {
+		cfg.WorkingDir = ic.WorkingDir
+	}
+	cfg.Env = mergeEnv(ic.Env, cfg.Env)
+	if len(cfg.Entrypoint) == 0 && cfg.Entrypoint == nil {
+		cfg.Entrypoint = ic.Entrypoint
+		if len(cfg.Cmd) == 0 {
+			cfg.Cmd = ic.Cmd
+		}
+	}
+	if len(ic.ExposedPorts) > 0 {
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = network.PortSet{}
+		}
+		for p := range ic.ExposedPorts {
+			if port, err := network.ParsePort(p); err == nil {
+				if _, ok := cfg.ExposedPorts[port]; !ok {
+					cfg.ExposedPorts[port] = struct{}{}
+				}
+			}
+		}
+	}
+	if len(ic.Labels) > 0 {
+		labels := map[string]string{}
+		for k, v := range ic.Labels {
+			labels[k] = v
+		}
+		for k, v := range cfg.Labels {
+			labels[k] = v
+		}
+		cfg.Labels = labels
+	}
+	if cfg.StopSignal == "" {
+		cfg.StopSignal = ic.StopSignal
+	}
+	if len(ic.Volumes) > 0 && cfg.Volumes == nil {
+		cfg.Volumes = map[string]struct{}{}
+		for v := range ic.Volumes {
+			cfg.Volumes[v] = struct{}{}
+		}
+	}
+	if cfg.Healthcheck == nil && ic.Healthcheck != nil {
+		h := *ic.Healthcheck
+		cfg.Healthcheck = &h
+	}
+	if len(cfg.Shell) == 0 {
+		cfg.Shell = ic.Shell
+	}
+	if len(cfg.OnBuild) == 0 {
+		cfg.OnBuild = ic.OnBuild
+	}
+}
+
+func mergeEnv(base, over []string) []string {
+	out := make([]string, 0, len(base)+len(over))
+	idx := map[string]int{}
+	for _, list := range [][]string{base, over} {
+		for _, kv := range list {
+			k, _, _ := strings.Cut(kv, "=")
+			if i, ok := idx[k]; ok {
+				out[i] = kv
+				continue
+			}
+			idx[k] = len(out)
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+const minMemory = 6 * 1024 * 1024
+
+// validateHostConfig rejects what Docker rejects, with Docker's messages.
+func validateHostConfig(hc *container.HostConfig) (warnings []string, err error) {
+	r := &hc.Resources
+	if r.Memory != 0 && r.Memory < minMemory {
+		return nil, errdefs.Invalid("Minimum memory limit allowed is 6MB")
+	}
+	if r.Memory < 0 {
+		return nil, errdefs.Invalid("invalid memory limit %d", r.Memory)
+	}
+	if r.MemorySwap > 0 && r.Memory == 0 {
+		return nil, errdefs.Invalid("You should always set the Memory limit when using Memoryswap limit, see usage")
+	}
+	if r.MemorySwap > 0 && r.MemorySwap < r.Memory {
+		return nil, errdefs.Invalid("Minimum memoryswap limit should be larger than memory limit, see usage")
+	}
+	if r.MemoryReservation < 0 || (r.Memory > 0 && r.MemoryReservation > r.Memory) {
+		return nil, errdefs.Invalid("Minimum memory limit can not be less than memory reservation limit, see usage")
+	}
+	if r.MemorySwappiness != nil && (*r.MemorySwappiness < -1 || *r.MemorySwappiness > 100) {
+		return nil, errdefs.Invalid("Invalid value: %d, valid memory swappiness range is 0-100", *r.MemorySwappiness)
+	}
+	ncpu := int64(runtime.NumCPU())
+	if r.NanoCPUs < 0 || r.NanoCPUs > ncpu*1e9 {
+		return nil, errdefs.Invalid("Range of CPUs is from 0.01 to %d.00, as there are only %d CPUs available", ncpu, ncpu)
+	}
+	if r.NanoCPUs > 0 && (r.CPUQuota > 0 || r.CPUPeriod > 0) {
+		return nil, errdefs.Invalid("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+	}
+	if r.CPUPeriod != 0 && (r.CPUPeriod < 1000 || r.CPUPeriod > 1000000) {
+		return nil, errdefs.Invalid("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
+	}
+	if r.CPUQuota != 0 && r.CPUQuota < 1000 && r.CPUQuota > 0 {
+		return nil, errdefs.Invalid("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+	}
+	if r.CPUShares < 0 {
+		return nil, errdefs.Invalid("invalid CPU shares %d", r.CPUShares)
+	}
+	if r.CpusetCpus != "" {
+		if err := validateCPUSet(r.CpusetCpus, int(ncpu)); err != nil {
+			return nil, err
+		}
+	}
+	if r.CpusetMems != "" {
+		if err := validateCPUSet(r.CpusetMems, 1<<10); err != nil {
+			return nil, errdefs.Invalid("Invalid value %s for cpuset mems", r.CpusetMems)
+		}
+	}
+	if r.OomKillDisable != nil && *r.OomKillDisable && r.Memory == 0 {
+		warnings = append(warnings, "OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.")
+	}
+	if hc.ShmSize < 0 {
+		return nil, errdefs.Invalid("SHM size can not be less than 0")
+	}
+	switch m := string(hc.NetworkMode); {
+	case m == "", m == "default", m == "bridge", m == "none", m == "host":
+	default:
+		return nil, errdefs.Invalid("network %s not found", m)
+	}
+	if err := validateRestartPolicy(hc.RestartPolicy); err != nil {
+		return nil, err
+	}
+	if hc.AutoRemove && hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != "no" {
+		return nil, errdefs.Invalid("can't create 'AutoRemove' container with restart policy")
+	}
+	if hc.LogConfig.Type != "" && hc.LogConfig.Type != "json-file" && hc.LogConfig.Type != "none" {
+		return nil, errdefs.Invalid("logger: no log driver named '%s' is registered", hc.LogConfig.Type)
+	}
+	for k, v := range hc.LogConfig.Config {
+		switch k {
+		case "max-size":
+			if _, err := units.RAMInBytes(v); err != nil {
+				return nil, errdefs.Invalid("invalid max-size %q: %v", v, err)
+			}
+		case "max-file":
+			var n int
+			if _, err := fmt.Sscanf(v, "%d", &n); err != nil || n < 1 {
+				return nil, errdefs.Invalid("invalid value for max-file: %s", v)
+			}
+		case "compress", "labels", "env", "tag":
+		default:
+			return nil, errdefs.Invalid("unknown log opt '%s' for json-file log driver", k)
+		}
+	}
+	return warnings, nil
+}
+
+func validateRestartPolicy(p container.RestartPolicy) error {
+	switch p.Name {
+	case "", "no":
+		if p.MaximumRetryCount != 0 {
+			return errdefs.Invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+		}
+	case "always", "unless-stopped":
+		if p.MaximumRetryCount != 0 {
+			return errdefs.Invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+		}
+	case "on-failure":
+		if p.MaximumRetryCount < 0 {
+			return errdefs.Invalid("invalid restart policy: maximum retry count cannot be negative")
+		}
+	default:
+		return errdefs.Invalid("invalid restart policy: unknown policy '%s'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'", p.Name)
+	}
+	return nil
+}
+
+// validateCPUSet accepts "0-2,4" style lists within [0, max).
+func validateCPUSet(s string, max int) error {
+	bad := errdefs.Invalid("Invalid value %s for cpuset cpus", s)
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		var a, b int
+		if _, err := fmt.Sscanf(lo, "%d", &a); err != nil || fmt.Sprint(a) != lo {
+			return bad
+		}
+		b = a
+		if isRange {
+			if _, err := fmt.Sscanf(hi, "%d", &b); err != nil || fmt.Sprint(b) != hi || b < a {
+				return bad
+			}
+		}
+		if a < 0 || b >= max {
+			return errdefs.Invalid("Requested CPUs are not available - requested %s, available: 0-%d", s, max-1)
+		}
+	}
+	return nil
+}
+
+// writeEtcFiles writes the files bound over /etc/hostname, /etc/hosts and
+// /etc/resolv.conf. They are bind-mounted by the runtime, which resolves the
+// destinations inside the root, so a symlink in the image can't redirect them.
+func writeEtcFiles(dir string, cfg *container.Config, hc *container.HostConfig) error {
+	hostname := cfg.Hostname
+	if cfg.Domainname != "" {
+		hostname += "." + cfg.Domainname
+	}
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+	if hc.NetworkMode.IsHost() {
+		if b, err := os.ReadFile("/etc/hosts"); err == nil {
+			hosts = string(b)
+		}
+	} else {
+		hosts += "127.0.1.1\t" + cfg.Hostname + "\n"
+	}
+	for _, h := range hc.ExtraHosts {
+		name, ip, ok := strings.Cut(h, ":")
+		if !ok {
+			name, ip, ok = strings.Cut(h, "=")
+		}
+		if !ok {
+			return errdefs.Invalid("invalid argument %q for \"--add-host\" flag", h)
+		}
+		hosts += ip + "\t" + name + "\n"
+	}
+	resolv, err := resolvConf(hc)
+	if err != nil {
+		return err
+	}
+	for name, data := range map[string]string{"hostname": hostname + "\n", "hosts": hosts, "resolv.conf": resolv} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// resolvConf derives the container's resolv.conf from the host's, dropping
+// loopback name servers a container can't reach (Docker falls back to public
+// resolvers then; with no network here we keep the file usable all the same).
+func resolvConf(hc *container.HostConfig) (string, error) {
+	host, _ := os.ReadFile("/etc/resolv.conf")
+	var ns, search, opts []string
+	for _, line := range strings.Split(string(host), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
+			if hc.NetworkMode.IsHost() || !(strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
+				ns = append(ns, f[1])
+			}
+		case "search":
+			search = f[1:]
+		case "options":
+			opts = append(opts, f[1:]...)
+		}
+	}
+	if len(hc.DNS) > 0 {
+		ns = ns[:0]
+		for _, a := range hc.DNS {
+			ns = append(ns, a.String())
+		}
+	}
+	if len(hc.DNSSearch) > 0 {
+		search = hc.DNSSearch
+	}
+	if len(hc.DNSOptions) > 0 {
+		opts = hc.DNSOptions
+	}
+	if len(ns) == 0 {
+		ns = []string{"8.8.8.8", "8.8.4.4"}
+	}
+	var b strings.Builder
+	for _, n := range ns {
+		b.WriteString("nameserver " + n + "\n")
+	}
+	if len(search) > 0 {
+		b.WriteString("search " + strings.Join(search, " ") + "\n")
+	}
+	if len(opts) > 0 {
+		b.WriteString("options " + strings.Join(opts, " ") + "\n")
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,160 @@
+// Package engine wires the stores, the runtime (through per-container
+// monitors) and the log reader together. It is the only package that knows
+// all of them; apiserver calls it through small per-route-group interfaces.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/skiff-dev/skiff/internal/content"
+	"github.com/skiff-dev/skiff/internal/image"
+	"github.com/skiff-dev/skiff/internal/meta"
+	"github.com/skiff-dev/skiff/internal/snapshot"
+)
+
+// Version is skiff's version, reported by /version.
+var Version = "0.1.0-dev"
+
+// Config is what the engine needs to know about the host.
+type Config struct {
+	DataRoot     string
+	ExecRoot     string
+	ShimPath     string
+	CgroupParent string            // default "/skiff"
+	LogOpts      map[string]string // daemon-wide json-file defaults (max-size, max-file)
+	Logger       *slog.Logger
+}
+
+// Engine implements the apiserver's Backend.
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	db      *meta.DB
+	content *content.Store
+	snaps   *snapshot.Snapshotter
+	images  *image.Store
+	reg     *registry
+	events  *eventLog
+	execs   *execRegistry
+	started time.Time
+
+	wg       sync.WaitGroup // watchers of monitors
+	ctx      context.Context
+	cancel   context.CancelFunc
+	shimInfo string
+}
+
+// bucket for container records: key = container id, value = JSON Container.
+var bucketContainers = []byte("engine.containers.v1")
+
+// New opens the stores under cfg.DataRoot and restores containers: the ones
+// whose monitor still runs are watched again, the ones that exited while the
+// engine was away get their exit recorded.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = "/skiff"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	for _, d := range []string{cfg.DataRoot, filepath.Join(cfg.DataRoot, "containers"), filepath.Join(cfg.ExecRoot, "containers")} {
+		if err := os.MkdirAll(d, 0o710); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if _, err := os.Stat(cfg.ShimPath); err != nil {
+		return nil, fmt.Errorf("skiff-shim not found at %s (build it next to skiff or set SKIFF_SHIM): %w", cfg.ShimPath, err)
+	}
+	db, err := meta.Open(filepath.Join(cfg.DataRoot, "meta.db"))
+	if err != nil {
+		return nil, err
+	}
+	cs, err := content.New(filepath.Join(cfg.DataRoot, "content"))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	sn, err := snapshot.New(filepath.Join(cfg.DataRoot, "snapshots"), db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	is, err := image.NewStore(db, cs, sn)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	ectx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		cfg: cfg, log: cfg.Logger, db: db, content: cs, snaps: sn, images: is,
+		reg: newRegistry(), events: newEventLog(), execs: newExecRegistry(),
+		started: time.Now(), ctx: ectx, cancel: cancel,
+	}
+	if err := db.Bolt().Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketContainers)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init container bucket: %w", err)
+	}
+	if err := e.restore(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close stops watching monitors and closes the stores. Running containers
+// keep running (live restore): their monitors do not depend on the engine.
+func (e *Engine) Close() error {
+	e.cancel()
+	e.wg.Wait()
+	return e.db.Close()
+}
+
+func (e *Engine) containerDir(id string) string { return filepath.Join(e.cfg.DataRoot, "containers", id) }
+func (e *Engine) bundleDir(id string) string    { return filepath.Join(e.cfg.ExecRoot, "containers", id) }
+
+// persist writes c's record; the caller holds c.mu.
+func (e *Engine) persist(c *Container) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode container %s: %w", c.ID, err)
+	}
+	return e.db.Bolt().Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContainers).Put([]byte(c.ID), b)
+	})
+}
+
+func (e *Engine) unpersist(id string) error {
+	return e.db.Bolt().Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContainers).Delete([]byte(id))
+	})
+}
+
+func (e *Engine) loadAll() ([]*Container, error) {
+	var out []*Container
+	err := e.db.Bolt().View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContainers).ForEach(func(k, v []byte) error {
+			c := &Container{}
+			if err := json.Unmarshal(v, c); err != nil {
+				return fmt.Errorf("decode container %s: %w", k, err)
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func hostArch() string { return runtime.GOARCH }

@@ -1,0 +1,230 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/runtime"
+)
+
+// execConfig is one exec instance. Like Docker's, execs live in memory only.
+type execConfig struct {
+	mu          sync.Mutex
+	ID          string
+	ContainerID string
+	Config      container.ExecCreateRequest
+	Running     bool
+	Started     bool
+	ExitCode    *int
+	Pid         int
+}
+
+type execRegistry struct {
+	mu   sync.Mutex
+	byID map[string]*execConfig
+}
+
+func newExecRegistry() *execRegistry { return &execRegistry{byID: map[string]*execConfig{}} }
+
+func (r *execRegistry) get(id string) (*execConfig, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if x, ok := r.byID[id]; ok {
+		return x, nil
+	}
+	return nil, errdefs.NotFound("No such exec instance: %s", id)
+}
+
+// ExecCreate records an exec for a running container.
+func (e *Engine) ExecCreate(ctx context.Context, ref string, req *container.ExecCreateRequest) (string, error) {
+	c, err := e.reg.get(ref)
+	if err != nil {
+		return "", err
+	}
+	if req == nil || len(req.Cmd) == 0 {
+		return "", errdefs.Invalid("No exec command specified")
+	}
+	c.mu.Lock()
+	running := c.State.Running
+	c.mu.Unlock()
+	if !running {
+		return "", errdefs.Conflict("container %s is not running", c.ID)
+	}
+	x := &execConfig{ID: newID(), ContainerID: c.ID, Config: *req}
+	e.execs.mu.Lock()
+	e.execs.byID[x.ID] = x
+	e.execs.mu.Unlock()
+	e.containerEvent(c, events.Action("exec_create: "+strings.Join(req.Cmd, " ")), map[string]string{"execID": x.ID})
+	return x.ID, nil
+}
+
+// ExecTTY reports whether the exec asked for a terminal.
+func (e *Engine) ExecTTY(ctx context.Context, id string) (bool, error) {
+	x, err := e.execs.get(id)
+	if err != nil {
+		return false, err
+	}
+	return x.Config.Tty, nil
+}
+
+// ExecStart runs the exec's process inside the container's namespaces.
+func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions) error {
+	x, err := e.execs.get(id)
+	if err != nil {
+		return err
+	}
+	x.mu.Lock()
+	if x.Started {
+		x.mu.Unlock()
+		return errdefs.Conflict("exec %s has already been started", id)
+	}
+	x.Started = true
+	cfg := x.Config
+	x.mu.Unlock()
+
+	c, err := e.reg.get(x.ContainerID)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	running, pid := c.State.Running, c.State.Pid
+	ccfg := *c.Config
+	c.mu.Unlock()
+	if !running {
+		return errdefs.Conflict("container %s is not running", c.ID)
+	}
+	spec, err := readSpec(filepath.Join(e.bundleDir(c.ID), "config.json"))
+	if err != nil {
+		return err
+	}
+	proc := specs.Process{
+		Args: cfg.Cmd,
+		Env:  mergeEnv(spec.Process.Env, cfg.Env),
+		Cwd:  spec.Process.Cwd,
+		User: specs.User{Username: ccfg.User},
+	}
+	if cfg.WorkingDir != "" {
+		proc.Cwd = cfg.WorkingDir
+	}
+	if cfg.User != "" {
+		proc.User.Username = cfg.User
+	}
+	if cfg.Privileged {
+		spec.Process.Capabilities = nil
+	}
+	cmd, err := runtime.ExecCommand(runtime.ExecOpts{ShimPath: e.cfg.ShimPath, ContainerPid: pid, Spec: spec, Process: proc})
+	if err != nil {
+		return fmt.Errorf("exec in container %s: %w", c.ID, err)
+	}
+	// Stdin goes through our own pipe so Wait doesn't block on a client
+	// that never closes its side.
+	var stdinW io.WriteCloser
+	if cfg.AttachStdin && opts.Stdin != nil {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		cmd.Stdin, stdinW = pr, pw
+		defer pr.Close()
+	}
+	if opts.Stdout != nil && cfg.AttachStdout {
+		cmd.Stdout = opts.Stdout
+	}
+	if opts.Stderr != nil && cfg.AttachStderr {
+		cmd.Stderr = opts.Stderr
+	}
+	if opts.Detach {
+		cmd.Stdout, cmd.Stderr = nil, nil
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start exec: %w", err)
+	}
+	if stdinW != nil {
+		cmd.Stdin.(*os.File).Close()
+		go func() {
+			io.Copy(stdinW, opts.Stdin)
+			stdinW.Close()
+		}()
+	}
+	x.mu.Lock()
+	x.Running, x.Pid = true, cmd.Process.Pid
+	x.mu.Unlock()
+	e.containerEvent(c, events.Action("exec_start: "+strings.Join(cfg.Cmd, " ")), map[string]string{"execID": x.ID})
+	finish := func() int {
+		err := cmd.Wait()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				code = 128 + int(ws.Signal())
+			}
+		} else if err != nil {
+			code = 126
+		}
+		if stdinW != nil {
+			stdinW.Close()
+		}
+		x.mu.Lock()
+		x.Running, x.ExitCode = false, &code
+		x.mu.Unlock()
+		e.containerEvent(c, events.ActionExecDie, map[string]string{"execID": x.ID, "exitCode": strconv.Itoa(code)})
+		return code
+	}
+	if opts.Detach {
+		go finish()
+		return nil
+	}
+	finish()
+	return nil
+}
+
+// ExecInspect reports an exec's state.
+func (e *Engine) ExecInspect(ctx context.Context, id string) (*container.ExecInspectResponse, error) {
+	x, err := e.execs.get(id)
+	if err != nil {
+		return nil, err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	r := &container.ExecInspectResponse{
+		ID: x.ID, ContainerID: x.ContainerID, Running: x.Running, Pid: x.Pid,
+		OpenStdin: x.Config.AttachStdin, OpenStdout: x.Config.AttachStdout, OpenStderr: x.Config.AttachStderr,
+		ProcessConfig: &container.ExecProcessConfig{Tty: x.Config.Tty, User: x.Config.User, Privileged: &x.Config.Privileged},
+	}
+	if len(x.Config.Cmd) > 0 {
+		r.ProcessConfig.Entrypoint = x.Config.Cmd[0]
+		r.ProcessConfig.Arguments = x.Config.Cmd[1:]
+	}
+	if x.ExitCode != nil {
+		r.ExitCode = *x.ExitCode
+	}
+	return r, nil
+}
+
+func readSpec(path string) (*specs.Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, errdefs.Conflict("container is not running: %v", err)
+	}
+	s := &specs.Spec{}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	return s, nil
+}

@@ -1,0 +1,607 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/monitor"
+	"github.com/skiff-dev/skiff/internal/ocispec"
+	"github.com/skiff-dev/skiff/internal/snapshot"
+)
+
+// ContainerStart starts a created or exited container.
+func (e *Engine) ContainerStart(ctx context.Context, ref string) error {
+	c, err := e.reg.get(ref)
+	if err != nil {
+		return err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.mu.Lock()
+	running, removing := c.State.Running, c.removing
+	c.mu.Unlock()
+	if removing {
+		return errdefs.Conflict("container %s is marked for removal and cannot be started", c.ID)
+	}
+	if running {
+		return errdefs.NotModified("container %s is already running", c.ID)
+	}
+	c.mu.Lock()
+	c.ManualStop = false
+	c.mu.Unlock()
+	return e.start(ctx, c)
+}
+
+// start runs c; the caller holds c.op.
+func (e *Engine) start(ctx context.Context, c *Container) (err error) {
+	bundle := e.bundleDir(c.ID)
+	os.RemoveAll(bundle)
+	if err := os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o711); err != nil {
+		return fmt.Errorf("create bundle: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(bundle)
+		}
+	}()
+	if err := e.writeBundle(ctx, c, bundle); err != nil {
+		return err
+	}
+	proc, err := monitor.Spawn(ctx, e.cfg.ShimPath, bundle)
+	if err != nil {
+		return e.startFailed(c, err)
+	}
+	cl, err := monitor.Dial(bundle)
+	if err != nil {
+		proc.Kill()
+		proc.Wait()
+		return e.startFailed(c, fmt.Errorf("connect to monitor: %w", err))
+	}
+	defer cl.Close()
+
+	c.mu.Lock()
+	pending := c.attachers
+	c.attachers = nil
+	c.mu.Unlock()
+	for _, a := range pending {
+		conn, err := cl.Attach(ctx, a.opts.Stdin != nil, a.opts.Stdout != nil, a.opts.Stderr != nil)
+		a.ready <- attachResult{conn: conn, err: err}
+	}
+
+	pid, err := cl.Start(ctx)
+	if err != nil {
+		// The monitor records the failure and exits; reap it.
+		proc.Wait()
+		return e.startFailed(c, err)
+	}
+	stat, _ := procStartTime(proc.Pid)
+	exited := make(chan struct{})
+	c.mu.Lock()
+	c.State = State{
+		Status: container.StateRunning, Running: true, Pid: pid, StartedAt: time.Now().UTC(),
+		MonitorPid: proc.Pid, MonitorStart: stat,
+	}
+	c.HasBeenStartedBefore = true
+	c.exited = exited
+	perr := e.persist(c)
+	c.mu.Unlock()
+	e.containerEvent(c, events.ActionStart, nil)
+	// Reaping the monitor is not tracked by e.wg: an engine shutting down
+	// must not wait for running containers (they outlive it).
+	done := make(chan struct{})
+	go func() {
+		proc.Wait()
+		close(done)
+	}()
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		select {
+		case <-done:
+			e.onExit(c, exited)
+		case <-e.ctx.Done():
+		}
+	}()
+	return perr
+}
+
+// startFailed records a start error the way Docker does: the exit code of the
+// exec failure (127/126) and the message, and the status the container had.
+func (e *Engine) startFailed(c *Container, err error) error {
+	code := 128
+	switch errdefs.KindOf(err) {
+	case errdefs.KindCommandNotFound:
+		code = 127
+	case errdefs.KindCannotInvoke:
+		code = 126
+	}
+	c.mu.Lock()
+	c.State.ExitCode = code
+	c.State.Error = err.Error()
+	if c.HasBeenStartedBefore {
+		c.State.Status = container.StateExited
+	}
+	c.State.FinishedAt = time.Now().UTC()
+	pending := c.attachers
+	c.attachers = nil
+	e.persist(c)
+	c.mu.Unlock()
+	for _, a := range pending {
+		a.ready <- attachResult{err: err}
+	}
+	os.RemoveAll(e.bundleDir(c.ID))
+	e.containerEvent(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(code)})
+	if errdefs.KindOf(err) == errdefs.KindUnknown {
+		err = errdefs.Wrap(errdefs.KindSystem, err)
+	}
+	return fmt.Errorf("failed to create task for container: %w", err)
+}
+
+func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) error {
+	mounts, err := e.snaps.Mounts(ctx, c.SnapshotKey)
+	if err != nil {
+		return fmt.Errorf("root filesystem of %s: %w", c.ID, err)
+	}
+	c.mu.Lock()
+	cfg, hc := *c.Config, *c.HostConfig
+	c.mu.Unlock()
+	dir := e.containerDir(c.ID)
+	spec, err := ocispec.Build(ocispec.Input{
+		ID: c.ID, Config: &cfg, HostConfig: &hc,
+		RootPath:   filepath.Join(bundle, "rootfs"),
+		Overlay:    snapshot.OverlayOptions(mounts),
+		CgroupPath: filepath.Join(e.cgroupParent(&hc), c.ID),
+		HostsPath:  filepath.Join(dir, "hosts"), HostnamePath: filepath.Join(dir, "hostname"),
+		ResolvConfPath: filepath.Join(dir, "resolv.conf"),
+		HostNetwork:    hc.NetworkMode.IsHost(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(bundle, "config.json"), spec); err != nil {
+		return err
+	}
+	mc := monitor.Config{
+		ID: c.ID, LogPath: c.LogPath, OpenStdin: cfg.OpenStdin, StdinOnce: cfg.StdinOnce,
+		Tty: cfg.Tty, ShimPath: e.cfg.ShimPath, LogMaxFiles: 1,
+	}
+	opts := map[string]string{}
+	for k, v := range e.cfg.LogOpts {
+		opts[k] = v
+	}
+	for k, v := range hc.LogConfig.Config {
+		opts[k] = v
+	}
+	if v := opts["max-size"]; v != "" {
+		mc.LogMaxSize, _ = units.RAMInBytes(v)
+	}
+	if v := opts["max-file"]; v != "" {
+		mc.LogMaxFiles, _ = strconv.Atoi(v)
+	}
+	return writeJSON(filepath.Join(bundle, "monitor.json"), mc)
+}
+
+func (e *Engine) cgroupParent(hc *container.HostConfig) string {
+	if hc.CgroupParent != "" {
+		return hc.CgroupParent
+	}
+	return e.cfg.CgroupParent
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// onExit records the exit of c's current run (closing exited), then applies
+// --rm and the restart policy.
+func (e *Engine) onExit(c *Container, exited chan struct{}) {
+	bundle := e.bundleDir(c.ID)
+	ex, err := monitor.ReadExit(bundle)
+	if err != nil {
+		// The monitor died without recording the exit (killed -9): the
+		// container's processes died with it or are beyond our reach.
+		e.log.Warn("monitor ended without exit status", "container", c.ID, "err", err)
+		ex = monitor.Exit{ExitCode: 137, FinishedAt: time.Now().UTC(), Error: "monitor exited unexpectedly"}
+	}
+	os.RemoveAll(bundle)
+	c.mu.Lock()
+	c.State.Status = container.StateExited
+	c.State.Running = false
+	c.State.Pid = 0
+	c.State.MonitorPid, c.State.MonitorStart = 0, 0
+	c.State.ExitCode = ex.ExitCode
+	c.State.OOMKilled = ex.OOMKilled
+	c.State.Error = ex.Error
+	c.State.FinishedAt = ex.FinishedAt
+	if c.State.FinishedAt.IsZero() {
+		c.State.FinishedAt = time.Now().UTC()
+	}
+	if e.ctx.Err() == nil {
+		// While the engine shuts down the record stays "running": the next
+		// engine finds out what happened from exit.json.
+		e.persist(c)
+	}
+	autoRemove := c.HostConfig.AutoRemove
+	waiters := c.takeWaiters(container.WaitConditionNextExit, container.WaitConditionNotRunning)
+	c.mu.Unlock()
+	close(exited)
+	if ex.OOMKilled {
+		e.containerEvent(c, events.ActionOOM, nil)
+	}
+	e.containerEvent(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(ex.ExitCode)})
+	for _, w := range waiters {
+		w.ch <- container.WaitResponse{StatusCode: int64(ex.ExitCode)}
+	}
+	if autoRemove && e.ctx.Err() == nil {
+		if err := e.remove(context.Background(), c, false); err != nil {
+			e.log.Warn("auto-remove failed", "container", c.ID, "err", err)
+		}
+	}
+}
+
+// takeWaiters removes and returns the waiters for the given conditions; the
+// caller holds c.mu.
+func (c *Container) takeWaiters(conds ...container.WaitCondition) []waiter {
+	var out, keep []waiter
+	for _, w := range c.waiters {
+		match := false
+		for _, cond := range conds {
+			if w.condition == cond {
+				match = true
+			}
+		}
+		if match {
+			out = append(out, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	c.waiters = keep
+	return out
+}
+
+// ContainerKill sends a signal to the container's first process.
+func (e *Engine) ContainerKill(ctx context.Context, ref, signal string) error {
+	c, err := e.reg.get(ref)
+	if err != nil {
+		return err
+	}
+	sig := syscall.SIGKILL
+	if signal != "" {
+		if sig, err = ParseSignal(signal); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	running := c.State.Running
+	c.mu.Unlock()
+	if !running {
+		return errdefs.Conflict("Cannot kill container: %s: container %s is not running", ref, c.ID)
+	}
+	if err := e.signal(ctx, c, sig); err != nil {
+		return err
+	}
+	e.containerEvent(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
+	return nil
+}
+
+func (e *Engine) signal(ctx context.Context, c *Container, sig syscall.Signal) error {
+	cl, err := monitor.Dial(e.bundleDir(c.ID))
+	if err != nil {
+		return errdefs.Conflict("container %s is not running", c.ID)
+	}
+	defer cl.Close()
+	if err := cl.Kill(ctx, sig); err != nil {
+		return fmt.Errorf("signal container %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// ContainerStop sends the stop signal, waits, then kills.
+func (e *Engine) ContainerStop(ctx context.Context, ref string, timeout *int, signal string) error {
+	c, err := e.reg.get(ref)
+	if err != nil {
+		return err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.mu.Lock()
+	running := c.State.Running
+	if running {
+		c.ManualStop = true
+		e.persist(c)
+	}
+	c.mu.Unlock()
+	if !running {
+		return errdefs.NotModified("container %s is already stopped", c.ID)
+	}
+	return e.stop(ctx, c, timeout, signal)
+}
+
+func (e *Engine) stop(ctx context.Context, c *Container, timeout *int, signal string) error {
+	c.mu.Lock()
+	exited := c.exited
+	stopSignal := c.Config.StopSignal
+	t := 10
+	if c.Config.StopTimeout != nil {
+		t = *c.Config.StopTimeout
+	}
+	c.mu.Unlock()
+	if timeout != nil {
+		t = *timeout
+	}
+	if signal == "" {
+		signal = stopSignal
+	}
+	sig := syscall.SIGTERM
+	if signal != "" {
+		var err error
+		if sig, err = ParseSignal(signal); err != nil {
+			return err
+		}
+	}
+	if exited == nil {
+		return nil
+	}
+	if t != 0 {
+		if err := e.signal(ctx, c, sig); err == nil {
+			var timer <-chan time.Time
+			if t > 0 {
+				timer = time.After(time.Duration(t) * time.Second)
+			}
+			select {
+			case <-exited:
+				e.containerEvent(c, events.ActionStop, nil)
+				return nil
+			case <-timer:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	if err := e.signal(ctx, c, syscall.SIGKILL); err != nil {
+		select {
+		case <-exited:
+			return nil
+		default:
+			return err
+		}
+	}
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	e.containerEvent(c, events.ActionStop, nil)
+	return nil
+}
+
+// ContainerRestart stops (when running) and starts.
+func (e *Engine) ContainerRestart(ctx context.Context, ref string, timeout *int, signal string) error {
+	c, err := e.reg.get(ref)
+	if err != nil {
+		return err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.mu.Lock()
+	running := c.State.Running
+	c.mu.Unlock()
+	if running {
+		if err := e.stop(ctx, c, timeout, signal); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	c.ManualStop = false
+	c.mu.Unlock()
+	if err := e.start(ctx, c); err != nil {
+		return err
+	}
+	e.containerEvent(c, events.ActionRestart, nil)
+	return nil
+}
+
+// ContainerWait registers a waiter and returns its channel.
+func (e *Engine) ContainerWait(ctx context.Context, ref string, condition string) (<-chan container.WaitResponse, error) {
+	c, err := e.reg.get(ref)
+	if err != nil {
+		return nil, err
+	}
+	cond := container.WaitCondition(condition)
+	switch cond {
+	case "":
+		cond = container.WaitConditionNotRunning
+	case container.WaitConditionNotRunning, container.WaitConditionNextExit, container.WaitConditionRemoved:
+	default:
+		return nil, errdefs.Invalid("invalid condition: %q", condition)
+	}
+	ch := make(chan container.WaitResponse, 1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cond == container.WaitConditionNotRunning && !c.State.Running {
+		ch <- container.WaitResponse{StatusCode: int64(c.State.ExitCode)}
+		return ch, nil
+	}
+	c.waiters = append(c.waiters, waiter{condition: cond, ch: ch})
+	return ch, nil
+}
+
+// ContainerRemove deletes a container and everything it owns.
+func (e *Engine) ContainerRemove(ctx context.Context, ref string, force, removeVolumes bool) error {
+	c, err := e.reg.get(ref)
+	if err != nil {
+		return err
+	}
+	return e.remove(ctx, c, force)
+}
+
+func (e *Engine) remove(ctx context.Context, c *Container, force bool) error {
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.mu.Lock()
+	if c.removing {
+		c.mu.Unlock()
+		return errdefs.Conflict("removal of container %s is already in progress", c.Name)
+	}
+	running, exited := c.State.Running, c.exited
+	c.mu.Unlock()
+	if running {
+		if !force {
+			return errdefs.Conflict("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", c.Name)
+		}
+		if err := e.signal(ctx, c, syscall.SIGKILL); err != nil {
+			e.log.Warn("kill before remove", "container", c.ID, "err", err)
+		}
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			return errdefs.System("could not kill running container %s, cannot remove", c.ID)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	c.removing = true
+	c.State.Status = container.StateRemoving
+	c.mu.Unlock()
+	var errs []error
+	if err := e.snaps.Remove(context.WithoutCancel(ctx), c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
+		errs = append(errs, fmt.Errorf("remove root filesystem: %w", err))
+	}
+	if err := os.RemoveAll(e.containerDir(c.ID)); err != nil {
+		errs = append(errs, err)
+	}
+	os.RemoveAll(e.bundleDir(c.ID))
+	if err := e.unpersist(c.ID); err != nil {
+		errs = append(errs, err)
+	}
+	e.reg.remove(c)
+	c.mu.Lock()
+	waiters := c.takeWaiters(container.WaitConditionRemoved, container.WaitConditionNextExit, container.WaitConditionNotRunning)
+	code := c.State.ExitCode
+	c.mu.Unlock()
+	e.containerEvent(c, events.ActionDestroy, nil)
+	for _, w := range waiters {
+		w.ch <- container.WaitResponse{StatusCode: int64(code)}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("remove container %s: %w", c.ID, errors.Join(errs...))
+	}
+	return nil
+}
+
+// restore loads every container record and reconnects to live monitors.
+func (e *Engine) restore(ctx context.Context) error {
+	all, err := e.loadAll()
+	if err != nil {
+		return err
+	}
+	for _, c := range all {
+		e.reg.add(c)
+		if !c.State.Running {
+			continue
+		}
+		exited := make(chan struct{})
+		c.exited = exited
+		if alive(c.State.MonitorPid, c.State.MonitorStart) {
+			e.wg.Add(1)
+			go func() {
+				defer e.wg.Done()
+				if waitPid(e.ctx, c.State.MonitorPid, c.State.MonitorStart) {
+					e.onExit(c, exited)
+				}
+			}()
+			continue
+		}
+		e.onExit(c, exited)
+	}
+	return nil
+}
+
+// procStartTime reads the start time of pid (clock ticks since boot).
+func procStartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may contain spaces and parentheses: split after the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+func alive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	st, err := procStartTime(pid)
+	return err == nil && st == start
+}
+
+// waitPid blocks until pid (not our child) exits, through a pidfd. It
+// returns false when ctx ends first.
+func waitPid(ctx context.Context, pid int, start uint64) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return true
+	}
+	defer unix.Close(fd)
+	if !alive(pid, start) {
+		return true
+	}
+	for {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 500)
+		if n > 0 {
+			return true
+		}
+		if err != nil && err != unix.EINTR {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+}
+
+func (e *Engine) containerEvent(c *Container, action events.Action, extra map[string]string) {
+	c.mu.Lock()
+	attrs := map[string]string{"name": c.Name, "image": c.Config.Image}
+	for k, v := range c.Config.Labels {
+		attrs[k] = v
+	}
+	c.mu.Unlock()
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	e.events.publish(events.ContainerEventType, action, c.ID, attrs)
+}

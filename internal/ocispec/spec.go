@@ -1,0 +1,365 @@
+// Package ocispec turns a Docker container configuration into an OCI runtime
+// spec. It knows Docker's defaults (capabilities, masked paths, mounts) and
+// nothing about where the files live: the engine passes paths in Input.
+package ocispec
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiff-dev/skiff/internal/errdefs"
+)
+
+// Annotations the runtime understands beyond the OCI spec.
+const (
+	// AnnotationOverlay carries overlay mount data for the root filesystem; the
+	// runtime mounts it inside the container's own mount namespace.
+	AnnotationOverlay = "org.skiff.rootfs.overlay"
+)
+
+// DefaultPath is the PATH a container gets when its image sets none.
+const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// DefaultCaps is Docker's default capability set.
+var DefaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+var maskedPaths = []string{
+	"/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+	"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+	"/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+}
+
+var readonlyPaths = []string{
+	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+}
+
+// Input is everything Build needs besides the Docker configuration.
+type Input struct {
+	ID         string
+	Config     *container.Config     // already merged with the image's config
+	HostConfig *container.HostConfig // validated
+	RootPath   string                // directory the rootfs is mounted on
+	Overlay    string                // overlay mount data ("lowerdir=...,upperdir=...,workdir=...")
+	CgroupPath string                // e.g. /skiff/<id>
+	// Files bound into the container (host paths); empty ones are skipped.
+	HostsPath, HostnamePath, ResolvConfPath string
+	// HostNetwork shares the host's network namespace (and its /sys).
+	HostNetwork bool
+}
+
+// Build returns the OCI runtime spec for in.
+func Build(in Input) (*specs.Spec, error) {
+	cfg, hc := in.Config, in.HostConfig
+	args := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
+	if len(args) == 0 {
+		return nil, errdefs.Invalid("no command specified")
+	}
+	env := append([]string{}, cfg.Env...)
+	if !hasEnv(env, "PATH") {
+		env = append([]string{DefaultPath}, env...)
+	}
+	if !hasEnv(env, "HOSTNAME") {
+		env = append(env, "HOSTNAME="+cfg.Hostname)
+	}
+	if cfg.Tty && !hasEnv(env, "TERM") {
+		env = append(env, "TERM=xterm")
+	}
+	cwd := cfg.WorkingDir
+	if cwd == "" {
+		cwd = "/"
+	}
+	caps, err := capabilities(hc.Privileged, hc.CapAdd, hc.CapDrop)
+	if err != nil {
+		return nil, err
+	}
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Hostname: cfg.Hostname,
+		Root:     &specs.Root{Path: in.RootPath, Readonly: hc.ReadonlyRootfs},
+		Process: &specs.Process{
+			Terminal:        cfg.Tty,
+			Args:            args,
+			Env:             env,
+			Cwd:             cwd,
+			User:            specs.User{Username: cfg.User},
+			Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
+			NoNewPrivileges: hasSecurityOpt(hc.SecurityOpt, "no-new-privileges"),
+			Rlimits:         rlimits(hc.Ulimits),
+		},
+		Annotations: map[string]string{},
+		Linux: &specs.Linux{
+			CgroupsPath: in.CgroupPath,
+			Resources:   resources(hc),
+			Namespaces:  namespaces(in.HostNetwork),
+		},
+	}
+	if hc.OomScoreAdj != 0 {
+		v := hc.OomScoreAdj
+		s.Process.OOMScoreAdj = &v
+	}
+	if in.Overlay != "" {
+		s.Annotations[AnnotationOverlay] = in.Overlay
+	}
+	if !hc.Privileged {
+		s.Linux.MaskedPaths = append([]string{}, maskedPaths...)
+		s.Linux.ReadonlyPaths = append([]string{}, readonlyPaths...)
+	}
+	s.Linux.Sysctl = hc.Sysctls
+	s.Mounts = mounts(in, hc)
+	return s, nil
+}
+
+func namespaces(hostNet bool) []specs.LinuxNamespace {
+	ns := []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
+		{Type: specs.MountNamespace}, {Type: specs.CgroupNamespace},
+	}
+	if !hostNet {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	return ns
+}
+
+func mounts(in Input, hc *container.HostConfig) []specs.Mount {
+	shm := hc.ShmSize
+	if shm <= 0 {
+		shm = 64 << 20
+	}
+	sysOpts := []string{"nosuid", "noexec", "nodev", "ro"}
+	if hc.Privileged {
+		sysOpts = sysOpts[:3]
+	}
+	m := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: sysOpts},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"ro", "nosuid", "noexec", "nodev"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", fmt.Sprintf("size=%d", shm)}},
+	}
+	bind := func(dst, src string) {
+		if src != "" {
+			m = append(m, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}})
+		}
+	}
+	bind("/etc/resolv.conf", in.ResolvConfPath)
+	bind("/etc/hostname", in.HostnamePath)
+	bind("/etc/hosts", in.HostsPath)
+	// --tmpfs: Docker's defaults are noexec,nosuid,nodev plus the user's options.
+	dsts := make([]string, 0, len(hc.Tmpfs))
+	for d := range hc.Tmpfs {
+		dsts = append(dsts, d)
+	}
+	sort.Strings(dsts)
+	for _, d := range dsts {
+		opts := []string{"noexec", "nosuid", "nodev"}
+		if o := hc.Tmpfs[d]; o != "" {
+			opts = append(opts, strings.Split(o, ",")...)
+		}
+		m = append(m, specs.Mount{Destination: d, Type: "tmpfs", Source: "tmpfs", Options: opts})
+	}
+	return m
+}
+
+func resources(hc *container.HostConfig) *specs.LinuxResources {
+	r := &specs.LinuxResources{}
+	mem := &specs.LinuxMemory{}
+	if hc.Memory > 0 {
+		mem.Limit = ptr(hc.Memory)
+	}
+	if hc.MemorySwap != 0 {
+		mem.Swap = ptr(hc.MemorySwap)
+	}
+	if hc.MemoryReservation > 0 {
+		mem.Reservation = ptr(hc.MemoryReservation)
+	}
+	if hc.OomKillDisable != nil && *hc.OomKillDisable {
+		mem.DisableOOMKiller = ptr(true)
+	}
+	if hc.MemorySwappiness != nil && *hc.MemorySwappiness >= 0 {
+		mem.Swappiness = ptr(uint64(*hc.MemorySwappiness))
+	}
+	if *mem != (specs.LinuxMemory{}) {
+		r.Memory = mem
+	}
+	cpu := &specs.LinuxCPU{}
+	if hc.CPUShares > 0 {
+		cpu.Shares = ptr(uint64(hc.CPUShares))
+	}
+	switch {
+	case hc.NanoCPUs > 0:
+		cpu.Period = ptr(uint64(100000))
+		cpu.Quota = ptr(hc.NanoCPUs * 100000 / 1e9)
+	case hc.CPUQuota > 0 || hc.CPUPeriod > 0:
+		if hc.CPUPeriod > 0 {
+			cpu.Period = ptr(uint64(hc.CPUPeriod))
+		}
+		if hc.CPUQuota > 0 {
+			cpu.Quota = ptr(hc.CPUQuota)
+		}
+	}
+	cpu.Cpus, cpu.Mems = hc.CpusetCpus, hc.CpusetMems
+	if cpu.Shares != nil || cpu.Quota != nil || cpu.Period != nil || cpu.Cpus != "" || cpu.Mems != "" {
+		r.CPU = cpu
+	}
+	if hc.PidsLimit != nil && *hc.PidsLimit > 0 {
+		r.Pids = &specs.LinuxPids{Limit: ptr(*hc.PidsLimit)}
+	}
+	if hc.BlkioWeight > 0 {
+		r.BlockIO = &specs.LinuxBlockIO{Weight: ptr(hc.BlkioWeight)}
+	}
+	return r
+}
+
+// defaultNofile is what Docker's containers get by default; the runtime
+// clamps it to the host's hard limit.
+const defaultNofile = 1048576
+
+func rlimits(ul []*container.Ulimit) []specs.POSIXRlimit {
+	out := []specs.POSIXRlimit{}
+	seen := map[string]bool{}
+	for _, u := range ul {
+		if u == nil {
+			continue
+		}
+		name := "RLIMIT_" + strings.ToUpper(u.Name)
+		seen[name] = true
+		out = append(out, specs.POSIXRlimit{Type: name, Soft: uint64(u.Soft), Hard: uint64(u.Hard)})
+	}
+	if !seen["RLIMIT_NOFILE"] {
+		out = append(out, specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Soft: defaultNofile, Hard: defaultNofile})
+	}
+	return out
+}
+
+// AllCaps lists every capability the running kernel knows.
+func AllCaps() []string {
+	last := 40 // CAP_CHECKPOINT_RESTORE on 5.9+
+	out := make([]string, 0, last+1)
+	for i := 0; i <= last; i++ {
+		if n, ok := capNames[i]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+var capNames = map[int]string{
+	unix.CAP_CHOWN: "CAP_CHOWN", unix.CAP_DAC_OVERRIDE: "CAP_DAC_OVERRIDE", unix.CAP_DAC_READ_SEARCH: "CAP_DAC_READ_SEARCH",
+	unix.CAP_FOWNER: "CAP_FOWNER", unix.CAP_FSETID: "CAP_FSETID", unix.CAP_KILL: "CAP_KILL", unix.CAP_SETGID: "CAP_SETGID",
+	unix.CAP_SETUID: "CAP_SETUID", unix.CAP_SETPCAP: "CAP_SETPCAP", unix.CAP_LINUX_IMMUTABLE: "CAP_LINUX_IMMUTABLE",
+	unix.CAP_NET_BIND_SERVICE: "CAP_NET_BIND_SERVICE", unix.CAP_NET_BROADCAST: "CAP_NET_BROADCAST", unix.CAP_NET_ADMIN: "CAP_NET_ADMIN",
+	unix.CAP_NET_RAW: "CAP_NET_RAW", unix.CAP_IPC_LOCK: "CAP_IPC_LOCK", unix.CAP_IPC_OWNER: "CAP_IPC_OWNER",
+	unix.CAP_SYS_MODULE: "CAP_SYS_MODULE", unix.CAP_SYS_RAWIO: "CAP_SYS_RAWIO", unix.CAP_SYS_CHROOT: "CAP_SYS_CHROOT",
+	unix.CAP_SYS_PTRACE: "CAP_SYS_PTRACE", unix.CAP_SYS_PACCT: "CAP_SYS_PACCT", unix.CAP_SYS_ADMIN: "CAP_SYS_ADMIN",
+	unix.CAP_SYS_BOOT: "CAP_SYS_BOOT", unix.CAP_SYS_NICE: "CAP_SYS_NICE", unix.CAP_SYS_RESOURCE: "CAP_SYS_RESOURCE",
+	unix.CAP_SYS_TIME: "CAP_SYS_TIME", unix.CAP_SYS_TTY_CONFIG: "CAP_SYS_TTY_CONFIG", unix.CAP_MKNOD: "CAP_MKNOD",
+	unix.CAP_LEASE: "CAP_LEASE", unix.CAP_AUDIT_WRITE: "CAP_AUDIT_WRITE", unix.CAP_AUDIT_CONTROL: "CAP_AUDIT_CONTROL",
+	unix.CAP_SETFCAP: "CAP_SETFCAP", unix.CAP_MAC_OVERRIDE: "CAP_MAC_OVERRIDE", unix.CAP_MAC_ADMIN: "CAP_MAC_ADMIN",
+	unix.CAP_SYSLOG: "CAP_SYSLOG", unix.CAP_WAKE_ALARM: "CAP_WAKE_ALARM", unix.CAP_BLOCK_SUSPEND: "CAP_BLOCK_SUSPEND",
+	unix.CAP_AUDIT_READ: "CAP_AUDIT_READ", unix.CAP_PERFMON: "CAP_PERFMON", unix.CAP_BPF: "CAP_BPF",
+	unix.CAP_CHECKPOINT_RESTORE: "CAP_CHECKPOINT_RESTORE",
+}
+
+// normalizeCap accepts "NET_ADMIN", "net_admin", "CAP_NET_ADMIN" and "ALL".
+func normalizeCap(c string) (string, error) {
+	c = strings.ToUpper(strings.TrimSpace(c))
+	if c == "ALL" {
+		return c, nil
+	}
+	if !strings.HasPrefix(c, "CAP_") {
+		c = "CAP_" + c
+	}
+	for _, n := range capNames {
+		if n == c {
+			return c, nil
+		}
+	}
+	return "", errdefs.Invalid("unknown capability: %q", c)
+}
+
+// capabilities applies --privileged, --cap-add and --cap-drop to Docker's
+// default set, in Docker's order: drop ALL first, then adds, then drops.
+func capabilities(privileged bool, add, drop []string) ([]string, error) {
+	if privileged {
+		return AllCaps(), nil
+	}
+	set := map[string]bool{}
+	for _, c := range DefaultCaps {
+		set[c] = true
+	}
+	var adds, drops []string
+	for _, c := range add {
+		n, err := normalizeCap(c)
+		if err != nil {
+			return nil, err
+		}
+		adds = append(adds, n)
+	}
+	for _, c := range drop {
+		n, err := normalizeCap(c)
+		if err != nil {
+			return nil, err
+		}
+		drops = append(drops, n)
+	}
+	for _, d := range drops {
+		if d == "ALL" {
+			set = map[string]bool{}
+		}
+	}
+	for _, a := range adds {
+		if a == "ALL" {
+			for _, c := range AllCaps() {
+				set[c] = true
+			}
+			continue
+		}
+		set[a] = true
+	}
+	for _, d := range drops {
+		if d != "ALL" {
+			delete(set, d)
+		}
+	}
+	out := make([]string, 0, len(set))
+	for c := range set {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, e := range env {
+		if k, _, _ := strings.Cut(e, "="); k == key {
+			return true
+		}
+	}
+	return false
+}
+
+func hasSecurityOpt(opts []string, name string) bool {
+	for _, o := range opts {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok {
+			k, v, ok = strings.Cut(o, ":")
+		}
+		if k == name && (!ok || v == "true") {
+			return true
+		}
+	}
+	return false
+}
+
+func ptr[T any](v T) *T { return &v }
