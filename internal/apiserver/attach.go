@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"log/slog"
 	"net/http"
 
 	"github.com/skiff-dev/skiff/internal/engine"
@@ -37,7 +38,10 @@ func (s *Server) containerAttach(w *respWriter, r *http.Request) error {
 		opts.Stderr = st.stderr
 	}
 	if err := s.b.ContainerAttach(st.ctx, id, opts); err != nil && st.ctx.Err() == nil {
-		st.fail(err)
+		// As with dockerd, nothing goes in-band: a start that fails reports
+		// its error on the start request, and the stream just ends.
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "attach ended with error",
+			slog.String("container", id), slog.Any("error", err))
 	}
 	return nil
 }

@@ -74,6 +74,12 @@ type ExecBackend interface {
 
 type ImageBackend interface {
 	ImageImport(ctx context.Context, src io.Reader, opts engine.ImportOptions) (id string, err error)
+	// ImagePull fetches ref from its registry: fromImage with the tag or
+	// digest appended, in whatever form the client sent it ("busybox:latest",
+	// "docker.io/library/busybox:latest"). An error before the first
+	// Progress message becomes the HTTP status (docker run prints it and
+	// exits 125); a later one is sent as an error message in the stream.
+	ImagePull(ctx context.Context, ref string, opts engine.PullOptions) error
 	ImageList(ctx context.Context, opts engine.ImageListOptions) ([]image.Summary, error)
 	ImageInspect(ctx context.Context, ref string) (*image.InspectResponse, error)
 	ImageTag(ctx context.Context, source, repo, tag string) error

@@ -261,11 +261,11 @@ func (s *Server) containerLogs(w *respWriter, r *http.Request) error {
 		return err
 	}
 
-	ct := mediaRaw
+	ct := hdrRaw
 	if !tty && w.minor >= 42 {
-		ct = mediaMultiplexed
+		ct = hdrMultiplexed
 	}
-	w.Header()["Content-Type"] = []string{ct}
+	w.Header()["Content-Type"] = ct
 	w.WriteHeader(http.StatusOK)
 	w.Flush()
 
@@ -320,4 +320,3 @@ func (s *Server) containerLogs(w *respWriter, r *http.Request) error {
 		}
 	}
 }
-

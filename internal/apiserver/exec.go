@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"io"
 	"net/http"
 
 	"github.com/moby/moby/api/types/container"
@@ -53,7 +54,9 @@ func (s *Server) execStart(w *respWriter, r *http.Request) error {
 	defer st.close()
 	err = s.b.ExecStart(st.ctx, id, engine.ExecStartOptions{Stdin: st.stdin, Stdout: st.stdout, Stderr: st.stderr})
 	if err != nil && st.ctx.Err() == nil {
-		st.fail(err)
+		// dockerd writes the error as output; the CLI then takes the exit
+		// code (126, 127, ...) from the exec's inspect.
+		io.WriteString(st.stdout, err.Error()+"\r\n")
 	}
 	return nil
 }

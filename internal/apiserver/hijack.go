@@ -18,7 +18,6 @@ type stream struct {
 	stdin  io.Reader // the client's bytes; half-close is EOF
 	stdout io.Writer
 	stderr io.Writer
-	sysErr io.Writer // in-band errors once the reply has started
 	ctx    context.Context
 	cancel context.CancelFunc
 	stop   func() // ends the hang-up watch
@@ -62,23 +61,13 @@ func (s *Server) hijack(w *respWriter, r *http.Request, mux bool) (*stream, erro
 	}
 	if mux {
 		m := newMuxer(conn)
-		st.stdout, st.stderr, st.sysErr = m.stream(streamStdout), m.stream(streamStderr), m.stream(streamSystemErr)
+		st.stdout, st.stderr = m.stream(streamStdout), m.stream(streamStderr)
 	} else {
-		st.stdout, st.stderr, st.sysErr = conn, conn, conn
+		st.stdout, st.stderr = conn, conn
 	}
 	st.ctx, st.cancel = context.WithCancel(r.Context())
 	st.stop = watchHangup(conn, st.cancel)
 	return st, nil
-}
-
-// fail reports err in the stream: as a system-error frame, which the client
-// returns as an error, or as text on a tty.
-func (st *stream) fail(err error) {
-	if st.sysErr == st.conn {
-		io.WriteString(st.conn, err.Error()+"\r\n")
-		return
-	}
-	io.WriteString(st.sysErr, err.Error()+"\n")
 }
 
 // close ends the session: the client reads EOF on its output, then the

@@ -20,7 +20,11 @@ const (
 	mediaMultiplexed = "application/vnd.docker.multiplexed-stream"
 )
 
-var hdrJSON = []string{"application/json"}
+var (
+	hdrJSON        = []string{"application/json"}
+	hdrRaw         = []string{mediaRaw}
+	hdrMultiplexed = []string{mediaMultiplexed}
+)
 
 // writeJSON replies with v encoded as JSON.
 func writeJSON(w http.ResponseWriter, status int, v any) error {

@@ -7,6 +7,7 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -75,10 +76,16 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		BaseContext: func(net.Listener) context.Context { return ctx },
 		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	done := make(chan struct{})
+	done, failed := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-failed:
+			return
+		}
+		// Handlers whose backend ignores the cancellation get a grace
+		// period, then their connections are closed.
 		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(shutCtx); err != nil {
@@ -90,7 +97,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		<-done
 		return nil
 	}
-	return err
+	close(failed)
+	<-done
+	return fmt.Errorf("serve API: %w", err)
 }
 
 func (s *Server) initHeaders() {
@@ -155,8 +164,10 @@ func splitVersion(p string) (minor int, rest string, ok bool, err error) {
 	if len(p) < 3 || p[0] != '/' || p[1] != 'v' || p[2] < '0' || p[2] > '9' {
 		return 0, p, false, nil
 	}
-	v, rest, _ := strings.Cut(p[2:], "/")
-	rest = "/" + rest
+	v, rest := p[2:], "/"
+	if i := strings.IndexByte(v, '/'); i >= 0 {
+		v, rest = v[:i], v[i:]
+	}
 	major, min, found := strings.Cut(v, ".")
 	maj, err1 := strconv.Atoi(major)
 	mi, err2 := strconv.Atoi(min)

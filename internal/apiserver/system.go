@@ -2,10 +2,15 @@ package apiserver
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
+	goruntime "runtime"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/system"
 )
 
 var (
@@ -47,6 +52,39 @@ func (s *Server) version(w *respWriter, r *http.Request) error {
 	if v.Os == "" {
 		v.Os = "linux"
 	}
+	if v.Arch == "" {
+		v.Arch = goruntime.GOARCH
+	}
+	if v.GoVersion == "" {
+		v.GoVersion = goruntime.Version()
+	}
+	if v.Platform.Name == "" {
+		v.Platform.Name = "skiff"
+	}
+	// The docker CLI prints the server from the Engine component's details.
+	// The slice may be the backend's own: change a copy.
+	v.Components = slices.Clone(v.Components)
+	engineAt := -1
+	for i, c := range v.Components {
+		if c.Name == "Engine" {
+			engineAt = i
+		}
+	}
+	if engineAt < 0 {
+		v.Components = append(v.Components, system.ComponentVersion{Name: "Engine", Version: v.Version})
+		engineAt = len(v.Components) - 1
+	}
+	c := &v.Components[engineAt]
+	d := make(map[string]string, 9)
+	for k, val := range map[string]string{
+		"ApiVersion": v.APIVersion, "MinAPIVersion": v.MinAPIVersion, "Os": v.Os, "Arch": v.Arch,
+		"GoVersion": v.GoVersion, "GitCommit": v.GitCommit, "BuildTime": v.BuildTime,
+		"KernelVersion": v.KernelVersion, "Experimental": strconv.FormatBool(v.Experimental),
+	} {
+		d[k] = val
+	}
+	maps.Copy(d, c.Details) // what the engine says wins
+	c.Details = d
 	return writeJSON(w, http.StatusOK, v)
 }
 

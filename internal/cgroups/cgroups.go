@@ -86,7 +86,7 @@ func New(path string, r *specs.LinuxResources) (Manager, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newV2(DefaultRoot, joinPath(own, path), r), nil
+		return newV2(DefaultRoot, joinPath(own, path), r)
 	}
 	hs, err := v1Hierarchies()
 	if err != nil {
@@ -157,7 +157,8 @@ func ownCgroup(controller string) (string, error) {
 type setting struct {
 	file     string
 	value    string
-	optional bool // skip silently when the file does not exist
+	alt      *setting // written instead when file does not exist
+	optional bool     // skip silently when the file does not exist
 }
 
 // writeSetting writes s into dir. The file is opened without O_CREAT: a
@@ -167,10 +168,15 @@ func writeSetting(dir string, s setting) error {
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
+			if s.alt != nil {
+				if aerr := writeSetting(dir, *s.alt); aerr == nil || !errors.Is(aerr, errMissing) {
+					return aerr
+				}
+			}
 			if s.optional {
 				return nil
 			}
-			return errdefs.Invalid("cgroups: cannot set %s=%s: not supported on this host (%s does not exist)", s.file, s.value, p)
+			return errdefs.Wrap(errdefs.KindInvalid, fmt.Errorf("cgroups: cannot set %s=%s: %w (%s does not exist)", s.file, s.value, errMissing, p))
 		}
 		return fmt.Errorf("cgroups: set %s: %w", s.file, err)
 	}
@@ -183,6 +189,9 @@ func writeSetting(dir string, s setting) error {
 	}
 	return nil
 }
+
+// errMissing marks a setting the kernel has no file for.
+var errMissing = errors.New("not supported on this host")
 
 func readFile(dir, name string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, name))

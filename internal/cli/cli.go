@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skiff-dev/skiff/internal/cli/opts"
-	"github.com/skiff-dev/skiff/internal/daemon"
 )
 
 // Version and GitCommit are set at build time with -ldflags -X.
@@ -30,13 +29,10 @@ var (
 // binName is the name used in messages ("skiff: ...", "Run 'skiff run --help'").
 const binName = "skiff"
 
-// DaemonRunner runs the engine in the foreground (`skiff daemon`). main wires
-// daemon.Run and daemon.LoadConfigFile in, which keeps this package's tests
-// free of the engine.
-type DaemonRunner struct {
-	Run            func(ctx context.Context, cfg daemon.Config) error
-	LoadConfigFile func(path string, cfg *daemon.Config) error
-}
+// DefaultHost is the engine's socket: the address used when neither -H nor
+// SKIFF_HOST/DOCKER_HOST is set (daemon.DefaultHost; package daemon is not
+// imported here so that the client side does not link the engine).
+const DefaultHost = "unix:///run/skiff/skiff.sock"
 
 // CLI holds the streams and the API client of one invocation.
 type CLI struct {
@@ -51,8 +47,10 @@ type CLI struct {
 	// startDaemon starts `skiff daemon` in the background; nil disables
 	// auto-start.
 	startDaemon func(ctx context.Context) error
-	daemon      DaemonRunner
-	now         func() time.Time
+	// daemonLogPath replaces the auto-started daemon's log file (tests).
+	daemonLogPath string
+	extra         []*cobra.Command
+	now           func() time.Time
 
 	hosts    opts.ListOpts // -H
 	debug    bool
@@ -66,8 +64,10 @@ type CLI struct {
 // Option configures a CLI.
 type Option func(*CLI)
 
-// WithDaemon provides the implementation of `skiff daemon`.
-func WithDaemon(d DaemonRunner) Option { return func(c *CLI) { c.daemon = d } }
+// WithCommands adds top-level commands (main adds `skiff daemon`).
+func WithCommands(cmds ...*cobra.Command) Option {
+	return func(c *CLI) { c.extra = append(c.extra, cmds...) }
+}
 
 // WithStreams replaces stdin, stdout and stderr.
 func WithStreams(in io.Reader, out, errw io.Writer) Option {
@@ -100,7 +100,7 @@ func New(options ...Option) *CLI {
 		out:         NewOutStream(os.Stdout),
 		err:         os.Stderr,
 		getenv:      os.Getenv,
-		defaultHost: daemon.DefaultHost,
+		defaultHost: DefaultHost,
 		now:         time.Now,
 		hosts:       opts.NewListOpts(nil),
 	}
@@ -177,9 +177,10 @@ func (c *CLI) newRootCommand() *cobra.Command {
 	}
 	root.SetVersionTemplate(binName + " version {{.Version}}\n")
 	root.SetFlagErrorFunc(flagErrorFunc)
-	root.SetHelpCommand(&cobra.Command{Hidden: true, Use: "no-help"})
 
-	pf := root.PersistentFlags()
+	// Global options come before the command (`skiff -H host ps`), as in docker:
+	// they are the root's own flags, parsed by TraverseChildren.
+	pf := root.Flags()
 	pf.VarP(&c.hosts, "host", "H", "Daemon socket to connect to")
 	pf.BoolVarP(&c.debug, "debug", "D", false, "Enable debug mode")
 	pf.StringVarP(&c.logLevel, "log-level", "l", "info", `Set the logging level ("debug", "info", "warn", "error", "fatal")`)
@@ -211,8 +212,8 @@ func (c *CLI) newRootCommand() *cobra.Command {
 		c.newVersionCommand(),
 		c.newInfoCommand(),
 		c.newEventsCommand(),
-		c.newDaemonCommand(),
 	)
+	root.AddCommand(c.extra...)
 	return root
 }
 

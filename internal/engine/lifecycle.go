@@ -42,8 +42,18 @@ func (e *Engine) ContainerStart(ctx context.Context, ref string) error {
 	}
 	c.mu.Lock()
 	c.ManualStop = false
+	autoRemove := c.HostConfig.AutoRemove
 	c.mu.Unlock()
-	return e.start(ctx, c)
+	err = e.start(ctx, c)
+	if err != nil && autoRemove {
+		// Docker removes a --rm container whose start failed.
+		c.op.Unlock()
+		if rerr := e.remove(context.WithoutCancel(ctx), c, true); rerr != nil {
+			e.log.Warn("auto-remove after failed start", "container", c.ID, "err", rerr)
+		}
+		c.op.Lock()
+	}
+	return err
 }
 
 // start runs c; the caller holds c.op.

@@ -4,6 +4,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/moby/moby/api/types/jsonstream"
+
 	"github.com/skiff-dev/skiff/internal/filters"
 )
 
@@ -63,4 +65,13 @@ type ImportOptions struct {
 	Changes   []string // Dockerfile instructions: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL
 	Message   string
 	Platform  string
+}
+
+// PullOptions describes POST /images/create?fromImage=...
+type PullOptions struct {
+	Platform     string
+	RegistryAuth string // the X-Registry-Auth header as sent (base64url JSON)
+	// Progress receives each status message as the pull goes; the apiserver
+	// writes it to the client's JSON stream and flushes. Never nil.
+	Progress func(jsonstream.Message)
 }

@@ -170,7 +170,7 @@ func (c *NanoCPUs) Set(value string) error {
 	return err
 }
 
-func (c *NanoCPUs) Type() string  { return "decimal" }
+func (c *NanoCPUs) Type() string { return "decimal" }
 func (c *NanoCPUs) Value() int64 { return int64(*c) }
 
 // ParseCPUs turns "1.5" into 1500000000 nano CPUs.
@@ -204,7 +204,7 @@ func (m *MemBytes) Set(value string) error {
 	return err
 }
 
-func (m *MemBytes) Type() string  { return "bytes" }
+func (m *MemBytes) Type() string { return "bytes" }
 func (m *MemBytes) Value() int64 { return int64(*m) }
 
 // MemSwapBytes is like MemBytes but accepts -1 (unlimited swap).
@@ -221,7 +221,7 @@ func (m *MemSwapBytes) Set(value string) error {
 	return err
 }
 
-func (m *MemSwapBytes) Type() string  { return "bytes" }
+func (m *MemSwapBytes) Type() string { return "bytes" }
 func (m *MemSwapBytes) Value() int64 { return int64(*m) }
 func (m *MemSwapBytes) String() string {
 	b := MemBytes(*m)

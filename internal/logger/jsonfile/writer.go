@@ -92,6 +92,13 @@ func (w *Writer) WriteEntries(es []Entry) error {
 			}
 			w.buf = w.buf[:copy(w.buf, w.buf[start:])]
 		}
+		if len(w.buf) >= 64<<10 {
+			// Bound the buffer: a batch of long lines is written in parts.
+			if err := w.flush(w.buf); err != nil {
+				return err
+			}
+			w.buf = w.buf[:0]
+		}
 	}
 	return w.flush(w.buf)
 }

@@ -1,0 +1,59 @@
+package daemoncmd
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/skiff-dev/skiff/internal/daemon"
+)
+
+func TestDaemonConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "daemon.json")
+	os.WriteFile(file, []byte(`{"data-root": "/from/file", "hosts": ["unix:///file.sock"], "log-level": "warn"}`), 0o644)
+	missing := filepath.Join(dir, "missing.json")
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want daemon.Config
+		err  string
+	}{
+		{"no default file", []string{}, daemon.Config{Hosts: []string{daemon.DefaultHost}, DataRoot: daemon.DefaultDataRoot, ExecRoot: daemon.DefaultExecRoot, LogLevel: "info"}, ""},
+		{"file", []string{"--config-file", file}, daemon.Config{Hosts: []string{"unix:///file.sock"}, DataRoot: "/from/file", ExecRoot: daemon.DefaultExecRoot, LogLevel: "warn"}, ""},
+		{"flags win", []string{"--config-file", file, "-H", "unix:///a.sock", "--host", "tcp://127.0.0.1:2375", "--data-root", "/d", "--exec-root", "/e", "-D"},
+			daemon.Config{Hosts: []string{"unix:///a.sock", "tcp://127.0.0.1:2375"}, DataRoot: "/d", ExecRoot: "/e", Debug: true, LogLevel: "debug"}, ""},
+		{"missing explicit file", []string{"--config-file", missing}, daemon.Config{}, "unable to configure the daemon with file " + missing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got daemon.Config
+			ran := false
+			cmd := New(Runner{
+				Run:            func(ctx context.Context, cfg daemon.Config) error { got, ran = cfg, true; return nil },
+				LoadConfigFile: daemon.LoadConfigFile,
+			})
+			// The default config file lives in /etc; point it at the temp dir.
+			cmd.Flags().Lookup("config-file").DefValue = missing
+			cmd.Flags().Set("config-file", missing)
+			cmd.Flags().Lookup("config-file").Changed = false
+			cmd.SetArgs(tc.args)
+			err := cmd.Execute()
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || !ran {
+				t.Fatalf("error %v ran %v", err, ran)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("config\n got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,43 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/moby/moby/api/types/jsonstream"
+)
+
+// displayJSONMessages prints a JSON progress stream (pull, import) the way
+// docker does on a non-terminal: "ID: status" lines, no progress bars. An
+// error in the stream ends it and is returned.
+func displayJSONMessages(in io.Reader, out io.Writer) error {
+	dec := json.NewDecoder(in)
+	for {
+		var m jsonstream.Message
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if m.Error != nil {
+			return m.Error
+		}
+		if m.Aux != nil {
+			continue
+		}
+		if m.Progress != nil && (m.Progress.Current > 0 || m.Progress.Total > 0) {
+			continue
+		}
+		if m.ID != "" {
+			fmt.Fprintf(out, "%s: ", m.ID)
+		}
+		if m.Stream != "" {
+			fmt.Fprint(out, m.Stream)
+		} else {
+			fmt.Fprintf(out, "%s\n", m.Status)
+		}
+	}
+}

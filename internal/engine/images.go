@@ -1,0 +1,249 @@
+package engine
+
+import (
+	"context"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/events"
+	imagetypes "github.com/moby/moby/api/types/image"
+
+	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/image"
+)
+
+// ImageImport creates an image from a root filesystem tarball.
+func (e *Engine) ImageImport(ctx context.Context, src io.Reader, opts ImportOptions) (string, error) {
+	ref := opts.Repo
+	if ref != "" && opts.Tag != "" {
+		ref += ":" + opts.Tag
+	}
+	if opts.Platform != "" && !strings.HasPrefix(opts.Platform, "linux") {
+		return "", errdefs.Invalid("operating system is not supported: %s", opts.Platform)
+	}
+	img, err := e.images.Import(ctx, src, image.ImportOptions{Ref: ref, Changes: opts.Changes, Message: opts.Message})
+	if err != nil {
+		return "", err
+	}
+	e.events.publish(events.ImageEventType, events.ActionImport, img.ID, map[string]string{"name": ref})
+	return img.ID, nil
+}
+
+// ImagePull fetches an image from a registry. Registry support comes with
+// the images issue; until then a missing image is reported as Docker does
+// for an image that can't be found anywhere.
+func (e *Engine) ImagePull(ctx context.Context, ref string, opts PullOptions) error {
+	name := ref
+	if n, err := reference.ParseNormalizedNamed(ref); err == nil {
+		name = reference.FamiliarName(n)
+	} else {
+		return errdefs.Invalid("invalid reference format")
+	}
+	return errdefs.NotFound("pull access denied for %s, repository does not exist or may require 'docker login' (skiff cannot pull from registries yet: use skiff import)", name)
+}
+
+// ImageList returns the images as `docker images` shows them.
+func (e *Engine) ImageList(ctx context.Context, opts ImageListOptions) ([]imagetypes.Summary, error) {
+	f := opts.Filters
+	if err := f.Validate("dangling", "label", "reference", "before", "since", "until"); err != nil {
+		return nil, err
+	}
+	dangling, danglingSet, err := f.Bool("dangling")
+	if err != nil {
+		return nil, err
+	}
+	imgs, err := e.images.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	used := e.imagesInUse()
+	var before, since time.Time
+	if v := f.Get("before"); len(v) > 0 {
+		img, err := e.images.Get(ctx, v[0])
+		if err != nil {
+			return nil, err
+		}
+		before = img.Created
+	}
+	if v := f.Get("since"); len(v) > 0 {
+		img, err := e.images.Get(ctx, v[0])
+		if err != nil {
+			return nil, err
+		}
+		since = img.Created
+	}
+	out := []imagetypes.Summary{}
+	for _, img := range imgs {
+		tags := familiar(img.RepoTags)
+		if danglingSet && dangling != (len(tags) == 0) {
+			continue
+		}
+		if !f.MatchLabels("label", img.Config.Config.Labels) {
+			continue
+		}
+		if f.Has("reference") {
+			ok := false
+			for _, t := range tags {
+				repo, _, _ := strings.Cut(t, ":")
+				if f.MatchGlob("reference", t) || f.MatchGlob("reference", repo) {
+					ok = true
+				}
+			}
+			if !ok {
+				continue
+			}
+		}
+		if (!before.IsZero() && !img.Created.Before(before)) || (!since.IsZero() && !img.Created.After(since)) {
+			continue
+		}
+		labels := img.Config.Config.Labels
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		out = append(out, imagetypes.Summary{
+			ID: img.ID, RepoTags: nonNil(tags), RepoDigests: nonNil(familiar(img.RepoDigests)),
+			Created: img.Created.Unix(), Size: img.Size, Labels: labels,
+			Containers: int64(used[img.ID]), SharedSize: -1,
+		})
+	}
+	return out, nil
+}
+
+// ImageInspect returns Docker's image inspect document.
+func (e *Engine) ImageInspect(ctx context.Context, ref string) (*imagetypes.InspectResponse, error) {
+	img, err := e.images.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	cfg := img.Config.Config
+	layers := make([]string, len(img.DiffIDs))
+	for i, d := range img.DiffIDs {
+		layers[i] = d.String()
+	}
+	created := ""
+	if !img.Created.IsZero() {
+		created = img.Created.UTC().Format(time.RFC3339Nano)
+	}
+	comment := ""
+	if h := img.Config.History; len(h) > 0 {
+		comment = h[len(h)-1].Comment
+	}
+	return &imagetypes.InspectResponse{
+		ID: img.ID, RepoTags: nonNil(familiar(img.RepoTags)), RepoDigests: nonNil(familiar(img.RepoDigests)),
+		Created: created, Author: img.Config.Author, Comment: comment, Config: &cfg,
+		Architecture: img.Config.Architecture, Variant: img.Config.Variant, Os: img.Config.OS,
+		Size: img.Size, RootFS: imagetypes.RootFS{Type: "layers", Layers: layers},
+	}, nil
+}
+
+// ImageTag adds repo:tag to an image.
+func (e *Engine) ImageTag(ctx context.Context, source, repo, tag string) error {
+	img, err := e.images.Get(ctx, source)
+	if err != nil {
+		return err
+	}
+	ref := repo
+	if tag != "" {
+		ref += ":" + tag
+	}
+	if err := e.images.Tag(ctx, img.ID, ref); err != nil {
+		return err
+	}
+	e.events.publish(events.ImageEventType, events.ActionTag, img.ID, map[string]string{"name": ref})
+	return nil
+}
+
+// ImageRemove untags and deletes, refusing images that containers use.
+func (e *Engine) ImageRemove(ctx context.Context, ref string, force, noPrune bool) ([]imagetypes.DeleteResponse, error) {
+	used := e.imagesInUse()
+	items, err := e.images.Delete(ctx, ref, image.DeleteOptions{
+		Force: force,
+		InUse: func(id string) bool { return used[id] > 0 },
+		UsedBy: func(id string) string {
+			return e.containerUsing(id)
+		},
+	})
+	out := make([]imagetypes.DeleteResponse, 0, len(items))
+	for _, it := range items {
+		out = append(out, imagetypes.DeleteResponse{Untagged: it.Untagged, Deleted: it.Deleted})
+		if it.Untagged != "" {
+			e.events.publish(events.ImageEventType, events.ActionUnTag, it.Untagged, map[string]string{"name": it.Untagged})
+		}
+		if it.Deleted != "" {
+			e.events.publish(events.ImageEventType, events.ActionDelete, it.Deleted, map[string]string{"name": it.Deleted})
+		}
+	}
+	return out, err
+}
+
+// ImageHistory lists the image's history entries, newest first.
+func (e *Engine) ImageHistory(ctx context.Context, ref string) ([]imagetypes.HistoryResponseItem, error) {
+	img, err := e.images.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	h := img.Config.History
+	out := make([]imagetypes.HistoryResponseItem, 0, len(h))
+	layer := len(img.LayerSizes) - 1
+	for i := len(h) - 1; i >= 0; i-- {
+		item := imagetypes.HistoryResponseItem{ID: "<missing>", CreatedBy: h[i].CreatedBy, Comment: h[i].Comment, Tags: []string{}}
+		if h[i].Created != nil {
+			item.Created = h[i].Created.Unix()
+		}
+		if !h[i].EmptyLayer && layer >= 0 {
+			item.Size = img.LayerSizes[layer]
+			layer--
+		}
+		if i == len(h)-1 {
+			item.ID = img.ID
+			item.Tags = familiar(img.RepoTags)
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+// imagesInUse counts containers per image id.
+func (e *Engine) imagesInUse() map[string]int {
+	used := map[string]int{}
+	for _, c := range e.reg.all() {
+		c.mu.Lock()
+		used[c.ImageID]++
+		c.mu.Unlock()
+	}
+	return used
+}
+
+func (e *Engine) containerUsing(imageID string) string {
+	for _, c := range e.reg.all() {
+		c.mu.Lock()
+		id := c.ImageID
+		c.mu.Unlock()
+		if id == imageID {
+			return c.ID[:12]
+		}
+	}
+	return ""
+}
+
+// familiar shortens normalized references for display: docker.io/library/busybox:latest → busybox:latest.
+func familiar(refs []string) []string {
+	out := make([]string, 0, len(refs))
+	for _, r := range refs {
+		if n, err := reference.ParseNormalizedNamed(r); err == nil {
+			out = append(out, reference.FamiliarString(n))
+		} else {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

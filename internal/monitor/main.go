@@ -1,0 +1,108 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// prSetChildSubreaper is PR_SET_CHILD_SUBREAPER (not in package syscall).
+const prSetChildSubreaper = 36
+
+// Main is `skiff-shim monitor --bundle DIR`: it runs the monitor for DIR
+// with create making the container's process, reports "ready" or
+// "error KIND: MSG" on stdout (see Spawn) and exits when the container has
+// exited (status 0) or could not be set up (status 1).
+func Main(create CreateFunc) {
+	// One monitor stays resident per running container: keep it small. It
+	// only moves bytes, so one P is enough, and a low GC target keeps the
+	// heap near what is live (a few buffers).
+	runtime.GOMAXPROCS(1)
+	debug.SetGCPercent(25)
+	debug.SetMemoryLimit(8 << 20)
+
+	bundle := bundleArg(os.Args[1:])
+	if bundle == "" {
+		fmt.Fprintln(os.Stdout, "error invalid: usage: skiff-shim monitor --bundle DIR")
+		os.Exit(2)
+	}
+	// The engine stops containers through `kill`; a SIGTERM or SIGINT aimed
+	// at the monitor (a process group, a careless pkill) must not orphan the
+	// container. Handled (not ignored) signals are reset to the default in
+	// the container's process on execve, so it still gets them normally.
+	// SIGPIPE: the engine's end of stdout may be gone; get EPIPE instead.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
+	// Processes that escape the container's first process (no pid namespace)
+	// are reparented to us rather than to init, so Destroy can find them.
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
+		fmt.Fprintf(os.Stderr, "set child subreaper: %v\n", errno)
+	}
+	// Relative paths in the OCI spec (root.path) are relative to the bundle.
+	bundle, err := filepath.Abs(bundle)
+	if err == nil {
+		err = os.Chdir(bundle)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stdout, "error notfound: %s\n", oneLine(err.Error()))
+		os.Exit(1)
+	}
+	err = Run(context.Background(), Options{
+		Bundle: bundle,
+		Create: create,
+		Ready:  ready,
+		Logf: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, time.Now().UTC().Format(time.RFC3339Nano)+" "+format+"\n", args...)
+		},
+	})
+	// Reap what was reparented to us and has exited since.
+	for {
+		var ws syscall.WaitStatus
+		if pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil); pid <= 0 || err != nil {
+			break
+		}
+	}
+	if err != nil {
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// ready writes the status line for Spawn, then points stdout at /dev/null:
+// the engine reads one line and closes its end.
+func ready(err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stdout, "%s %s: %s\n", errorPrefix, kindName(err), oneLine(err.Error()))
+	} else {
+		os.Stdout.WriteString(readyLine)
+	}
+	if fd, err := syscall.Open(os.DevNull, syscall.O_WRONLY|syscall.O_CLOEXEC, 0); err == nil {
+		syscall.Dup3(fd, 1, 0)
+		syscall.Close(fd)
+	}
+}
+
+func bundleArg(args []string) string {
+	for i, a := range args {
+		if a == "--bundle" || a == "-bundle" {
+			if i+1 < len(args) {
+				return args[i+1]
+			}
+			return ""
+		}
+		if v, ok := strings.CutPrefix(a, "--bundle="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func oneLine(s string) string {
+	return strings.ReplaceAll(s, "\n", " ")
+}

@@ -1,0 +1,128 @@
+// Package monitor is the per-container monitor (`skiff-shim monitor`) and its
+// client for the engine. The monitor is the parent of the container's first
+// process: it holds the container's stdio, writes the json-file log, serves
+// attach/start/kill/wait on DIR/monitor.sock and records DIR/exit.json, so a
+// container keeps running, logging and getting its exit recorded while the
+// engine is away.
+//
+// The package does not import internal/runtime (the engine links it for the
+// client); the shim's entry point, internal/monitor/shim, wires the real
+// runtime into Run.
+//
+// This file and client.go are what the engine uses; they import only the
+// standard library and errdefs.
+package monitor
+
+import (
+	"time"
+
+	"github.com/skiff-dev/skiff/internal/errdefs"
+)
+
+// Files in the bundle directory.
+const (
+	ConfigFile  = "monitor.json" // Config, written by the engine
+	SocketFile  = "monitor.sock" // the protocol below
+	ExitFile    = "exit.json"    // Exit, written by the monitor when the container exited
+	MonitorLog  = "monitor.log"  // the monitor's own stderr
+	readyLine   = "ready\n"
+	errorPrefix = "error"
+)
+
+// Config is DIR/monitor.json.
+type Config struct {
+	ID          string
+	LogPath     string // json-file log; "" = no log (log driver none)
+	LogMaxSize  int64  // bytes; 0 = unlimited
+	LogMaxFiles int    // >=1
+	OpenStdin   bool   // -i: keep a stdin pipe for attachers
+	StdinOnce   bool   // close the container's stdin when the first attached client's stdin ends
+	Tty         bool   // not implemented yet: treated as false
+	ShimPath    string // the skiff-shim binary (for runtime.Create)
+}
+
+// Exit is how the container's first process ended: the reply to `wait` and
+// the content of DIR/exit.json. Error is set when the process could not be
+// started (ExitCode is then 127, 126 or 128, like Docker's).
+type Exit struct {
+	ExitCode   int       `json:"exitCode"`
+	OOMKilled  bool      `json:"oomKilled"`
+	FinishedAt time.Time `json:"finishedAt"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// request is the one JSON line that starts every connection.
+type request struct {
+	Op     string `json:"op"` // attach, start, kill, wait
+	Stdin  bool   `json:"stdin,omitempty"`
+	Stdout bool   `json:"stdout,omitempty"`
+	Stderr bool   `json:"stderr,omitempty"`
+	Signal int    `json:"signal,omitempty"`
+}
+
+// reply answers attach (before the frames), start and kill. An empty object
+// is success.
+type reply struct {
+	Pid      int    `json:"pid,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Kind     string `json:"kind,omitempty"` // errdefs kind of Error
+	ExitCode int    `json:"exitCode,omitempty"`
+}
+
+// Stream numbers of Docker's stdcopy frames: an 8-byte header
+// [stream, 0, 0, 0, size (big endian uint32)] and size bytes of output.
+const (
+	StreamStdout = 1
+	StreamStderr = 2
+)
+
+// StartError is a failed start: the message and the exit code recorded for
+// the container (127 command not found, 126 cannot invoke, 128 other). It
+// is wrapped in the errdefs kind that matches the code.
+type StartError struct {
+	Msg      string
+	ExitCode int
+}
+
+func (e *StartError) Error() string { return e.Msg }
+
+// kindNames spell errdefs kinds on the wire and on the ready line.
+var kindNames = map[errdefs.Kind]string{
+	errdefs.KindNotFound:        "notfound",
+	errdefs.KindInvalid:         "invalid",
+	errdefs.KindConflict:        "conflict",
+	errdefs.KindNotModified:     "notmodified",
+	errdefs.KindForbidden:       "forbidden",
+	errdefs.KindUnavailable:     "unavailable",
+	errdefs.KindNotImplemented:  "notimplemented",
+	errdefs.KindCannotInvoke:    "cannotinvoke",
+	errdefs.KindCommandNotFound: "commandnotfound",
+	errdefs.KindSystem:          "system",
+}
+
+func kindName(err error) string {
+	if n, ok := kindNames[errdefs.KindOf(err)]; ok {
+		return n
+	}
+	return kindNames[errdefs.KindSystem]
+}
+
+func kindFromName(name string) errdefs.Kind {
+	for k, n := range kindNames {
+		if n == name {
+			return k
+		}
+	}
+	return errdefs.KindSystem
+}
+
+// ExitCodeFor is the exit code Docker records for a start error of err's kind.
+func ExitCodeFor(err error) int {
+	switch errdefs.KindOf(err) {
+	case errdefs.KindCommandNotFound:
+		return 127
+	case errdefs.KindCannotInvoke:
+		return 126
+	}
+	return 128
+}

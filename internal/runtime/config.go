@@ -1,0 +1,199 @@
+package runtime
+
+import (
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiff-dev/skiff/internal/cgroups"
+	"github.com/skiff-dev/skiff/internal/errdefs"
+)
+
+// AnnotationOverlay carries overlay mount data ("lowerdir=A:B,upperdir=U,
+// workdir=W") for the root file system; init mounts it on Root.Path inside the
+// container's own mount namespace, so the host never sees the mount.
+const AnnotationOverlay = "org.skiff.rootfs.overlay"
+
+// AnnotationUser is an alternative place for "user[:group]" when
+// Process.User.Username is empty.
+const AnnotationUser = "org.skiff.user"
+
+// initConfig is the part of the spec `skiff-shim init` needs, computed by
+// Create so that init parses a small document and decides nothing twice.
+type initConfig struct {
+	Rootfs        string            `json:"rootfs"`
+	Overlay       string            `json:"overlay,omitempty"`
+	ReadonlyRoot  bool              `json:"readonlyRoot,omitempty"`
+	Propagation   string            `json:"propagation,omitempty"`
+	Mounts        []specs.Mount     `json:"mounts,omitempty"`
+	MaskedPaths   []string          `json:"masked,omitempty"`
+	ReadonlyPaths []string          `json:"readonly,omitempty"`
+	Hostname      string            `json:"hostname,omitempty"`
+	Domainname    string            `json:"domainname,omitempty"`
+	Sysctl        map[string]string `json:"sysctl,omitempty"`
+	Devices       []specs.LinuxDevice
+	// NewCgroupNS: init unshares the cgroup namespace itself, once it is in
+	// its cgroup, so that the namespace's root is the container's cgroup.
+	NewCgroupNS bool `json:"cgroupns,omitempty"`
+	// CgroupDirs maps hierarchy names to the container's cgroup directories
+	// on the host, for the "cgroup" mount; CgroupUnified tells v2 from v1.
+	CgroupDirs    map[string]string `json:"cgroupDirs,omitempty"`
+	CgroupUnified bool              `json:"cgroupUnified,omitempty"`
+	// Console binds the terminal on stdin to /dev/console.
+	Console     bool       `json:"console,omitempty"`
+	OOMScoreAdj *int       `json:"oomScoreAdj,omitempty"`
+	Process     procConfig `json:"process"`
+}
+
+// procConfig is what both init and exec apply to themselves just before
+// execve.
+type procConfig struct {
+	Args []string `json:"args"`
+	Env  []string `json:"env,omitempty"`
+	Cwd  string   `json:"cwd"`
+	// User is "user[:group]" to resolve in the container's /etc/passwd and
+	// /etc/group; empty means UID and GID.
+	User           string                   `json:"user,omitempty"`
+	UID            uint32                   `json:"uid"`
+	GID            uint32                   `json:"gid"`
+	AdditionalGids []uint32                 `json:"gids,omitempty"`
+	Umask          *uint32                  `json:"umask,omitempty"`
+	Caps           *specs.LinuxCapabilities `json:"caps,omitempty"`
+	NoNewPrivs     bool                     `json:"noNewPrivs,omitempty"`
+	Rlimits        []specs.POSIXRlimit      `json:"rlimits,omitempty"`
+}
+
+func newProcConfig(p *specs.Process, annotations map[string]string) (procConfig, error) {
+	if len(p.Args) == 0 || p.Args[0] == "" {
+		return procConfig{}, errdefs.Invalid("no command specified")
+	}
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if !filepath.IsAbs(cwd) {
+		return procConfig{}, errdefs.Invalid("the working directory %q is invalid: it must be absolute", cwd)
+	}
+	for _, r := range p.Rlimits {
+		if _, ok := rlimitTypes[r.Type]; !ok {
+			return procConfig{}, errdefs.Invalid("unknown rlimit type %q", r.Type)
+		}
+	}
+	user := p.User.Username
+	if user == "" {
+		user = annotations[AnnotationUser]
+	}
+	return procConfig{
+		Args:           p.Args,
+		Env:            p.Env,
+		Cwd:            filepath.Clean(cwd),
+		User:           user,
+		UID:            p.User.UID,
+		GID:            p.User.GID,
+		AdditionalGids: p.User.AdditionalGids,
+		Umask:          p.User.Umask,
+		Caps:           p.Capabilities,
+		NoNewPrivs:     p.NoNewPrivileges,
+		Rlimits:        p.Rlimits,
+	}, nil
+}
+
+// nsPlan is how the init process gets each namespace: cloned new, or joined
+// from a path.
+type nsPlan struct {
+	cloneFlags uintptr
+	joins      []nsJoin
+	newMount   bool
+	newUTS     bool
+	newCgroup  bool
+}
+
+type nsJoin struct {
+	typ  specs.LinuxNamespaceType
+	flag int
+	path string
+}
+
+func planNamespaces(l *specs.Linux) (nsPlan, error) {
+	var p nsPlan
+	seen := map[specs.LinuxNamespaceType]bool{}
+	for _, ns := range l.Namespaces {
+		flag, ok := nsFlags[ns.Type]
+		if !ok {
+			return p, errdefs.Invalid("unknown namespace type %q", ns.Type)
+		}
+		if seen[ns.Type] {
+			return p, errdefs.Invalid("namespace %q given twice", ns.Type)
+		}
+		seen[ns.Type] = true
+		switch {
+		case ns.Type == specs.UserNamespace:
+			return p, errdefs.NotImplemented("user namespaces are not supported")
+		case ns.Path != "":
+			p.joins = append(p.joins, nsJoin{typ: ns.Type, flag: flag, path: ns.Path})
+		case ns.Type == specs.CgroupNamespace:
+			p.newCgroup = true // unshared by init, see initConfig.NewCgroupNS
+		default:
+			p.cloneFlags |= uintptr(flag)
+		}
+		switch ns.Type {
+		case specs.MountNamespace:
+			p.newMount = ns.Path == ""
+		case specs.UTSNamespace:
+			p.newUTS = ns.Path == ""
+		}
+	}
+	if !p.newMount {
+		return p, errdefs.Invalid("a container needs a new mount namespace")
+	}
+	return p, nil
+}
+
+func newInitConfig(spec *specs.Spec, plan nsPlan, cg cgroups.Manager, console bool) (*initConfig, error) {
+	pc, err := newProcConfig(spec.Process, spec.Annotations)
+	if err != nil {
+		return nil, err
+	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		if rootfs, err = filepath.Abs(rootfs); err != nil {
+			return nil, errdefs.Invalid("root path: %v", err)
+		}
+	}
+	for _, m := range spec.Mounts {
+		if !filepath.IsAbs(m.Destination) {
+			return nil, errdefs.Invalid("mount destination %q is not absolute", m.Destination)
+		}
+	}
+	for k := range spec.Linux.Sysctl {
+		if strings.Contains(k, "..") || strings.ContainsAny(k, " \t\n") || k == "" {
+			return nil, errdefs.Invalid("invalid sysctl %q", k)
+		}
+	}
+	cfg := &initConfig{
+		Rootfs:        filepath.Clean(rootfs),
+		Overlay:       spec.Annotations[AnnotationOverlay],
+		ReadonlyRoot:  spec.Root.Readonly,
+		Propagation:   spec.Linux.RootfsPropagation,
+		Mounts:        spec.Mounts,
+		MaskedPaths:   spec.Linux.MaskedPaths,
+		ReadonlyPaths: spec.Linux.ReadonlyPaths,
+		Sysctl:        spec.Linux.Sysctl,
+		Devices:       spec.Linux.Devices,
+		NewCgroupNS:   plan.newCgroup,
+		Console:       console,
+		OOMScoreAdj:   spec.Process.OOMScoreAdj,
+		Process:       pc,
+	}
+	if plan.newUTS {
+		cfg.Hostname, cfg.Domainname = spec.Hostname, spec.Domainname
+	}
+	if cg != nil {
+		cfg.CgroupDirs, cfg.CgroupUnified = cg.Dirs(), cg.Unified()
+	}
+	if _, err := propagationFlags(cfg.Propagation); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}

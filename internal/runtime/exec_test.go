@@ -1,0 +1,160 @@
+package runtime
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiff-dev/skiff/internal/cgroups"
+)
+
+// runningContainer starts `sleep 30` with a bound /etc/hostname and returns
+// it with its spec; it is killed and destroyed with the test.
+func runningContainer(t *testing.T) (*Container, *specs.Spec) {
+	t.Helper()
+	root := busyboxRoot(t)
+	spec := testSpec(t, root, "sleep", "30")
+	hostname := filepath.Join(filepath.Dir(root), "hostname-"+randSuffix())
+	if err := os.WriteFile(hostname, []byte("execbox\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/etc/hostname", Type: "bind", Source: hostname, Options: []string{"rbind", "rprivate"}})
+	spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr(int64(50))}
+	c, _, _ := createContainer(t, spec)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Signal(syscall.SIGKILL)
+		c.Wait()
+		destroy(t, c, spec)
+	})
+	return c, spec
+}
+
+func runExecIn(t *testing.T, c *Container, spec *specs.Spec, p specs.Process) (stdout, stderr string, code int) {
+	t.Helper()
+	if p.Env == nil {
+		p.Env = spec.Process.Env
+	}
+	cmd, err := ExecCommand(ExecOpts{ShimPath: shimPath, ContainerPid: c.Pid(), Spec: spec, Process: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	code = 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestExec(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	c, spec := runningContainer(t)
+	tests := []struct {
+		name   string
+		p      specs.Process
+		stdout string
+		stderr string
+		code   int
+	}{
+		{name: "hostname file", p: specs.Process{Args: []string{"cat", "/etc/hostname"}}, stdout: "execbox\n"},
+		{name: "uts namespace", p: specs.Process{Args: []string{"hostname"}}, stdout: "testhost\n"},
+		{name: "user", p: specs.Process{Args: []string{"sh", "-c", "id -u; id -G; echo $HOME"}, User: specs.User{Username: "nobody"}}, stdout: "65534\n65534 29\n/nonexistent\n"},
+		// $$ names us in the container's /proc only if we are in its pid namespace.
+		{name: "pid namespace", p: specs.Process{Args: []string{"sh", "-c", "cat /proc/1/cmdline; echo; cat /proc/$$/comm; true"}}, stdout: "sleep\x0030\x00\nsh\n"},
+		{name: "exit code", p: specs.Process{Args: []string{"sh", "-c", "exit 7"}}, code: 7},
+		{name: "cwd", p: specs.Process{Args: []string{"pwd"}, Cwd: "/etc"}, stdout: "/etc\n"},
+		{name: "env", p: specs.Process{Args: []string{"sh", "-c", "echo $FOO"}, Env: []string{"PATH=/bin", "FOO=bar"}}, stdout: "bar\n"},
+		{name: "capabilities", p: specs.Process{Args: []string{"grep", "CapBnd", "/proc/self/status"}}, stdout: "CapBnd:\t00000000a80425fb\n"},
+		{name: "not found", p: specs.Process{Args: []string{"nosuchcmd"}}, stderr: "exec: \"nosuchcmd\": executable file not found in $PATH\n", code: 127},
+		{name: "not executable", p: specs.Process{Args: []string{"/etc/notexec"}}, stderr: "exec: \"/etc/notexec\": permission denied\n", code: 126},
+		{name: "unknown user", p: specs.Process{Args: []string{"true"}, User: specs.User{Username: "xyz"}}, stderr: "unable to find user xyz: no matching entries in passwd file\n", code: 126},
+		{name: "killed", p: specs.Process{Args: []string{"sh", "-c", "kill -9 $$"}}, code: 137},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, code := runExecIn(t, c, spec, tt.p)
+			if stdout != tt.stdout || stderr != tt.stderr || code != tt.code {
+				t.Fatalf("stdout %q stderr %q code %d; want %q %q %d", stdout, stderr, code, tt.stdout, tt.stderr, tt.code)
+			}
+		})
+	}
+}
+
+// The exec'd process is in the container's cgroup, and the waiting parent
+// passes a SIGTERM on to it.
+func TestExecCgroupAndSignals(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	c, spec := runningContainer(t)
+	cmd, err := ExecCommand(ExecOpts{ShimPath: shimPath, ContainerPid: c.Pid(), Spec: spec,
+		Process: specs.Process{Args: []string{"sh", "-c", "trap 'echo got TERM; exit 5' TERM; echo ready; while :; do sleep 1; done"}, Env: spec.Process.Env}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, _ := os.Pipe()
+	defer outR.Close()
+	cmd.Stdout = outW
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	outW.Close()
+	buf := make([]byte, 64)
+	n, _ := outR.Read(buf)
+	if string(buf[:n]) != "ready\n" {
+		t.Fatalf("exec said %q", buf[:n])
+	}
+	cg, _ := cgroups.New(spec.Linux.CgroupsPath, nil)
+	procs, err := cg.Procs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sleep 30 (init), the waiting exec parent, sh, and its sleep 1.
+	if len(procs) < 3 || !containsPid(procs, cmd.Process.Pid) {
+		t.Fatalf("cgroup holds %v; want the exec process %d among them", procs, cmd.Process.Pid)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 5 {
+			t.Fatalf("exec ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("exec did not end after SIGTERM")
+	}
+	rest := make([]byte, 64)
+	m, _ := outR.Read(rest)
+	if !strings.Contains(string(rest[:m]), "got TERM") {
+		t.Fatalf("exec output %q", rest[:m])
+	}
+}
+
+func containsPid(pids []int, pid int) bool {
+	for _, p := range pids {
+		if p == pid {
+			return true
+		}
+	}
+	return false
+}

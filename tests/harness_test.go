@@ -1,0 +1,311 @@
+// Package tests holds end-to-end tests: they build skiff and skiff-shim, start
+// a daemon on a private data root, socket and cgroup parent, and drive it as
+// users do — with skiff's CLI, the real docker CLI and the official Go client.
+package tests
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+)
+
+var (
+	binDir     string // holds skiff and skiff-shim
+	busyboxTar string // a busybox root filesystem tarball
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		fmt.Println("skipping end-to-end tests: they need root")
+		return 0
+	}
+	dir, err := os.MkdirTemp("", "skiff-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	binDir = dir
+	for _, b := range []struct{ out, pkg string }{{"skiff", "../cmd/skiff"}, {"skiff-shim", "../cmd/skiff-shim"}} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Println("build", b.pkg, "failed:", err)
+			return 1
+		}
+	}
+	busyboxTar = filepath.Join(dir, "busybox.tar")
+	if err := writeBusyboxTar(busyboxTar); err != nil {
+		fmt.Println("busybox tar:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// writeBusyboxTar builds the same image hack/mkbusybox.sh builds.
+func writeBusyboxTar(path string) error {
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return fmt.Errorf("busybox-static is required: %w", err)
+	}
+	out, err := exec.Command("/bin/busybox", "--list").Output()
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dir := func(name string, mode int64) {
+		tw.WriteHeader(&tar.Header{Name: name + "/", Typeflag: tar.TypeDir, Mode: mode, ModTime: time.Unix(0, 0)})
+	}
+	file := func(name string, mode int64, data []byte) {
+		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode, Size: int64(len(data)), ModTime: time.Unix(0, 0)})
+		tw.Write(data)
+	}
+	for _, d := range []string{"bin", "etc", "root", "home", "var", "usr", "usr/bin", "proc", "sys", "dev"} {
+		dir(d, 0o755)
+	}
+	dir("tmp", 0o1777)
+	file("bin/busybox", 0o755, bb)
+	for _, a := range strings.Fields(string(out)) {
+		if a != "busybox" {
+			tw.WriteHeader(&tar.Header{Name: "bin/" + a, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777, ModTime: time.Unix(0, 0)})
+		}
+	}
+	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n"))
+	file("etc/group", 0o644, []byte("root:x:0:\ndaemon:x:1:\ntty:x:5:\nstaff:x:50:nobody\nnogroup:x:65534:\n"))
+	file("etc/notexec", 0o644, []byte("not a program\n"))
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// daemon is one skiff daemon with its own roots.
+type daemon struct {
+	t        *testing.T
+	root     string
+	sock     string
+	host     string
+	cgParent string
+	cmd      *exec.Cmd
+	logf     *os.File
+	cli      *client.Client
+}
+
+// startDaemon starts a daemon on fresh roots and registers its cleanup:
+// every container removed, the daemon stopped, and no leftovers checked.
+func startDaemon(t *testing.T) *daemon {
+	t.Helper()
+	root, err := os.MkdirTemp("", "skiff-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	d := &daemon{
+		t: t, root: root, sock: filepath.Join(root, "skiff.sock"),
+		cgParent: fmt.Sprintf("/skiff-e2e-%d-%s", os.Getpid(), name),
+	}
+	d.host = "unix://" + d.sock
+	d.start()
+	t.Cleanup(func() { d.cleanup() })
+	return d
+}
+
+func (d *daemon) start() {
+	d.t.Helper()
+	cfg := filepath.Join(d.root, "daemon.json")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"cgroup-parent": %q}`, d.cgParent)), 0o644)
+	logf, err := os.OpenFile(filepath.Join(d.root, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.logf = logf
+	d.cmd = exec.Command(filepath.Join(binDir, "skiff"), "daemon", "-H", d.host,
+		"--data-root", filepath.Join(d.root, "data"), "--exec-root", filepath.Join(d.root, "exec"),
+		"--config-file", cfg, "--debug")
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	c, err := client.New(client.WithHost(d.host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.cli = c
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.Ping(ctx, client.PingOptions{})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("daemon did not answer: %v\n%s", err, d.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (d *daemon) log() string {
+	b, _ := os.ReadFile(filepath.Join(d.root, "daemon.log"))
+	return string(b)
+}
+
+// stop ends the daemon gracefully (SIGTERM); containers keep running.
+func (d *daemon) stop() {
+	if d.cmd == nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { d.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		d.cmd.Process.Kill()
+		<-done
+	}
+	d.cmd = nil
+	d.cli.Close()
+	d.logf.Close()
+}
+
+// kill9 kills the daemon without warning.
+func (d *daemon) kill9() {
+	d.cmd.Process.Kill()
+	d.cmd.Wait()
+	d.cmd = nil
+	d.cli.Close()
+	d.logf.Close()
+}
+
+func (d *daemon) cleanup() {
+	t := d.t
+	if d.cmd != nil {
+		// Remove what the test left, through the API.
+		out, _, _ := d.skiff("ps", "-aq", "--no-trunc")
+		for _, id := range strings.Fields(out) {
+			d.skiff("rm", "-f", id)
+		}
+		d.stop()
+	}
+	if t.Failed() {
+		t.Logf("daemon log:\n%s", d.log())
+	}
+	checkNoLeaks(t, d)
+	os.RemoveAll(d.root)
+}
+
+// checkNoLeaks fails the test if the daemon left mounts, cgroups or processes.
+func checkNoLeaks(t *testing.T, d *daemon) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var leaks []string
+		mi, _ := os.ReadFile("/proc/self/mountinfo")
+		for _, l := range strings.Split(string(mi), "\n") {
+			if strings.Contains(l, d.root) {
+				leaks = append(leaks, "mount: "+l)
+			}
+		}
+		for _, ctrl := range []string{"memory", "pids", "cpu", "cpuset", "unified", ""} {
+			p := filepath.Join("/sys/fs/cgroup", ctrl, d.cgParent)
+			if entries, err := os.ReadDir(p); err == nil {
+				for _, e := range entries {
+					if e.IsDir() {
+						leaks = append(leaks, "cgroup: "+filepath.Join(p, e.Name()))
+					}
+				}
+			}
+		}
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			b, _ := os.ReadFile(p)
+			if bytes.Contains(b, []byte(d.root)) {
+				leaks = append(leaks, "process: "+strings.ReplaceAll(string(b), "\x00", " "))
+			}
+		}
+		if len(leaks) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("leftovers after the test:\n%s", strings.Join(leaks, "\n"))
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The per-test cgroup parents themselves.
+	for _, ctrl := range []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer", "devices", "unified", ""} {
+		os.Remove(filepath.Join("/sys/fs/cgroup", ctrl, d.cgParent))
+	}
+}
+
+// skiff runs the skiff CLI against d and returns stdout, stderr, exit code.
+func (d *daemon) skiff(args ...string) (string, string, int) {
+	return d.run(nil, filepath.Join(binDir, "skiff"), append([]string{"-H", d.host}, args...)...)
+}
+
+// skiffIn is skiff with stdin.
+func (d *daemon) skiffIn(stdin io.Reader, args ...string) (string, string, int) {
+	return d.run(stdin, filepath.Join(binDir, "skiff"), append([]string{"-H", d.host}, args...)...)
+}
+
+// docker runs the real docker CLI against d.
+func (d *daemon) docker(args ...string) (string, string, int) {
+	d.t.Helper()
+	if _, err := os.Stat("/usr/local/bin/docker"); err != nil {
+		if _, err := exec.LookPath("docker"); err != nil {
+			d.t.Skip("docker CLI not installed")
+		}
+	}
+	return d.run(nil, "docker", args...)
+}
+
+func (d *daemon) run(stdin io.Reader, bin string, args ...string) (string, string, int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.host, "DOCKER_CONFIG="+filepath.Join(d.root, "dockercfg"))
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = &so, &se, stdin
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		d.t.Fatalf("%s %v: %v", bin, args, err)
+	}
+	return so.String(), se.String(), code
+}
+
+// must runs skiff and fails the test unless it exits 0.
+func (d *daemon) must(args ...string) string {
+	d.t.Helper()
+	out, errOut, code := d.skiff(args...)
+	if code != 0 {
+		d.t.Fatalf("skiff %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// importBusybox imports the busybox tarball as busybox:latest.
+func (d *daemon) importBusybox() {
+	d.t.Helper()
+	d.must("import", busyboxTar, "busybox")
+}
