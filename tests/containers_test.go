@@ -43,7 +43,7 @@ func TestRunEchoAndExitCodes(t *testing.T) {
 		{"hostname", []string{"run", "--rm", "-h", "boat", "busybox", "hostname"}, 0, "boat\n", ""},
 		{"pid 1", []string{"run", "--rm", "busybox", "sh", "-c", "echo $$"}, 0, "1\n", ""},
 		{"entrypoint", []string{"run", "--rm", "--entrypoint", "echo", "busybox", "a", "b"}, 0, "a b\n", ""},
-		{"net none has loopback only", []string{"run", "--rm", "--net", "none", "busybox", "sh", "-c", "ls /sys/class/net"}, 0, "lo\n", ""},
+		{"net none has loopback only, up", []string{"run", "--rm", "--net", "none", "busybox", "sh", "-c", "ls /sys/class/net; ip link show lo | grep -c LOOPBACK,UP"}, 0, "lo\n1\n", ""},
 		{"killed by signal", []string{"run", "--rm", "busybox", "sh", "-c", "kill -9 $$"}, 137, "", ""},
 	}
 	for _, c := range cases {

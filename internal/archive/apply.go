@@ -90,11 +90,18 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...ApplyOpt) (int
 	for _, opt := range opts {
 		opt(&o)
 	}
-	rc, _, err := DecompressStream(r)
+	rc, comp, err := DecompressStream(r)
 	if err != nil {
 		return 0, err
 	}
 	defer rc.Close()
+	var src io.Reader = rc
+	if comp != Uncompressed {
+		// Decompress on another core while this one writes files.
+		ra := newReadahead(rc)
+		defer ra.Close()
+		src = ra
+	}
 
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -117,7 +124,7 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...ApplyOpt) (int
 	}
 	a.rootSetgid = st.Mode&unix.S_ISGID != 0
 
-	tr := tar.NewReader(rc)
+	tr := tar.NewReader(src)
 	for {
 		if err := ctx.Err(); err != nil {
 			return a.size, err
@@ -142,7 +149,7 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...ApplyOpt) (int
 	}
 	// Read what follows the end-of-archive marker (padding, the rest of a
 	// compressed stream and its checksum).
-	if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{rc}, a.buf); err != nil {
+	if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{src}, a.buf); err != nil {
 		return a.size, fmt.Errorf("read layer archive: %w", err)
 	}
 	return a.size, nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -24,9 +25,22 @@ var (
 func benchLayer(b *testing.B) {
 	benchOnce.Do(func() {
 		rng := rand.New(rand.NewPCG(1, 2))
-		pool := make([]byte, 8<<20)
-		for i := range pool {
-			pool[i] = "abcdefghijklmnopqrstuvwxyz0123456789 \n"[rng.IntN(16)]
+		// Real binaries and libraries, so gzip works as hard as on a
+		// real layer.
+		var pool []byte
+		for _, dir := range []string{"/usr/bin", "/usr/lib/x86_64-linux-gnu", "/usr/lib", "/bin"} {
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if len(pool) >= 16<<20 {
+					break
+				}
+				if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil {
+					pool = append(pool, b...)
+				}
+			}
+		}
+		for len(pool) < 16<<20 {
+			pool = append(pool, byte(rng.IntN(256)))
 		}
 		var buf bytes.Buffer
 		tw := tar.NewWriter(&buf)
@@ -66,7 +80,9 @@ func benchmarkApply(b *testing.B, data []byte) {
 	b.ReportMetric(float64(benchFiles), "files")
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		dir, err := os.MkdirTemp("", "skiff-bench-")
+		// SKIFF_BENCH_DIR picks the filesystem (the data root's, or
+		// /dev/shm to measure Apply without the disk).
+		dir, err := os.MkdirTemp(os.Getenv("SKIFF_BENCH_DIR"), "skiff-bench-")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -21,8 +21,10 @@ type v2 struct {
 	res   *specs.LinuxResources
 }
 
-// NewV2 returns a cgroup v2 manager for path under the cgroup2 file system
-// mounted at mountpoint (DefaultRoot on a unified host; tests mount their own).
+// NewV2 returns a cgroup v2 manager for path under mountpoint: the cgroup2
+// mount (DefaultRoot on a unified host) or any cgroup directory in one, which
+// then acts as the root. Create enables controllers in the subtree_control of
+// the root and of every directory below it on the way to path.
 func NewV2(mountpoint, path string, r *specs.LinuxResources) (Manager, error) {
 	if !filepath.IsAbs(path) {
 		own, err := ownCgroup("")

@@ -58,10 +58,10 @@ type Container struct {
 	ManualStop           bool
 
 	// Runtime-only state.
-	waiters   []waiter      `json:"-"`
+	waiters   []waiter         `json:"-"`
 	attachers []*pendingAttach `json:"-"`
-	removing  bool          `json:"-"`
-	exited    chan struct{} `json:"-"` // closed when the current run ends
+	removing  bool             `json:"-"`
+	exited    chan struct{}    `json:"-"` // closed when the current run ends
 }
 
 type waiter struct {

@@ -122,8 +122,10 @@ func (e *Engine) Close() error {
 	return e.db.Close()
 }
 
-func (e *Engine) containerDir(id string) string { return filepath.Join(e.cfg.DataRoot, "containers", id) }
-func (e *Engine) bundleDir(id string) string    { return filepath.Join(e.cfg.ExecRoot, "containers", id) }
+func (e *Engine) containerDir(id string) string {
+	return filepath.Join(e.cfg.DataRoot, "containers", id)
+}
+func (e *Engine) bundleDir(id string) string { return filepath.Join(e.cfg.ExecRoot, "containers", id) }
 
 // persist writes c's record; the caller holds c.mu.
 func (e *Engine) persist(c *Container) error {

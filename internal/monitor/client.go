@@ -47,6 +47,7 @@ func Spawn(ctx context.Context, shimPath, bundle string) (*os.Process, error) {
 	defer r.Close()
 	proc, err := os.StartProcess(shimPath, []string{shimPath, "monitor", "--bundle", bundle}, &os.ProcAttr{
 		Dir:   bundle,
+		Env:   append(os.Environ(), "GOMAXPROCS=1"), // see Main
 		Files: []*os.File{devnull, w, logf},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})

@@ -116,7 +116,7 @@ func (h *harness) client() *Client {
 	return c
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -805,17 +805,7 @@ func TestSpawnErrors(t *testing.T) {
 // The monitor outlives the process that spawned it.
 func TestMonitorSurvivesSpawner(t *testing.T) {
 	dir := spawnBundle(t, "/bin/sh", "-c", `echo started; exec sleep 100`)
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "MONITOR_TEST_ROLE=spawner", "MONITOR_TEST_BUNDLE="+dir)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("spawner: %v %s", err, out)
-	}
-	mpid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	// The spawner is gone; the monitor is not (nor a zombie of it).
-	if mpid <= 0 || syscall.Kill(mpid, 0) != nil {
-		t.Fatalf("monitor %d not running (spawner said %q)", mpid, out)
-	}
+	mpid := spawnOrphan(t, "MONITOR_TEST_BUNDLE="+dir)
 	c, err := Dial(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -838,16 +828,65 @@ func TestMonitorSurvivesSpawner(t *testing.T) {
 	if ex, err := c.Wait(ctxT(t)); err != nil || ex.ExitCode != 137 {
 		t.Errorf("wait %+v %v", ex, err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for syscall.Kill(mpid, 0) == nil && !isZombie(mpid) {
-		if time.Now().After(deadline) {
-			t.Fatal("monitor did not exit")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitOrphan(t, mpid)
 	b, _ := os.ReadFile(filepath.Join(dir, "c-json.log"))
 	if !bytes.Contains(b, []byte(`"log":"started\n"`)) {
 		ml, _ := os.ReadFile(filepath.Join(dir, MonitorLog))
 		t.Errorf("log: %s\nmonitor.log: %s", b, ml)
+	}
+}
+
+// spawnOrphan runs a spawner process (the test binary) that spawns a monitor
+// and exits at once, and returns the monitor's pid. Meanwhile this process
+// is a child subreaper, so the orphaned monitor becomes our child rather
+// than init's and waitOrphan can reap it (some inits here do not reap).
+func spawnOrphan(t *testing.T, env ...string) int {
+	t.Helper()
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
+		t.Fatalf("set child subreaper: %v", errno)
+	}
+	t.Cleanup(func() { syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 0, 0) })
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(append(os.Environ(), "MONITOR_TEST_ROLE=spawner"), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("spawner: %v %s", err, out)
+	}
+	mpid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	// The spawner is gone; the monitor is not.
+	if mpid <= 0 || syscall.Kill(mpid, 0) != nil || isZombie(mpid) {
+		t.Fatalf("monitor %d not running (spawner said %q)", mpid, out)
+	}
+	t.Cleanup(func() {
+		// Only when the test failed half way: do not leave it behind.
+		if syscall.Kill(mpid, syscall.SIGKILL) == nil {
+			var ws syscall.WaitStatus
+			syscall.Wait4(mpid, &ws, 0, nil)
+		}
+	})
+	return mpid
+}
+
+// waitOrphan reaps the monitor that spawnOrphan returned and checks that it
+// exited 0.
+func waitOrphan(t *testing.T, mpid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(mpid, &ws, syscall.WNOHANG, nil)
+		if err != nil {
+			t.Fatalf("wait for monitor %d: %v", mpid, err)
+		}
+		if pid == mpid {
+			if !ws.Exited() || ws.ExitStatus() != 0 {
+				t.Errorf("monitor exit status %v", ws)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("monitor did not exit")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

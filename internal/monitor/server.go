@@ -197,6 +197,7 @@ func (s *server) setup(ctx context.Context) (ln *net.UnixListener, outR, errR *o
 	}
 	defer done()
 	os.Remove(filepath.Join(bundle, SocketFile))
+	os.Remove(filepath.Join(bundle, ExitFile)) // not this run's
 	if s.proc, err = s.opts.Create(ctx, &s.cfg, Stdio{Stdin: stdinR, Stdout: outW, Stderr: errW}); err != nil {
 		return fail(err)
 	}
@@ -341,10 +342,14 @@ func (s *server) serve(ln *net.UnixListener) {
 	for {
 		conn, err := ln.AcceptUnix()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				s.logf("accept: %v", err)
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of file descriptors or the like: the container keeps
+			// running, so keep serving once it passes.
+			s.logf("accept: %v", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
 		s.conns.Add(1)
 		s.connMu.Lock()

@@ -158,7 +158,7 @@ func (s *server) attach(conn *net.UnixConn, br *bufio.Reader, req request) bool 
 	}
 	// Always read the client's side: input for the container, or discarded
 	// (unread data would make closing the connection a reset for the peer).
-	go s.copyStdin(conn, br, req.Stdin, claimStdin)
+	go s.copyStdin(br, req.Stdin, claimStdin)
 	if a.stdout || a.stderr {
 		go a.run()
 	}
@@ -168,7 +168,7 @@ func (s *server) attach(conn *net.UnixConn, br *bufio.Reader, req request) bool 
 
 // copyStdin feeds the container's stdin from an attached client. With
 // StdinOnce the first such client's EOF closes the container's stdin.
-func (s *server) copyStdin(conn *net.UnixConn, br *bufio.Reader, stdin, once bool) {
+func (s *server) copyStdin(br *bufio.Reader, stdin, once bool) {
 	if stdin && s.stdinW != nil {
 		_, err := io.Copy(s.stdinW, br)
 		if err != nil && !errors.Is(err, os.ErrClosed) && !errors.Is(err, net.ErrClosed) &&

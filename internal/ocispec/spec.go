@@ -171,8 +171,35 @@ func mounts(in Input, hc *container.HostConfig) []specs.Mount {
 	return m
 }
 
+// defaultDevices is Docker's device cgroup allow-list: deny everything, allow
+// mknod of any node (CAP_MKNOD is in the default set, but a node is useless
+// without read/write access) and rwm on the standard pseudo-devices only.
+func defaultDevices(privileged bool) []specs.LinuxDeviceCgroup {
+	if privileged {
+		return []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+	}
+	dev := func(typ string, major, minor int64, access string) specs.LinuxDeviceCgroup {
+		d := specs.LinuxDeviceCgroup{Allow: true, Type: typ, Access: access}
+		if major >= 0 {
+			d.Major = ptr(major)
+		}
+		if minor >= 0 {
+			d.Minor = ptr(minor)
+		}
+		return d
+	}
+	return []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		dev("c", -1, -1, "m"), dev("b", -1, -1, "m"),
+		dev("c", 1, 3, "rwm"), dev("c", 1, 5, "rwm"), dev("c", 1, 7, "rwm"), // null, zero, full
+		dev("c", 1, 8, "rwm"), dev("c", 1, 9, "rwm"), // random, urandom
+		dev("c", 5, 0, "rwm"), dev("c", 5, 1, "rwm"), dev("c", 5, 2, "rwm"), // tty, console, ptmx
+		dev("c", 136, -1, "rwm"), dev("c", 10, 200, "rwm"), // pts, tun
+	}
+}
+
 func resources(hc *container.HostConfig) *specs.LinuxResources {
-	r := &specs.LinuxResources{}
+	r := &specs.LinuxResources{Devices: defaultDevices(hc.Privileged)}
 	mem := &specs.LinuxMemory{}
 	if hc.Memory > 0 {
 		mem.Limit = ptr(hc.Memory)

@@ -36,12 +36,16 @@ type initConfig struct {
 	// NewCgroupNS: init unshares the cgroup namespace itself, once it is in
 	// its cgroup, so that the namespace's root is the container's cgroup.
 	NewCgroupNS bool `json:"cgroupns,omitempty"`
+	// NewNetNS: a fresh network namespace, whose loopback starts down.
+	NewNetNS bool `json:"netns,omitempty"`
 	// CgroupDirs maps hierarchy names to the container's cgroup directories
 	// on the host, for the "cgroup" mount; CgroupUnified tells v2 from v1.
 	CgroupDirs    map[string]string `json:"cgroupDirs,omitempty"`
 	CgroupUnified bool              `json:"cgroupUnified,omitempty"`
 	// Console binds the terminal on stdin to /dev/console.
-	Console     bool       `json:"console,omitempty"`
+	Console bool `json:"console,omitempty"`
+	// Terminal makes a pty inside the container (see console.go).
+	Terminal    bool       `json:"terminal,omitempty"`
 	OOMScoreAdj *int       `json:"oomScoreAdj,omitempty"`
 	Process     procConfig `json:"process"`
 }
@@ -107,6 +111,7 @@ type nsPlan struct {
 	newMount   bool
 	newUTS     bool
 	newCgroup  bool
+	newNet     bool
 }
 
 type nsJoin struct {
@@ -142,6 +147,8 @@ func planNamespaces(l *specs.Linux) (nsPlan, error) {
 			p.newMount = ns.Path == ""
 		case specs.UTSNamespace:
 			p.newUTS = ns.Path == ""
+		case specs.NetworkNamespace:
+			p.newNet = ns.Path == ""
 		}
 	}
 	if !p.newMount {
@@ -182,6 +189,7 @@ func newInitConfig(spec *specs.Spec, plan nsPlan, cg cgroups.Manager, console bo
 		Sysctl:        spec.Linux.Sysctl,
 		Devices:       spec.Linux.Devices,
 		NewCgroupNS:   plan.newCgroup,
+		NewNetNS:      plan.newNet,
 		Console:       console,
 		OOMScoreAdj:   spec.Process.OOMScoreAdj,
 		Process:       pc,

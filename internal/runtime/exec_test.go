@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,4 +158,31 @@ func containsPid(pids []int, pid int) bool {
 		}
 	}
 	return false
+}
+
+// A namespace with a path is joined (docker run --net container:A --pid container:A).
+func TestJoinNamespacesByPath(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	a, _ := runningContainer(t)
+	netns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", a.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := testSpec(t, busyboxRoot(t), "sh", "-c", "readlink /proc/self/ns/net; cat /proc/1/cmdline")
+	for i, ns := range spec.Linux.Namespaces {
+		switch ns.Type {
+		case specs.NetworkNamespace:
+			spec.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/net", a.Pid())
+		case specs.PIDNamespace:
+			spec.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/pid", a.Pid())
+		}
+	}
+	res := runContainer(t, spec)
+	if res.startErr != nil || res.status.Code != 0 {
+		t.Fatalf("start %v status %+v stderr %q", res.startErr, res.status, res.stderr)
+	}
+	if want := netns + "\nsleep\x0030\x00"; res.stdout != want {
+		t.Fatalf("stdout %q, want %q", res.stdout, want)
+	}
 }

@@ -177,22 +177,16 @@ func lookPath(argv0 string, env []string) (string, error) {
 			pathEnv = v
 		}
 	}
-	var denied error
+	// Like runc (Go's exec.LookPath), a candidate that is not executable is
+	// skipped, and none found is "not found" (127).
 	for _, dir := range filepath.SplitList(pathEnv) {
 		if dir == "" {
 			dir = "."
 		}
 		p := filepath.Join(dir, argv0)
-		err := checkExecutable(p)
-		if err == nil {
+		if checkExecutable(p) == nil {
 			return p, nil
 		}
-		if denied == nil && errdefs.KindOf(err) == errdefs.KindCannotInvoke && !errors.Is(err, unix.EISDIR) {
-			denied = err
-		}
-	}
-	if denied != nil {
-		return "", denied
 	}
 	return "", errdefs.CommandNotFound("exec: %q: executable file not found in $PATH", argv0)
 }

@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -60,12 +60,12 @@ func randSuffix() string {
 
 var busyboxApplets = []string{
 	"sh", "echo", "cat", "ls", "sleep", "id", "true", "false", "hostname", "dd", "tail",
-	"head", "wc", "grep", "env", "test", "readlink", "pwd", "seq", "touch", "mkdir", "stat",
+	"head", "wc", "grep", "env", "test", "readlink", "pwd", "seq", "touch", "mkdir", "stat", "tty", "stty", "cut",
 }
 
 // busyboxRoot builds a minimal root file system in a temp dir: busybox with
 // applet links, /etc/passwd and /etc/group.
-func busyboxRoot(t *testing.T) string {
+func busyboxRoot(t testing.TB) string {
 	t.Helper()
 	root := t.TempDir()
 	for _, d := range []string{"bin", "etc", "tmp", "root"} {
@@ -106,7 +106,7 @@ var defaultCaps = []string{
 
 // testSpec is a spec like the one the engine builds for `docker run`, with
 // its own cgroup path (removed with the test).
-func testSpec(t *testing.T, root string, args ...string) *specs.Spec {
+func testSpec(t testing.TB, root string, args ...string) *specs.Spec {
 	t.Helper()
 	parent := "/skiff-test-" + randSuffix()
 	t.Cleanup(func() { removeCgroupParent(parent) })
@@ -213,7 +213,7 @@ func createContainer(t *testing.T, spec *specs.Spec) (*Container, *os.File, *os.
 
 // destroy destroys c and checks that its cgroup directories and mounts are
 // gone from the host.
-func destroy(t *testing.T, c *Container, spec *specs.Spec) {
+func destroy(t testing.TB, c *Container, spec *specs.Spec) {
 	t.Helper()
 	if err := c.Destroy(); err != nil {
 		t.Errorf("destroy: %v", err)

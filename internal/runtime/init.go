@@ -61,6 +61,11 @@ func runInit(sock *os.File) error {
 			return errdefs.System("init: unshare cgroup namespace: %v", err)
 		}
 	}
+	if cfg.NewNetNS {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
 	if err := setupRootfs(&cfg); err != nil {
 		return setupError("rootfs", err)
 	}
@@ -92,8 +97,20 @@ func runInit(sock *os.File) error {
 	if err != nil {
 		return err
 	}
+	master := -1
+	if cfg.Terminal {
+		if master, err = setupConsole(pp.user.UID); err != nil {
+			return errdefs.System("init: terminal: %v", err)
+		}
+	}
 	if err := writeMsg(sock, msgReady, nil); err != nil {
 		return io.EOF
+	}
+	if master >= 0 {
+		if err := sendFd(sock, master); err != nil {
+			return io.EOF
+		}
+		unix.Close(master)
 	}
 	typ, _, err = readMsg(sock)
 	if err != nil || typ != msgGo {

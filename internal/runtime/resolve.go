@@ -105,26 +105,39 @@ func readlinkat(dirfd int, name string) (string, error) {
 }
 
 // createFileInRoot makes sure a file exists at path inside root (creating
-// its parent directories) and returns an O_PATH descriptor on it.
+// its parent directories) and returns an O_PATH descriptor on it. A dangling
+// symlink at path (Ubuntu's /etc/resolv.conf -> ../run/systemd/...) is
+// followed inside root and its target created, as Docker does.
 func createFileInRoot(root int, path string, mode uint32) (int, error) {
-	fd, err := openInRoot(root, path, unix.O_PATH)
-	if err == nil || err != unix.ENOENT {
-		return fd, err
+	for links := 0; ; links++ {
+		fd, err := openInRoot(root, path, unix.O_PATH)
+		if err == nil || err != unix.ENOENT {
+			return fd, err
+		}
+		dir, base := filepath.Split(filepath.Clean("/" + path))
+		pfd, err := mkdirAllInRoot(root, dir, 0o755)
+		if err != nil {
+			return -1, err
+		}
+		nfd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
+		if err == nil {
+			unix.Close(nfd)
+			unix.Close(pfd)
+			return openInRoot(root, path, unix.O_PATH)
+		}
+		target, lerr := readlinkat(pfd, base)
+		unix.Close(pfd)
+		if err != unix.EEXIST || lerr != nil {
+			return -1, fmt.Errorf("create %s: %w", path, err)
+		}
+		if links >= 40 {
+			return -1, fmt.Errorf("create %s: %w", path, unix.ELOOP)
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(dir, target)
+		}
+		path = target
 	}
-	dir, base := filepath.Split(filepath.Clean("/" + path))
-	pfd, err := mkdirAllInRoot(root, dir, 0o755)
-	if err != nil {
-		return -1, err
-	}
-	defer unix.Close(pfd)
-	nfd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
-	if err != nil && err != unix.EEXIST {
-		return -1, fmt.Errorf("create %s: %w", path, err)
-	}
-	if err == nil {
-		unix.Close(nfd)
-	}
-	return openInRoot(root, path, unix.O_PATH)
 }
 
 func splitPath(p string) []string {

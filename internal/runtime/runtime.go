@@ -37,6 +37,12 @@ type CreateOpts struct {
 	// Stdin, Stdout, Stderr are the container process's stdio (nil: /dev/null).
 	// A terminal on Stdin becomes the controlling terminal and /dev/console.
 	Stdin, Stdout, Stderr *os.File
+	// Terminal gives the container a pseudo-terminal made inside it (from
+	// its /dev/pts) as stdio, controlling terminal and /dev/console, like
+	// runc with a console socket; Stdin, Stdout and Stderr are then unused
+	// and Container.Console returns the master. The spec's Process.Terminal
+	// is not consulted: the caller decides whether it serves a terminal.
+	Terminal bool
 	// Cgroup, when set, replaces the cgroup made from Spec.Linux.CgroupsPath
 	// and Resources (tests use it to run on a cgroup2 mount of their own).
 	// Create calls its Create method; Destroy its Destroy method.
@@ -52,9 +58,10 @@ type ExitStatus struct {
 
 // Container is a created container.
 type Container struct {
-	cmd  *exec.Cmd
-	sock *os.File // our end of the sync socketpair; nil after Start
-	cg   cgroups.Manager
+	cmd     *exec.Cmd
+	sock    *os.File // our end of the sync socketpair; nil after Start
+	cg      cgroups.Manager
+	console *os.File // pty master with CreateOpts.Terminal
 
 	mu      sync.Mutex
 	started bool
@@ -86,11 +93,12 @@ func Create(ctx context.Context, opts CreateOpts) (c *Container, err error) {
 			return nil, err
 		}
 	}
-	console := opts.Stdin != nil && isTerminal(opts.Stdin)
+	console := !opts.Terminal && opts.Stdin != nil && isTerminal(opts.Stdin)
 	cfg, err := newInitConfig(spec, plan, cg, console)
 	if err != nil {
 		return nil, err
 	}
+	cfg.Terminal = opts.Terminal
 	payload, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, errdefs.System("runtime: encode init config: %v", err)
@@ -174,13 +182,18 @@ func Create(ctx context.Context, opts CreateOpts) (c *Container, err error) {
 	typ, p, err := readMsg(parentSock)
 	switch {
 	case ctx.Err() != nil:
-		return nil, ctx.Err()
+		return nil, wrapSystem(fmt.Errorf("runtime: create: %w", ctx.Err()))
 	case err != nil:
 		return nil, errdefs.System("runtime: container init exited during setup: %v", err)
 	case typ == msgError:
 		return nil, decodeError(p)
 	case typ != msgReady:
 		return nil, errdefs.System("runtime: unexpected message %q from init", typ)
+	}
+	if opts.Terminal {
+		if c.console, err = recvFd(parentSock); err != nil {
+			return nil, errdefs.System("runtime: receive the container's terminal: %v", err)
+		}
 	}
 	return c, nil
 }
@@ -225,6 +238,11 @@ func startIn(cmd *exec.Cmd, joins []nsJoin) error {
 
 // Pid is the host pid of the container's first process.
 func (c *Container) Pid() int { return c.cmd.Process.Pid }
+
+// Console is the master of the container's terminal (CreateOpts.Terminal),
+// or nil. The caller owns it: it reads the output, writes the input, sets
+// the window size (unix.IoctlSetWinsize with TIOCSWINSZ) and closes it.
+func (c *Container) Console() *os.File { return c.console }
 
 // Cgroup is the container's cgroup manager (nil without a cgroup).
 func (c *Container) Cgroup() cgroups.Manager { return c.cg }

@@ -34,7 +34,7 @@ func TestRunOutputAndEnvironment(t *testing.T) {
 		{name: "pid 1", args: []string{"sh", "-c", "echo $$"}, want: "1\n"},
 		{name: "hostname", args: []string{"hostname"}, want: "testhost\n"},
 		{name: "proc mounted", args: []string{"cat", "/proc/1/cmdline"}, want: "cat\x00/proc/1/cmdline\x00"},
-		{name: "pid namespace", args: []string{"sh", "-c", "ls /proc | grep -c '^[0-9]'"}, want: "3\n"}, // sh, ls, grep
+		{name: "pid namespace", args: []string{"sh", "-c", "set -- /proc/[0-9]*; echo $*"}, want: "/proc/1\n"},
 		{name: "masked file", args: []string{"sh", "-c", "wc -c < /proc/keys; wc -c < /proc/timer_list"}, want: "0\n0\n"},
 		{name: "masked dir", args: []string{"sh", "-c", "ls -A /sys/firmware | wc -l"}, want: "0\n"},
 		{
@@ -113,6 +113,16 @@ func TestRunOutputAndEnvironment(t *testing.T) {
 				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/hostname", Type: "bind", Source: f, Options: []string{"rbind", "rprivate"}})
 			},
 			want: "bound\n",
+		},
+		{
+			name: "bind mount onto a dangling symlink", args: []string{"sh", "-c", "cat /etc/resolv.conf; readlink /etc/resolv.conf"},
+			modify: func(s *specs.Spec) {
+				os.Symlink("../run/systemd/resolve/stub-resolv.conf", filepath.Join(s.Root.Path, "etc/resolv.conf"))
+				f := filepath.Join(filepath.Dir(s.Root.Path), "resolv-"+randSuffix())
+				os.WriteFile(f, []byte("nameserver 192.0.2.1\n"), 0o644)
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: f, Options: []string{"rbind", "rprivate"}})
+			},
+			want: "nameserver 192.0.2.1\n../run/systemd/resolve/stub-resolv.conf\n",
 		},
 		{
 			name: "bind mount dir read-only", args: []string{"sh", "-c", "cat /data/f; touch /data/g 2>/dev/null || echo refused"},
@@ -245,6 +255,7 @@ func TestExitCodes(t *testing.T) {
 		kind     errdefs.Kind
 		msg      string
 		signaled syscall.Signal
+		path     string
 	}{
 		{name: "zero", args: []string{"true"}, code: 0},
 		{name: "three", args: []string{"sh", "-c", "exit 3"}, code: 3},
@@ -253,11 +264,18 @@ func TestExitCodes(t *testing.T) {
 		{name: "no such file", args: []string{"/nonexistent"}, code: 127, kind: errdefs.KindCommandNotFound, msg: `exec: "/nonexistent": stat /nonexistent: no such file or directory`},
 		{name: "not executable", args: []string{"/etc/notexec"}, code: 126, kind: errdefs.KindCannotInvoke, msg: `exec: "/etc/notexec": permission denied`},
 		{name: "directory", args: []string{"/etc"}, code: 126, kind: errdefs.KindCannotInvoke, msg: `exec: "/etc": is a directory`},
+		// Non-executable files in PATH are skipped, as runc does.
+		{name: "not executable in PATH", args: []string{"notexec"}, path: "/etc:/bin", code: 127, kind: errdefs.KindCommandNotFound, msg: `exec: "notexec": executable file not found in $PATH`},
+		{name: "found later in PATH", args: []string{"true"}, path: "/etc:/nonexistent:/bin", code: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			res := runContainer(t, testSpec(t, busyboxRoot(t), tt.args...))
+			spec := testSpec(t, busyboxRoot(t), tt.args...)
+			if tt.path != "" {
+				spec.Process.Env = []string{"PATH=" + tt.path}
+			}
+			res := runContainer(t, spec)
 			if tt.kind == errdefs.KindUnknown {
 				if res.startErr != nil {
 					t.Fatalf("start: %v", res.startErr)
@@ -464,9 +482,14 @@ func TestCgroupV2CloneIntoCgroup(t *testing.T) {
 		t.Skipf("cannot mount cgroup2: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
-	parent := "/skiff-test-" + randSuffix()
-	t.Cleanup(func() { os.Remove(filepath.Join(mnt, parent)) })
-	cg, err := cgroups.NewV2(mnt, parent+"/c", nil)
+	// The test's own cgroup is the manager's root: controllers are enabled
+	// from there down, never in the host's root.
+	root := filepath.Join(mnt, "skiff-test-"+randSuffix())
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(root) })
+	cg, err := cgroups.NewV2(root, "/c", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,4 +529,52 @@ func readAll(f *os.File, buf []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+func TestTerminal(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	spec := testSpec(t, busyboxRoot(t), "sh", "-c", "tty; test -c /dev/console && echo console; stty size; ls -ln /dev/pts/0 | cut -c1-30")
+	spec.Process.User.Username = "nobody"
+	c, err := Create(context.Background(), CreateOpts{Spec: spec, ShimPath: shimPath, Terminal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	con := c.Console()
+	if con == nil {
+		t.Fatal("no console")
+	}
+	defer con.Close()
+	if err := unix.IoctlSetWinsize(int(con.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 99}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 4096)
+	n, _ := readAll(con, out) // ends with EIO once the container's side is closed
+	st, _ := c.Wait()
+	destroy(t, c, spec)
+	got := strings.ReplaceAll(string(out[:n]), "\r\n", "\n")
+	want := "/dev/pts/0\nconsole\n33 99\n"
+	if st.Code != 0 || !strings.HasPrefix(got, want) || !strings.Contains(got, "65534") {
+		t.Fatalf("status %+v, output %q, want %q and the pty owned by 65534", st, got, want)
+	}
+}
+
+func TestDeviceCgroup(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	if unified, _ := cgroups.IsUnified(); unified {
+		t.Skip("device rules need eBPF on cgroup v2")
+	}
+	spec := testSpec(t, busyboxRoot(t), "sh", "-c", "echo x > /dev/null && echo null; head -c 1 /dev/zero >/dev/null 2>&1 || echo zero refused")
+	spec.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "rwm"},
+	}
+	res := runContainer(t, spec)
+	if res.startErr != nil || res.stdout != "null\nzero refused\n" {
+		t.Fatalf("start %v, stdout %q, stderr %q", res.startErr, res.stdout, res.stderr)
+	}
 }

@@ -43,7 +43,14 @@ func decodeFast(b []byte) (e Entry, ok bool) {
 			if s, b, err = scanString(b, nil); err {
 				return e, false
 			}
-			e.Stream = string(s)
+			switch string(s) { // no allocation for the usual two
+			case "stdout":
+				e.Stream = "stdout"
+			case "stderr":
+				e.Stream = "stderr"
+			default:
+				e.Stream = string(s)
+			}
 		case "time":
 			var s []byte
 			if s, b, err = scanString(b, nil); err {

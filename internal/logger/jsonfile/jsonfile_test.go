@@ -559,3 +559,25 @@ func BenchmarkWrite(b *testing.B) {
 		w.Write(e)
 	}
 }
+
+func BenchmarkRead(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "c-json.log")
+	w, err := NewWriter(path, 0, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var es []Entry
+	for i := 0; i < 10000; i++ {
+		es = append(es, Entry{Stream: "stdout", Line: []byte(fmt.Sprintf("a typical log line number %d, with \"quotes\" and a tab\t\n", i)), Time: time.Now()})
+	}
+	w.WriteEntries(es)
+	w.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		Read(context.Background(), path, ReadOptions{Tail: -1}, func(Entry) error { n++; return nil })
+		if n != 10000 {
+			b.Fatal(n)
+		}
+	}
+}
