@@ -111,15 +111,15 @@ func TestImages(t *testing.T) {
 	if out := d.must("image", "inspect", "-f", "{{.Config.Labels}}", "mybox:1"); !strings.Contains(out, "a:b") {
 		t.Errorf("labels: %q", out)
 	}
+	if out := d.must("rmi", "other:2"); !strings.Contains(out, "Untagged: other:2") {
+		t.Errorf("rmi of one tag: %q", out)
+	}
 	// An image in use can't be removed without -f.
 	d.must("create", "--name", "user", "mybox:1")
 	if _, errOut, code := d.skiff("rmi", "mybox:1"); code == 0 || !strings.Contains(errOut, "conflict") {
 		t.Errorf("rmi in use: %d %q", code, errOut)
 	}
 	d.must("rm", "user")
-	if out := d.must("rmi", "other:2"); !strings.Contains(out, "Untagged: other:2") {
-		t.Errorf("rmi of one tag: %q", out)
-	}
 	d.must("rmi", "mybox:1")
 	if _, _, code := d.skiff("image", "inspect", "mybox:1"); code == 0 {
 		t.Error("image still there after rmi")

@@ -64,6 +64,7 @@ const (
 
 type applyOptions struct {
 	whiteouts WhiteoutMode
+	tee       io.Writer
 }
 
 // ApplyOpt changes how Apply works.
@@ -72,6 +73,12 @@ type ApplyOpt func(*applyOptions)
 // WithWhiteouts selects the whiteout handling (default WhiteoutOverlay).
 func WithWhiteouts(m WhiteoutMode) ApplyOpt {
 	return func(o *applyOptions) { o.whiteouts = m }
+}
+
+// WithUncompressedTee sends every byte of the uncompressed archive to w as
+// Apply reads it (a hash, for a layer's diff id).
+func WithUncompressedTee(w io.Writer) ApplyOpt {
+	return func(o *applyOptions) { o.tee = w }
 }
 
 // copyBufSize is the buffer for file contents: big buffers mean few
@@ -90,17 +97,20 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...ApplyOpt) (int
 	for _, opt := range opts {
 		opt(&o)
 	}
-	rc, comp, err := DecompressStream(r)
+	rc, _, err := DecompressStream(r)
 	if err != nil {
 		return 0, err
 	}
 	defer rc.Close()
-	var src io.Reader = rc
-	if comp != Uncompressed {
-		// Decompress on another core while this one writes files.
-		ra := newReadahead(rc)
-		defer ra.Close()
-		src = ra
+	// Read (decompress, and whatever the caller does with the raw stream,
+	// like hashing and storing it) on another core while this one writes
+	// files. Worth it even for a plain tar.
+	ra := newReadahead(rc)
+	defer ra.Close()
+	var src io.Reader = ra
+	if o.tee != nil {
+		// Decompressing is the slower side: hash the output here.
+		src = io.TeeReader(src, o.tee)
 	}
 
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

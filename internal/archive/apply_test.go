@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -234,7 +235,7 @@ func TestApplyReplacesExisting(t *testing.T) {
 	d2.Mode = 0o700
 	layer2 := mktar(t,
 		file("a", "a is a file now"), // directory replaced by a file
-		dir("b/"), file("b/x", "x"), // file replaced by a directory
+		dir("b/"), file("b/x", "x"),  // file replaced by a directory
 		file("c", "no longer a link"), // symlink replaced, not followed
 		d2,                            // directory merged, metadata updated
 		file("d/y", "y"),
@@ -550,4 +551,29 @@ func TestApplySparseFileSeeksOverHoles(t *testing.T) {
 		t.Errorf("sparse tail = %q", tail)
 	}
 	t.Logf("1 GiB sparse file applied in %v", time.Since(start))
+}
+
+func TestApplyCompressedErrorStopsReadahead(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<19) // 8 MiB: more than the readahead holds
+	layer := mktar(t, file("big", big), file("../escape", "x"), file("more", big))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(layer)
+	zw.Close()
+	before := runtime.NumGoroutine()
+	s := newSandbox(t)
+	_, err := Apply(context.Background(), s.root, bytes.NewReader(gz.Bytes()))
+	if err == nil || !strings.Contains(err.Error(), "escapes") {
+		t.Fatalf("Apply: %v", err)
+	}
+	// Goroutines of earlier tests may still be winding down: give them
+	// a moment before calling anything a leak.
+	for i := 0; i < 100 && runtime.NumGoroutine() > before; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines left running:\n%s", n-before, buf[:runtime.Stack(buf, true)])
+	}
+	s.checkUntouched(t)
 }

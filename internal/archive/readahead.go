@@ -12,8 +12,9 @@ type readahead struct {
 	free chan []byte
 	done chan struct{}
 	wg   sync.WaitGroup
-	cur  []byte
-	err  error // set by the goroutine before it closes full
+	buf  []byte // the chunk being consumed
+	cur  []byte // its unread part
+	err  error  // set by the goroutine before it closes full
 }
 
 const (
@@ -28,7 +29,7 @@ func newReadahead(src io.Reader) *readahead {
 		done: make(chan struct{}),
 	}
 	for i := 0; i < readaheadChunks; i++ {
-		ra.free <- make([]byte, readaheadChunk)
+		ra.free <- *(chunkPool.Get().(*[]byte))
 	}
 	ra.wg.Add(1)
 	go func() {
@@ -41,7 +42,7 @@ func newReadahead(src io.Reader) *readahead {
 			case <-ra.done:
 				return
 			}
-			n, err := io.ReadFull(src, buf[:cap(buf)])
+			n, err := io.ReadFull(src, buf)
 			if n > 0 {
 				select {
 				case ra.full <- buf[:n]:
@@ -62,23 +63,19 @@ func newReadahead(src io.Reader) *readahead {
 }
 
 func (ra *readahead) Read(p []byte) (int, error) {
-	for len(ra.cur) == 0 {
-		if ra.cur != nil {
-			ra.free <- ra.cur[:0]
-			ra.cur = nil
+	if len(ra.cur) == 0 {
+		if ra.buf != nil {
+			ra.free <- ra.buf[:cap(ra.buf)]
+			ra.buf = nil
 		}
 		buf, ok := <-ra.full
 		if !ok {
 			return 0, ra.err // safe: written before close(full)
 		}
-		ra.cur = buf
+		ra.buf, ra.cur = buf, buf
 	}
 	n := copy(p, ra.cur)
 	ra.cur = ra.cur[n:]
-	if len(ra.cur) == 0 {
-		ra.free <- ra.cur[:0]
-		ra.cur = nil
-	}
 	return n, nil
 }
 
@@ -87,4 +84,37 @@ func (ra *readahead) Read(p []byte) (int, error) {
 func (ra *readahead) Close() {
 	close(ra.done)
 	ra.wg.Wait()
+	// Every chunk is now in free, in full or being consumed.
+	put := func(b []byte) {
+		b = b[:cap(b)]
+		chunkPool.Put(&b)
+	}
+	if ra.buf != nil {
+		put(ra.buf)
+		ra.buf, ra.cur = nil, nil
+	}
+	for {
+		select {
+		case b := <-ra.free:
+			put(b)
+		case b, ok := <-ra.full:
+			if ok {
+				put(b)
+				continue
+			}
+			// full is closed: drain free and stop.
+			for {
+				select {
+				case b := <-ra.free:
+					put(b)
+				default:
+					return
+				}
+			}
+		}
+	}
 }
+
+// chunkPool keeps readahead chunks between Applies: a small layer should not
+// pay for allocating and zeroing megabytes.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, readaheadChunk); return &b }}

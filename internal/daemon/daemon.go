@@ -133,21 +133,24 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		listeners = append(listeners, l)
 	}
+	serveCtx, cancelServe := context.WithCancel(ctx)
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
-		go func() { errc <- srv.Serve(ctx, l) }()
+		go func() { errc <- srv.Serve(serveCtx, l) }()
 	}
 	logger.Info("skiff daemon ready", "hosts", cfg.Hosts, "data-root", cfg.DataRoot, "version", engine.Version)
+	received := 0
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+		received++
 	}
-	for _, l := range listeners {
-		l.Close()
+	// Serve returns once its context ends: open streams (waits, follows,
+	// attaches) are ended, and the listeners closed.
+	cancelServe()
+	for ; received < len(listeners); received++ {
+		<-errc
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(shutdown)
 	return err
 }
 

@@ -212,7 +212,8 @@ func (e *Engine) ExecInspect(ctx context.Context, id string) (*container.ExecIns
 		r.ProcessConfig.Arguments = x.Config.Cmd[1:]
 	}
 	if x.ExitCode != nil {
-		r.ExitCode = *x.ExitCode
+		code := *x.ExitCode
+		r.ExitCode = &code
 	}
 	return r, nil
 }

@@ -159,11 +159,10 @@ func (e *Engine) ImageTag(ctx context.Context, source, repo, tag string) error {
 func (e *Engine) ImageRemove(ctx context.Context, ref string, force, noPrune bool) ([]imagetypes.DeleteResponse, error) {
 	used := e.imagesInUse()
 	items, err := e.images.Delete(ctx, ref, image.DeleteOptions{
-		Force: force,
-		InUse: func(id string) bool { return used[id] > 0 },
-		UsedBy: func(id string) string {
-			return e.containerUsing(id)
-		},
+		Force: force, NoPrune: noPrune,
+		InUse:   func(id string) bool { return used[id] > 0 },
+		UsedBy:  func(id string) string { return e.containerUsing(id, false) },
+		Running: func(id string) string { return e.containerUsing(id, true) },
 	})
 	out := make([]imagetypes.DeleteResponse, 0, len(items))
 	for _, it := range items {
@@ -216,12 +215,14 @@ func (e *Engine) imagesInUse() map[string]int {
 	return used
 }
 
-func (e *Engine) containerUsing(imageID string) string {
+// containerUsing names a container (a running one when running is set)
+// whose image is imageID, or "".
+func (e *Engine) containerUsing(imageID string, running bool) string {
 	for _, c := range e.reg.all() {
 		c.mu.Lock()
-		id := c.ImageID
+		id, up := c.ImageID, c.State.Running
 		c.mu.Unlock()
-		if id == imageID {
+		if id == imageID && (up || !running) {
 			return c.ID[:12]
 		}
 	}

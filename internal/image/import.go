@@ -1,0 +1,274 @@
+package image
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"time"
+
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/skiff-dev/skiff/internal/archive"
+	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/meta"
+)
+
+// importKeyPrefix names the temporary snapshots layers are unpacked into
+// before they are committed under their chain id.
+const importKeyPrefix = "import-"
+
+// ImportOptions describe `docker import`.
+type ImportOptions struct {
+	Ref      string   // name[:tag] to give the image; "" for none
+	Changes  []string // Dockerfile instructions applied to the config
+	Message  string   // history comment; default "Imported from -"
+	Platform string   // "os[/arch[/variant]]"; default linux and this machine's arch
+}
+
+// Import makes a one-layer image from r, a tar (plain, gzip, zstd or bzip2)
+// of a root filesystem. The layer blob is stored as given (bzip2 is stored
+// uncompressed), so importing the same file twice gives the same layer.
+func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*Image, error) {
+	var tag string
+	if opts.Ref != "" {
+		named, err := parseTag(opts.Ref)
+		if err != nil {
+			return nil, err
+		}
+		tag = named.String()
+	}
+	platform, err := parsePlatform(opts.Platform)
+	if err != nil {
+		return nil, err
+	}
+	var cfg dockerspec.DockerOCIImageConfig
+	if err := ApplyChanges(&cfg, opts.Changes); err != nil {
+		return nil, err
+	}
+	msg := opts.Message
+	if msg == "" {
+		msg = "Imported from -"
+	}
+
+	defer s.Lease()()
+
+	br := bufio.NewReaderSize(r, 1<<20)
+	head, _ := br.Peek(6)
+	var src io.Reader = br
+	if c := archive.DetectCompression(head); c != archive.Uncompressed && c != archive.Gzip && c != archive.Zstd {
+		// Not a compression OCI layers can have: store the tar itself.
+		rc, _, err := archive.DecompressStream(br)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		src = rc
+	}
+	layer, err := s.AddLayer(ctx, "", src)
+	if err != nil {
+		return nil, err
+	}
+
+	created := time.Now().UTC()
+	img := dockerspec.DockerOCIImage{
+		Image: ocispec.Image{
+			Created:  &created,
+			Platform: platform,
+			RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{layer.DiffID}},
+			History:  []ocispec.History{{Created: &created, Comment: msg}},
+		},
+		Config: cfg,
+	}
+	return s.Create(ctx, img, []Layer{layer}, CreateOptions{Ref: tag})
+}
+
+func parsePlatform(p string) (ocispec.Platform, error) {
+	out := ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	if p == "" {
+		return out, nil
+	}
+	parts := strings.Split(strings.ToLower(p), "/")
+	if parts[0] != "linux" || len(parts) > 3 {
+		return out, errdefs.Invalid("unsupported platform %q: skiff runs linux images", p)
+	}
+	if len(parts) > 1 && parts[1] != "" {
+		out.Architecture = parts[1]
+	}
+	if len(parts) > 2 {
+		out.Variant = parts[2]
+	}
+	return out, nil
+}
+
+// AddLayer stores the layer tar r (plain, gzip or zstd) as a blob, exactly as
+// given, and unpacks it into a committed snapshot on top of the layers whose
+// chain id is parent ("" for a base layer). The snapshot is keyed by the new
+// chain id; when it already exists (the same layer on the same parents) the
+// unpacked copy is dropped. Callers hold a Lease until the layer is in an
+// image record (Create), or GC may take it away.
+func (s *Store) AddLayer(ctx context.Context, parent digest.Digest, r io.Reader) (Layer, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	head, _ := br.Peek(6)
+	comp := archive.DetectCompression(head)
+	mediaType := ocispec.MediaTypeImageLayer
+	switch comp {
+	case archive.Uncompressed:
+	case archive.Gzip:
+		mediaType = ocispec.MediaTypeImageLayerGzip
+	case archive.Zstd:
+		mediaType = ocispec.MediaTypeImageLayerZstd
+	default:
+		return Layer{}, errdefs.Invalid("unsupported layer compression: %s", comp)
+	}
+
+	key := importKeyPrefix + randomHex()
+	if _, err := s.sn.Prepare(ctx, key, string(parent)); err != nil {
+		return Layer{}, fmt.Errorf("prepare layer: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			s.sn.Remove(context.WithoutCancel(ctx), key)
+		}
+	}()
+	upper, err := s.sn.UpperDir(ctx, key)
+	if err != nil {
+		return Layer{}, err
+	}
+	w, err := s.cs.Writer(ctx, "", -1)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer w.Close()
+
+	var opts []archive.ApplyOpt
+	diff := digest.SHA256.Digester()
+	if comp != archive.Uncompressed {
+		opts = append(opts, archive.WithUncompressedTee(diff.Hash()))
+	}
+	size, err := archive.Apply(ctx, upper, io.TeeReader(br, w), opts...)
+	if err != nil {
+		return Layer{}, fmt.Errorf("unpack layer: %w", err)
+	}
+	// Apply reads to the end; whatever it did not need still belongs to
+	// the blob.
+	if _, err := io.Copy(w, br); err != nil {
+		return Layer{}, fmt.Errorf("read layer: %w", err)
+	}
+	info, err := w.Commit()
+	if err != nil {
+		return Layer{}, fmt.Errorf("store layer: %w", err)
+	}
+	l := Layer{Digest: info.Digest, DiffID: info.Digest, MediaType: mediaType, Size: info.Size, UnpackedSize: size}
+	if comp != archive.Uncompressed {
+		l.DiffID = diff.Digest()
+	}
+
+	chain := l.DiffID
+	if parent != "" {
+		chain = identity.ChainID([]digest.Digest{parent, l.DiffID})
+	}
+	if _, err := s.sn.Stat(ctx, chain.String()); err == nil {
+		return l, nil // already unpacked: the deferred Remove drops this copy
+	}
+	if err := s.sn.Commit(ctx, chain.String(), key); err != nil {
+		if errdefs.IsConflict(err) {
+			return l, nil // a concurrent import of the same layer won
+		}
+		return Layer{}, fmt.Errorf("commit layer: %w", err)
+	}
+	committed = true
+	return l, nil
+}
+
+func randomHex() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// CreateOptions are the optional parts of Create.
+type CreateOptions struct {
+	Ref    string // normalized name:tag to point at the image
+	Parent string // image id this one was built from
+}
+
+// Create records an image made of config and layers (already stored by
+// AddLayer, bottom first): it stores the config and an OCI manifest as
+// blobs and the record in the database. config.RootFS must list the
+// layers' diff ids. Callers hold a Lease (as Import does) when the layers
+// are new.
+func (s *Store) Create(ctx context.Context, config dockerspec.DockerOCIImage, layers []Layer, opts CreateOptions) (*Image, error) {
+	if len(config.RootFS.DiffIDs) != len(layers) {
+		return nil, fmt.Errorf("create image: config lists %d layers, %d given", len(config.RootFS.DiffIDs), len(layers))
+	}
+	for i, l := range layers {
+		if config.RootFS.DiffIDs[i] != l.DiffID {
+			return nil, fmt.Errorf("create image: layer %d is %s, the config says %s", i, l.DiffID, config.RootFS.DiffIDs[i])
+		}
+	}
+	cfgJSON, err := json.Marshal(config)
+	if err != nil {
+		return nil, fmt.Errorf("encode image config: %w", err)
+	}
+	cfgInfo, err := s.cs.PutBytes(ctx, cfgJSON, "")
+	if err != nil {
+		return nil, fmt.Errorf("store image config: %w", err)
+	}
+	manifest := ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: cfgInfo.Digest, Size: cfgInfo.Size},
+	}
+	var size int64
+	for _, l := range layers {
+		manifest.Layers = append(manifest.Layers, ocispec.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size})
+		size += l.UnpackedSize
+	}
+	mJSON, err := json.Marshal(manifest)
+	if err != nil {
+		return nil, fmt.Errorf("encode image manifest: %w", err)
+	}
+	mInfo, err := s.cs.PutBytes(ctx, mJSON, "")
+	if err != nil {
+		return nil, fmt.Errorf("store image manifest: %w", err)
+	}
+
+	id := cfgInfo.Digest.String()
+	created := time.Now().UTC()
+	if config.Created != nil {
+		created = *config.Created
+	}
+	rec := &record{Manifest: mInfo.Digest, Layers: layers, Created: created, Size: size, Parent: opts.Parent}
+	var img *Image
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if old, err := getRecord(tx, id); err == nil {
+			rec.LastTagTime = old.LastTagTime
+		}
+		if err := meta.PutJSON(tx, bucketImages, id, rec); err != nil {
+			return err
+		}
+		if opts.Ref != "" {
+			if err := setRef(tx, opts.Ref, id); err != nil {
+				return err
+			}
+		}
+		img, err = s.load(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record image: %w", err)
+	}
+	return img, nil
+}
