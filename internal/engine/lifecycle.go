@@ -58,6 +58,7 @@ func (e *Engine) ContainerStart(ctx context.Context, ref string) error {
 
 // start runs c; the caller holds c.op.
 func (e *Engine) start(ctx context.Context, c *Container) (err error) {
+	t0 := time.Now()
 	bundle := e.bundleDir(c.ID)
 	os.RemoveAll(bundle)
 	if err := os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o711); err != nil {
@@ -71,10 +72,12 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 	if err := e.writeBundle(ctx, c, bundle); err != nil {
 		return err
 	}
+	t1 := time.Now()
 	proc, err := monitor.Spawn(ctx, e.cfg.ShimPath, bundle)
 	if err != nil {
 		return e.startFailed(c, err)
 	}
+	t2 := time.Now()
 	cl, err := monitor.Dial(bundle)
 	if err != nil {
 		proc.Kill()
@@ -92,7 +95,9 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 		a.ready <- attachResult{conn: conn, err: err}
 	}
 
+	t3 := time.Now()
 	pid, err := cl.Start(ctx)
+	t4 := time.Now()
 	if err != nil {
 		// The monitor records the failure and exits; reap it.
 		proc.Wait()
@@ -109,6 +114,8 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 	c.exited = exited
 	perr := e.persist(c)
 	c.mu.Unlock()
+	e.log.Debug("container started", "id", c.ID[:12], "bundle", t1.Sub(t0), "spawn", t2.Sub(t1),
+		"attach", t3.Sub(t2), "exec", t4.Sub(t3), "persist", time.Since(t4))
 	e.containerEvent(c, events.ActionStart, nil)
 	// Reaping the monitor is not tracked by e.wg: an engine shutting down
 	// must not wait for running containers (they outlive it).
