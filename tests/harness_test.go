@@ -104,11 +104,19 @@ type daemon struct {
 	cmd      *exec.Cmd
 	logf     *os.File
 	cli      *client.Client
+	// cgroup2 runs the daemon in a mount namespace of its own where
+	// /sys/fs/cgroup is a cgroup2 mount: a pure cgroup v2 host as skiff sees it.
+	cgroup2 bool
 }
 
 // startDaemon starts a daemon on fresh roots and registers its cleanup:
 // every container removed, the daemon stopped, and no leftovers checked.
 func startDaemon(t *testing.T) *daemon {
+	t.Helper()
+	return startDaemonWith(t, false)
+}
+
+func startDaemonWith(t *testing.T, cgroup2 bool) *daemon {
 	t.Helper()
 	root, err := os.MkdirTemp("", "skiff-e2e-")
 	if err != nil {
@@ -118,6 +126,7 @@ func startDaemon(t *testing.T) *daemon {
 	d := &daemon{
 		t: t, root: root, sock: filepath.Join(root, "skiff.sock"),
 		cgParent: fmt.Sprintf("/skiff-e2e-%d-%s", os.Getpid(), name),
+		cgroup2:  cgroup2,
 	}
 	d.host = "unix://" + d.sock
 	d.start()
@@ -134,9 +143,14 @@ func (d *daemon) start() {
 		d.t.Fatal(err)
 	}
 	d.logf = logf
-	d.cmd = exec.Command(filepath.Join(binDir, "skiff"), "daemon", "-H", d.host,
+	args := []string{filepath.Join(binDir, "skiff"), "daemon", "-H", d.host,
 		"--data-root", filepath.Join(d.root, "data"), "--exec-root", filepath.Join(d.root, "exec"),
-		"--config-file", cfg, "--debug")
+		"--config-file", cfg, "--debug"}
+	if d.cgroup2 {
+		args = append([]string{"unshare", "-m", "sh", "-c",
+			`mount --make-rprivate / && mount -t cgroup2 none /sys/fs/cgroup && exec "$@"`, "sh"}, args...)
+	}
+	d.cmd = exec.Command(args[0], args[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {

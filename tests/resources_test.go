@@ -128,3 +128,40 @@ func TestImages(t *testing.T) {
 		t.Error("the other image broke when its twin was removed")
 	}
 }
+
+// On a pure cgroup v2 host (simulated: the daemon sees a cgroup2 mount at
+// /sys/fs/cgroup, which is this host's unified hierarchy) containers run in
+// a v2 cgroup, and limits the hierarchy can't enforce fail clearly.
+func TestCgroupV2Host(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.procs"); err != nil {
+		t.Skip("no cgroup2 hierarchy on this host")
+	}
+	d := startDaemonWith(t, true)
+	d.importBusybox()
+	if out := d.must("info", "--format", "{{.CgroupVersion}}"); out != "2\n" {
+		t.Errorf("CgroupVersion %q, want 2", out)
+	}
+	if out := d.must("run", "--rm", "busybox", "sh", "-c", "grep '^0::' /proc/self/cgroup"); out != "0::/\n" {
+		t.Errorf("cgroup inside the container: %q", out)
+	}
+	id := strings.TrimSpace(d.must("run", "-d", "busybox", "sleep", "60"))
+	dir := filepath.Join("/sys/fs/cgroup/unified", d.cgParent, id)
+	procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil || len(strings.Fields(string(procs))) == 0 {
+		t.Errorf("container cgroup %s: %q %v", dir, procs, err)
+	}
+	d.must("rm", "-f", id)
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("cgroup %s left after rm", dir)
+	}
+	ctrls, _ := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
+	_, errOut, code := d.skiff("run", "--rm", "-m", "32m", "busybox", "true")
+	if strings.Contains(string(ctrls), "memory") {
+		if code != 0 {
+			t.Errorf("-m on v2 with the memory controller: %d %q", code, errOut)
+		}
+	} else if code != 125 || !strings.Contains(errOut, "memory") {
+		t.Errorf("-m without a v2 memory controller: exit %d %q, want 125 and a clear error", code, errOut)
+	}
+}
