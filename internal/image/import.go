@@ -18,6 +18,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/archive"
 	"github.com/skiff-dev/skiff/internal/errdefs"
@@ -166,6 +167,11 @@ func (s *Store) AddLayer(ctx context.Context, parent digest.Digest, r io.Reader)
 	if _, err := io.Copy(w, br); err != nil {
 		return Layer{}, fmt.Errorf("read layer: %w", err)
 	}
+	// One syncfs for the whole layer instead of an fsync per file: the
+	// snapshot must be whole once an image record names it.
+	if err := syncFS(upper); err != nil {
+		return Layer{}, fmt.Errorf("sync layer: %w", err)
+	}
 	info, err := w.Commit()
 	if err != nil {
 		return Layer{}, fmt.Errorf("store layer: %w", err)
@@ -190,6 +196,15 @@ func (s *Store) AddLayer(ctx context.Context, parent digest.Digest, r io.Reader)
 	}
 	committed = true
 	return l, nil
+}
+
+func syncFS(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Syncfs(fd)
 }
 
 func randomHex() string {
