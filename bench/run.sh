@@ -18,13 +18,16 @@ bin=$PWD/bin
 tar=$root/busybox.tar
 ./hack/mkbusybox.sh "$tar"
 
-"$bin/skiff" daemon -H "$SKIFF_HOST" --data-root "$root/data" --exec-root "$root/exec" >"$root/daemon.log" 2>&1 &
+cg=/skiff-bench-$$
+echo "{\"cgroup-parent\": \"$cg\"}" > "$root/daemon.json"
+"$bin/skiff" daemon -H "$SKIFF_HOST" --data-root "$root/data" --exec-root "$root/exec" --config-file "$root/daemon.json" >"$root/daemon.log" 2>&1 &
 dpid=$!
 cleanup() {
   ids=$("$bin/skiff" ps -aq 2>/dev/null || true)
   [ -n "$ids" ] && "$bin/skiff" rm -f $ids >/dev/null 2>&1 || true
   kill "$dpid" 2>/dev/null || true
   wait "$dpid" 2>/dev/null || true
+  for c in /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/"$cg"; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
   rm -rf "$root"
 }
 trap cleanup EXIT
