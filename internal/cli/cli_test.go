@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/client"
 
 	"github.com/skiff-dev/skiff/internal/cli/formatter"
 	"github.com/skiff-dev/skiff/internal/errdefs"
@@ -501,5 +502,21 @@ func TestVersionWithoutServer(t *testing.T) {
 	out, stderr, code := runCLI(t, "unix:///nonexistent/x.sock", "", "version", "--format", "{{.Client.Version}} {{.Client.Os}}")
 	if code != 1 || out != Version+" linux\n" || !strings.Contains(stderr, "failed to connect to the docker API") {
 		t.Errorf("code %d out %q stderr %q", code, out, stderr)
+	}
+}
+
+// A socket that does not exist says "no such file or directory"; that is the
+// engine being unreachable (125), not a missing command (127).
+func TestRunWithoutEngineIs125(t *testing.T) {
+	api, err := client.New(client.WithHost("unix://" + t.TempDir() + "/none.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = api.Ping(context.Background(), client.PingOptions{})
+	if err == nil {
+		t.Fatal("ping of a missing socket succeeded")
+	}
+	if got := exitCodeFor(toRunError(err, "run")); got != 125 {
+		t.Errorf("exit %d for %v, want 125", got, err)
 	}
 }

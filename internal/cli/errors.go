@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"github.com/moby/moby/client"
 	"strings"
 	"syscall"
 
@@ -86,6 +87,11 @@ func exitCodeFor(err error) int {
 func startErrorKind(err error) errdefs.Kind {
 	if k := errdefs.KindOf(err); k == errdefs.KindCommandNotFound || k == errdefs.KindCannotInvoke {
 		return k
+	}
+	// Only the engine's answer describes the command; a socket that is not
+	// there ("no such file or directory") is an engine failure: 125.
+	if client.IsErrConnectionFailed(err) {
+		return errdefs.KindUnknown
 	}
 	msg := err.Error()
 	switch {
