@@ -554,6 +554,7 @@ func (e *Engine) restore(ctx context.Context) error {
 		}
 		e.onExit(c, exited)
 	}
+	e.removeOrphans(ctx)
 	return nil
 }
 
