@@ -19,7 +19,7 @@ tar=$root/busybox.tar
 ./hack/mkbusybox.sh "$tar"
 
 cg=/skiff-bench-$$
-echo "{\"cgroup-parent\": \"$cg\"}" > "$root/daemon.json"
+echo "{\"cgroup-parent\": \"$cg\", \"bridge\": \"skb$$\", \"bip\": \"10.252.0.1/16\", \"nft-table\": \"skiff_bench_$$\"}" > "$root/daemon.json"
 "$bin/skiff" daemon -H "$SKIFF_HOST" --data-root "$root/data" --exec-root "$root/exec" --config-file "$root/daemon.json" >"$root/daemon.log" 2>&1 &
 dpid=$!
 cleanup() {

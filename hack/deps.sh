@@ -6,6 +6,10 @@ command -v go >/dev/null || { echo "Go is required (expected at /usr/local/go/bi
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v ip >/dev/null || need+=(iproute2)
+# nft lists tables in the networking tests' leak check (skiff itself needs no nft binary)
+command -v nft >/dev/null || need+=(nftables)
+# the reference registry, for the pull/push end-to-end tests
+command -v docker-registry >/dev/null || need+=(docker-registry)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

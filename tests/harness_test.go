@@ -40,7 +40,7 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	for _, b := range []struct{ out, pkg string }{{"skiff", "../cmd/skiff"}, {"skiff-shim", "../cmd/skiff-shim"}} {
+	for _, b := range []struct{ out, pkg string }{{"skiff", "../cmd/skiff"}, {"skiff-shim", "../cmd/skiff-shim"}, {"skiff-init", "../cmd/skiff-init"}} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -137,7 +137,7 @@ func startDaemonWith(t *testing.T, cgroup2 bool) *daemon {
 func (d *daemon) start() {
 	d.t.Helper()
 	cfg := filepath.Join(d.root, "daemon.json")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"cgroup-parent": %q}`, d.cgParent)), 0o644)
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"cgroup-parent": %q, %s}`, d.cgParent, netConfigFor(d.root))), 0o644)
 	logf, err := os.OpenFile(filepath.Join(d.root, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		d.t.Fatal(err)
@@ -223,6 +223,7 @@ func (d *daemon) cleanup() {
 		t.Logf("daemon log:\n%s", d.log())
 	}
 	checkNoLeaks(t, d)
+	checkNoNetLeaks(t, d)
 	os.RemoveAll(d.root)
 }
 

@@ -16,14 +16,17 @@ var rank = map[string]int{
 	"internal/errdefs": 0, "internal/filters": 1, "internal/archive": 1,
 	// storage
 	"internal/meta": 2, "internal/content": 3, "internal/snapshot": 3,
+	"internal/registry": 3,
 	// mechanisms
 	"internal/cgroups": 2, "internal/logger/jsonfile": 2,
+	"internal/network": 4, "internal/dns": 4, // + internal/network/firewall
 	"internal/runtime": 4, "internal/monitor": 5,
 	// assembly
 	"internal/image": 6, "internal/ocispec": 6,
+	"internal/volume": 6, "internal/containerfs": 4,
 	// engine and front ends
 	"internal/engine": 7, "internal/apiserver": 8, "internal/daemon": 9, "internal/cli": 10,
-	"cmd/skiff": 11, "cmd/skiff-shim": 11,
+	"cmd/skiff": 11, "cmd/skiff-shim": 11, "cmd/skiff-init": 11,
 }
 
 func rankOf(pkg string) (int, bool) {

@@ -61,6 +61,7 @@ func createContainer(ctx context.Context, cfg *monitor.Config, stdio monitor.Std
 		Stdin:    stdio.Stdin,
 		Stdout:   stdio.Stdout,
 		Stderr:   stdio.Stderr,
+		Terminal: cfg.Tty,
 	})
 	if err != nil {
 		return nil, err

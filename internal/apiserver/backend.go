@@ -20,8 +20,13 @@ import (
 type Backend interface {
 	SystemBackend
 	ContainerBackend
+	LivingBackend // living.go
 	ExecBackend
 	ImageBackend
+	VolumeBackend
+	NetworkBackend // networks.go
+	ArchiveBackend
+	ImageIOBackend
 }
 
 type SystemBackend interface {
@@ -61,6 +66,8 @@ type ContainerBackend interface {
 	ContainerAttach(ctx context.Context, id string, opts engine.AttachOptions) error
 	ContainerPrune(ctx context.Context, f filters.Args) (container.PruneReport, error)
 	ContainerRename(ctx context.Context, id, newName string) error
+	// ContainerResize sets the size of the container's terminal.
+	ContainerResize(ctx context.Context, id string, height, width uint) error
 }
 
 type ExecBackend interface {
@@ -70,6 +77,7 @@ type ExecBackend interface {
 	ExecStart(ctx context.Context, execID string, opts engine.ExecStartOptions) error
 	ExecInspect(ctx context.Context, execID string) (*container.ExecInspectResponse, error)
 	ExecTTY(ctx context.Context, execID string) (bool, error)
+	ExecResize(ctx context.Context, execID string, height, width uint) error
 }
 
 type ImageBackend interface {

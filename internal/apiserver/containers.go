@@ -205,17 +205,18 @@ func (s *Server) containerRename(w *respWriter, r *http.Request) error {
 	return nil
 }
 
-// containerResize accepts the size of a client's terminal. Terminals are
-// not resizable yet; the CLI only needs the call to succeed.
+// containerResize sets the size of the container's terminal.
 func (s *Server) containerResize(w *respWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if _, err := uint32Value(q, "h"); err != nil {
+	h, err := uint32Value(q, "h")
+	if err != nil {
 		return err
 	}
-	if _, err := uint32Value(q, "w"); err != nil {
+	wd, err := uint32Value(q, "w")
+	if err != nil {
 		return err
 	}
-	if _, err := s.b.ContainerAttachTTY(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.b.ContainerResize(r.Context(), r.PathValue("id"), uint(h), uint(wd)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)

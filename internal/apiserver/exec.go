@@ -69,17 +69,18 @@ func (s *Server) execInspect(w *respWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, e)
 }
 
-// execResize accepts the size of the client's terminal; resizing itself
-// comes with tty support.
+// execResize sets the size of the exec's terminal.
 func (s *Server) execResize(w *respWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if _, err := uint32Value(q, "h"); err != nil {
+	h, err := uint32Value(q, "h")
+	if err != nil {
 		return err
 	}
-	if _, err := uint32Value(q, "w"); err != nil {
+	wd, err := uint32Value(q, "w")
+	if err != nil {
 		return err
 	}
-	if _, err := s.b.ExecTTY(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.b.ExecResize(r.Context(), r.PathValue("id"), uint(h), uint(wd)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)

@@ -247,3 +247,28 @@ func (f *fakeBackend) ImageHistory(ctx context.Context, ref string) ([]image.His
 	}
 	return nil, noImage(ref)
 }
+
+func (f *fakeBackend) ContainerResize(ctx context.Context, id string, h, w uint) error {
+	_, err := f.ContainerAttachTTY(ctx, id)
+	return err
+}
+
+func (f *fakeBackend) ExecResize(ctx context.Context, id string, h, w uint) error {
+	_, err := f.ExecTTY(ctx, id)
+	return err
+}
+
+func (f *fakeBackend) ContainerPause(ctx context.Context, id string) error   { return noContainer(id) }
+func (f *fakeBackend) ContainerUnpause(ctx context.Context, id string) error { return noContainer(id) }
+func (f *fakeBackend) ContainerUpdate(ctx context.Context, id string, u *container.UpdateConfig) (container.UpdateResponse, error) {
+	return container.UpdateResponse{}, noContainer(id)
+}
+func (f *fakeBackend) ContainerTop(ctx context.Context, id, psArgs string) (container.TopResponse, error) {
+	return container.TopResponse{}, noContainer(id)
+}
+func (f *fakeBackend) ContainerStats(ctx context.Context, id string) (container.StatsResponse, error) {
+	return container.StatsResponse{}, noContainer(id)
+}
+func (f *fakeBackend) ContainerChanges(ctx context.Context, id string) ([]container.FilesystemChange, error) {
+	return nil, noContainer(id)
+}

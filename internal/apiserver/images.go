@@ -150,11 +150,17 @@ func (s *Server) imageGet(w *respWriter, r *http.Request) error {
 		}
 		return writeJSON(w, http.StatusOK, h)
 	}
+	if name, ok := strings.CutSuffix(p, "/get"); ok && name != "" {
+		return s.imageSaveOne(w, r, name)
+	}
 	return notFoundf("page not found")
 }
 
 // imagePost serves POST /images/NAME/tag.
 func (s *Server) imagePost(w *respWriter, r *http.Request) error {
+	if name, ok := strings.CutSuffix(r.PathValue("name"), "/push"); ok && name != "" {
+		return s.imagePush(w, r, name)
+	}
 	name, ok := strings.CutSuffix(r.PathValue("name"), "/tag")
 	if !ok || name == "" {
 		return notFoundf("page not found")

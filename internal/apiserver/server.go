@@ -201,6 +201,7 @@ func (s *Server) routes() {
 	s.handle("GET /version", s.version)
 	s.handle("GET /info", s.info)
 	s.handle("GET /events", s.events)
+	s.handle("POST /auth", s.auth)
 
 	s.handle("POST /containers/create", s.containerCreate)
 	s.handle("GET /containers/json", s.containerList)
@@ -216,6 +217,7 @@ func (s *Server) routes() {
 	s.handle("POST /containers/{id}/attach", s.containerAttach)
 	s.handle("POST /containers/{id}/rename", s.containerRename)
 	s.handle("POST /containers/{id}/resize", s.containerResize)
+	s.livingRoutes() // living.go: pause, unpause, update, top, stats, changes
 
 	s.handle("POST /containers/{id}/exec", s.execCreate)
 	s.handle("POST /exec/{id}/start", s.execStart)
@@ -223,12 +225,21 @@ func (s *Server) routes() {
 	s.handle("POST /exec/{id}/resize", s.execResize)
 
 	s.handle("POST /images/create", s.imageCreate)
+	s.handle("GET /images/get", s.imagesGet)
+	s.handle("POST /images/load", s.imagesLoad)
+	s.handle("POST /images/prune", s.imagesPrune)
+	s.handle("POST /commit", s.commit)
+	s.handle("GET /containers/{id}/export", s.containerExport)
+	s.handle("GET /system/df", s.systemDF)
 	s.handle("GET /images/json", s.imageList)
 	// Image names hold slashes and colons, so the rest of the path is
 	// taken whole and the action read from its end.
 	s.handle("GET /images/{name...}", s.imageGet)
 	s.handle("POST /images/{name...}", s.imagePost)
 	s.handle("DELETE /images/{name...}", s.imageRemove)
+
+	s.volumeRoutes()  // volumes.go: /volumes and /containers/{id}/archive
+	s.networkRoutes() // networks.go: /networks
 
 	s.handle("/", func(w *respWriter, r *http.Request) error {
 		return notFoundf("page not found")

@@ -65,6 +65,7 @@ const (
 type applyOptions struct {
 	whiteouts WhiteoutMode
 	tee       io.Writer
+	owner     *[2]int // WithOwner: uid, gid for every entry
 }
 
 // ApplyOpt changes how Apply works.
@@ -149,6 +150,9 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...ApplyOpt) (int
 		if a.dirty {
 			a.closeCache()
 			a.dirty = false
+		}
+		if o.owner != nil {
+			hdr.Uid, hdr.Gid = o.owner[0], o.owner[1]
 		}
 		if err := a.entry(hdr, tr); err != nil {
 			return a.size, err

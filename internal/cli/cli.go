@@ -209,10 +209,22 @@ func (c *CLI) newRootCommand() *cobra.Command {
 		c.newTagCommand(),
 		c.newRmiCommand(),
 		c.newImportCommand(),
+		c.newSaveCommand(),
+		c.newLoadCommand(),
+		c.newCommitCommand(),
+		c.newExportCommand(),
+		c.newHistoryCommand(),
 		c.newVersionCommand(),
 		c.newInfoCommand(),
 		c.newEventsCommand(),
+		c.newPullCommand(),
+		c.newPushCommand(),
+		c.newLoginCommand(),
+		c.newLogoutCommand(),
 	)
+	root.AddCommand(c.newVolumeCommand(), c.newCpCommand())    // volume_cmds.go, cp_cmds.go
+	root.AddCommand(c.newNetworkCommand(), c.newPortCommand()) // network_cmds.go
+	root.AddCommand(c.livingCommands()...)                     // living_cmds.go
 	root.AddCommand(c.extra...)
 	return root
 }
@@ -234,7 +246,11 @@ func (c *CLI) newContainerCommand() *cobra.Command {
 		c.newRenameCommand(),
 		c.newContainerInspectCommand(),
 		c.newPruneCommand(),
+		c.newCpCommand(),
+		c.newCommitCommand(),
+		c.newExportCommand(),
 	)
+	cmd.AddCommand(c.livingCommands()...) // living_cmds.go
 	return cmd
 }
 
@@ -246,6 +262,12 @@ func (c *CLI) newImageCommand() *cobra.Command {
 		withUse(withAliases(c.newRmiCommand(), "rmi", "remove"), "rm [OPTIONS] IMAGE [IMAGE...]"),
 		c.newImportCommand(),
 		c.newImageInspectCommand(),
+		c.newPullCommand(),
+		c.newPushCommand(),
+		c.newSaveCommand(),
+		c.newLoadCommand(),
+		c.newHistoryCommand(),
+		c.newImagePruneCommand(),
 	)
 	return cmd
 }
@@ -253,6 +275,7 @@ func (c *CLI) newImageCommand() *cobra.Command {
 func (c *CLI) newSystemCommand() *cobra.Command {
 	cmd := managementCommand("system", "Manage skiff")
 	cmd.AddCommand(c.newInfoCommand(), c.newEventsCommand())
+	cmd.AddCommand(c.newSystemDFCommand())
 	return cmd
 }
 

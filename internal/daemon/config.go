@@ -4,14 +4,18 @@ package daemon
 // Config is the daemon's configuration: flags override the config file
 // (/etc/skiff/daemon.json, Docker's key names where they apply).
 type Config struct {
-	Hosts        []string          `json:"hosts,omitempty"`     // unix:///run/skiff/skiff.sock
-	DataRoot     string            `json:"data-root,omitempty"` // /var/lib/skiff
-	ExecRoot     string            `json:"exec-root,omitempty"` // /run/skiff
-	Debug        bool              `json:"debug,omitempty"`
-	LogLevel     string            `json:"log-level,omitempty"`
-	ShimPath     string            `json:"-"`                  // skiff-shim; default: next to the executable
-	LogOpts      map[string]string `json:"log-opts,omitempty"` // max-size, max-file
-	CgroupParent string            `json:"cgroup-parent,omitempty"`
+	Hosts         []string          `json:"hosts,omitempty"`     // unix:///run/skiff/skiff.sock
+	DataRoot      string            `json:"data-root,omitempty"` // /var/lib/skiff
+	ExecRoot      string            `json:"exec-root,omitempty"` // /run/skiff
+	Debug         bool              `json:"debug,omitempty"`
+	LogLevel      string            `json:"log-level,omitempty"`
+	ShimPath      string            `json:"-"`                  // skiff-shim; default: next to the executable
+	LogOpts       map[string]string `json:"log-opts,omitempty"` // max-size, max-file
+	CgroupParent  string            `json:"cgroup-parent,omitempty"`
+	NetworkConfig                   // bridge, bip, fixed-cidr, mtu, nft-table, ip-forward
+
+	InsecureRegistries []string `json:"insecure-registries,omitempty"` // host[:port] or CIDR
+	RegistryMirrors    []string `json:"registry-mirrors,omitempty"`    // for docker.io names
 }
 
 const (

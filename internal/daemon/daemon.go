@@ -39,6 +39,9 @@ func LoadConfigFile(path string, cfg *Config) error {
 		"bip": true, "mtu": true, "fixed-cidr": true, "insecure-registries": true, "registry-mirrors": true,
 		"default-ulimits": true, "dns": true, "dns-search": true, "dns-opts": true, "storage-driver": true,
 	}
+	for _, k := range networkKeys {
+		known[k] = true
+	}
 	for k := range raw {
 		if !known[k] {
 			return errdefs.Invalid("unable to configure the daemon with file %s: the following directives don't match any configuration option: %s", path, k)
@@ -70,6 +73,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = fileCfg.CgroupParent
 	}
+	cfg.mergeNetwork(fileCfg.NetworkConfig)
 	return nil
 }
 
@@ -115,6 +119,10 @@ func Run(ctx context.Context, cfg Config) error {
 	eng, err := engine.New(ctx, engine.Config{
 		DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, ShimPath: cfg.ShimPath,
 		CgroupParent: cfg.CgroupParent, LogOpts: cfg.LogOpts, Logger: logger,
+		Net: cfg.engineNet(),
+
+		// registry client settings
+		InsecureRegistries: cfg.InsecureRegistries, RegistryMirrors: cfg.RegistryMirrors,
 	})
 	if err != nil {
 		return err

@@ -46,9 +46,18 @@ func (e *Engine) ContainerAttach(ctx context.Context, ref string, opts AttachOpt
 	status := c.State.Status
 	running := c.State.Running
 	openStdin := c.Config.OpenStdin
+	tty := c.Config.Tty
 	c.mu.Unlock()
 	if !openStdin {
 		opts.Stdin = nil
+	}
+	if tty && opts.Stdin != nil {
+		// The detach keys end this session only; the container runs on.
+		var cancel func()
+		if ctx, opts.Stdin, cancel, err = e.withDetachKeys(ctx, c, opts.Stdin, opts.DetachKeys); err != nil {
+			return err
+		}
+		defer cancel()
 	}
 	if opts.Logs && c.LogPath != "" {
 		if err := e.replayLogs(ctx, c, opts); err != nil {

@@ -18,6 +18,8 @@ type State struct {
 	Status     container.ContainerState // created, running, restarting, exited, removing, dead
 	Running    bool
 	Restarting bool
+	Paused     bool              // frozen by pause (living.go)
+	Health     *container.Health `json:",omitempty"` // health check state (health.go)
 	OOMKilled  bool
 	Dead       bool
 	Pid        int
@@ -52,6 +54,12 @@ type Container struct {
 	RestartCount int
 	SnapshotKey  string
 	LogPath      string
+	// MountPoints are the container's volumes, binds and tmpfs mounts,
+	// resolved at create (mounts.go).
+	MountPoints []*MountPoint `json:",omitempty"`
+	// Net is the container's network configuration and, while it runs,
+	// its namespace, endpoints and published ports (network.go).
+	Net *containerNet `json:",omitempty"`
 	// HasBeenStartedBefore and ManualStop drive restart policies: a container
 	// stopped by the user is not restarted.
 	HasBeenStartedBefore bool
@@ -62,6 +70,7 @@ type Container struct {
 	attachers []*pendingAttach `json:"-"`
 	removing  bool             `json:"-"`
 	exited    chan struct{}    `json:"-"` // closed when the current run ends
+	restart   *restartState    `json:"-"` // restart policy back-off (restart.go)
 }
 
 type waiter struct {

@@ -40,11 +40,23 @@ func (e *Engine) ContainerCreate(ctx context.Context, name string, req *containe
 	if err != nil {
 		return resp, err
 	}
+	cnet, err := e.validateNetworking(&hc, req.NetworkingConfig)
+	if err != nil {
+		return resp, err
+	}
 	img, err := e.images.Get(ctx, cfg.Image)
 	if err != nil {
 		return resp, err
 	}
 	mergeImageConfig(&cfg, img)
+	if err := validateHealthcheck(cfg.Healthcheck); err != nil { // health.go
+		return resp, err
+	}
+	if cfg.StopSignal != "" {
+		if _, err := ParseSignal(cfg.StopSignal); err != nil {
+			return resp, err
+		}
+	}
 	if len(cfg.Entrypoint) == 0 && len(cfg.Cmd) == 0 {
 		return resp, errdefs.Invalid("no command specified")
 	}
@@ -82,7 +94,7 @@ func (e *Engine) ContainerCreate(ctx context.Context, name string, req *containe
 	c := &Container{
 		ID: id, Name: name, Created: time.Now().UTC(), Config: &cfg, HostConfig: &hc,
 		ImageID: img.ID, SnapshotKey: "container-" + id,
-		State: State{Status: container.StateCreated},
+		State: State{Status: container.StateCreated}, Net: cnet,
 	}
 	c.Path, c.Args = splitCommand(&cfg)
 	if hc.LogConfig.Type == "json-file" {
@@ -107,6 +119,9 @@ func (e *Engine) ContainerCreate(ctx context.Context, name string, req *containe
 		}
 	}()
 	if err := writeEtcFiles(dir, &cfg, &hc); err != nil {
+		return resp, err
+	}
+	if err := e.setupMounts(ctx, c); err != nil {
 		return resp, err
 	}
 	c.mu.Lock()
@@ -171,16 +186,16 @@ func mergeImageConfig(cfg *container.Config, img *image.Image) {
 	if cfg.StopSignal == "" {
 		cfg.StopSignal = ic.StopSignal
 	}
-	if len(ic.Volumes) > 0 && cfg.Volumes == nil {
-		cfg.Volumes = map[string]struct{}{}
+	if len(ic.Volumes) > 0 {
+		// The image's volumes are added to the user's (Docker's merge).
+		if cfg.Volumes == nil {
+			cfg.Volumes = map[string]struct{}{}
+		}
 		for v := range ic.Volumes {
 			cfg.Volumes[v] = struct{}{}
 		}
 	}
-	if cfg.Healthcheck == nil && ic.Healthcheck != nil {
-		h := *ic.Healthcheck
-		cfg.Healthcheck = &h
-	}
+	cfg.Healthcheck = mergeHealthcheck(cfg.Healthcheck, ic.Healthcheck) // health.go
 	if len(cfg.Shell) == 0 {
 		cfg.Shell = ic.Shell
 	}
@@ -262,9 +277,9 @@ func validateHostConfig(hc *container.HostConfig) (warnings []string, err error)
 		return nil, errdefs.Invalid("SHM size can not be less than 0")
 	}
 	switch m := string(hc.NetworkMode); {
-	case m == "", m == "default", m == "bridge", m == "none", m == "host":
-	default:
-		return nil, errdefs.Invalid("network %s not found", m)
+	case m == "container:":
+		return nil, errdefs.Invalid("invalid network mode: %s", m)
+	default: // named networks are checked against the engine's (network.go)
 	}
 	if err := validateRestartPolicy(hc.RestartPolicy); err != nil {
 		return nil, err

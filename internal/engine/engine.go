@@ -20,6 +20,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/image"
 	"github.com/skiff-dev/skiff/internal/meta"
 	"github.com/skiff-dev/skiff/internal/snapshot"
+	"github.com/skiff-dev/skiff/internal/volume"
 )
 
 // Version is skiff's version, reported by /version.
@@ -33,6 +34,14 @@ type Config struct {
 	CgroupParent string            // default "/skiff"
 	LogOpts      map[string]string // daemon-wide json-file defaults (max-size, max-file)
 	Logger       *slog.Logger
+
+	// InsecureRegistries (host[:port] or CIDR) are spoken to over HTTP;
+	// RegistryMirrors are tried before docker.io for docker.io names.
+	InsecureRegistries []string
+	RegistryMirrors    []string
+
+	// Net configures bridge networking (network.go).
+	Net NetConfig
 }
 
 // Engine implements the apiserver's Backend.
@@ -43,6 +52,8 @@ type Engine struct {
 	content *content.Store
 	snaps   *snapshot.Snapshotter
 	images  *image.Store
+	vols    *volume.Store
+	net     *netManager // network.go
 	reg     *registry
 	events  *eventLog
 	execs   *execRegistry
@@ -94,9 +105,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		db.Close()
 		return nil, err
 	}
+	vs, err := volume.New(filepath.Join(cfg.DataRoot, "volumes"), db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	ectx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
-		cfg: cfg, log: cfg.Logger, db: db, content: cs, snaps: sn, images: is,
+		cfg: cfg, log: cfg.Logger, db: db, content: cs, snaps: sn, images: is, vols: vs,
 		reg: newRegistry(), events: newEventLog(), execs: newExecRegistry(),
 		started: time.Now(), ctx: ectx, cancel: cancel,
 	}
@@ -107,10 +123,15 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		db.Close()
 		return nil, fmt.Errorf("init container bucket: %w", err)
 	}
+	if err := e.initNetworking(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := e.restore(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
+	e.restoreNetworking()
 	return e, nil
 }
 
@@ -119,6 +140,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 func (e *Engine) Close() error {
 	e.cancel()
 	e.wg.Wait()
+	e.closeNetworking()
 	return e.db.Close()
 }
 

@@ -111,5 +111,16 @@ func eventMatches(f filters.Args, m events.Message) bool {
 			return false
 		}
 	}
+	// network and volume filters pass only their own type's events, by ID
+	// (prefix) or name, like Docker's fuzzy match.
+	for _, typ := range []events.Type{events.NetworkEventType, events.VolumeEventType} {
+		key := string(typ)
+		if f.Has(key) && (m.Type != typ || !(f.MatchPrefix(key, m.Actor.ID) || f.Match(key, m.Actor.Attributes["name"]))) {
+			return false
+		}
+	}
+	if !f.Match("scope", m.Scope) {
+		return false
+	}
 	return f.MatchLabels("label", m.Actor.Attributes)
 }

@@ -32,6 +32,7 @@ type execConfig struct {
 	Started     bool
 	ExitCode    *int
 	Pid         int
+	console     *os.File // pty master of a running exec with Tty (tty.go)
 }
 
 type execRegistry struct {
@@ -151,9 +152,21 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 	if opts.Detach {
 		cmd.Stdout, cmd.Stderr = nil, nil
 	}
+	var tty *execTTY
+	if cfg.Tty {
+		if tty, err = e.startExecTTY(ctx, pid, x, cmd, cfg, opts, stdinW != nil); err != nil {
+			return err
+		}
+		if stdinW != nil { // the pty carries stdin
+			stdinW.Close()
+			stdinW = nil
+		}
+	}
 	if err := cmd.Start(); err != nil {
+		tty.abort()
 		return fmt.Errorf("start exec: %w", err)
 	}
+	tty.started()
 	if stdinW != nil {
 		cmd.Stdin.(*os.File).Close()
 		go func() {
@@ -180,6 +193,7 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 		if stdinW != nil {
 			stdinW.Close()
 		}
+		tty.finish()
 		x.mu.Lock()
 		x.Running, x.ExitCode = false, &code
 		x.mu.Unlock()
@@ -188,6 +202,16 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 	}
 	if opts.Detach {
 		go finish()
+		return nil
+	}
+	if tty != nil {
+		// The detach keys end the session; the process runs on.
+		done := make(chan struct{})
+		go func() { finish(); close(done) }()
+		select {
+		case <-done:
+		case <-tty.detached:
+		}
 		return nil
 	}
 	finish()

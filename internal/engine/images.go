@@ -31,19 +31,6 @@ func (e *Engine) ImageImport(ctx context.Context, src io.Reader, opts ImportOpti
 	return img.ID, nil
 }
 
-// ImagePull fetches an image from a registry. Registry support comes with
-// the images issue; until then a missing image is reported as Docker does
-// for an image that can't be found anywhere.
-func (e *Engine) ImagePull(ctx context.Context, ref string, opts PullOptions) error {
-	name := ref
-	if n, err := reference.ParseNormalizedNamed(ref); err == nil {
-		name = reference.FamiliarName(n)
-	} else {
-		return errdefs.Invalid("invalid reference format")
-	}
-	return errdefs.NotFound("pull access denied for %s, repository does not exist or may require 'docker login' (skiff cannot pull from registries yet: use skiff import)", name)
-}
-
 // ImageList returns the images as `docker images` shows them.
 func (e *Engine) ImageList(ctx context.Context, opts ImageListOptions) ([]imagetypes.Summary, error) {
 	f := opts.Filters
@@ -84,16 +71,18 @@ func (e *Engine) ImageList(ctx context.Context, opts ImageListOptions) ([]imaget
 			continue
 		}
 		if f.Has("reference") {
-			ok := false
+			// As dockerd: only the matching tags are listed.
+			var kept []string
 			for _, t := range tags {
 				repo, _, _ := strings.Cut(t, ":")
 				if f.MatchGlob("reference", t) || f.MatchGlob("reference", repo) {
-					ok = true
+					kept = append(kept, t)
 				}
 			}
-			if !ok {
+			if len(kept) == 0 {
 				continue
 			}
+			tags = kept
 		}
 		if (!before.IsZero() && !img.Created.Before(before)) || (!since.IsZero() && !img.Created.After(since)) {
 			continue
@@ -151,13 +140,17 @@ func (e *Engine) ImageTag(ctx context.Context, source, repo, tag string) error {
 	if err := e.images.Tag(ctx, img.ID, ref); err != nil {
 		return err
 	}
-	e.events.publish(events.ImageEventType, events.ActionTag, img.ID, map[string]string{"name": ref})
+	e.events.publish(events.ImageEventType, events.ActionTag, img.ID, map[string]string{"name": familiarRef(ref)})
 	return nil
 }
 
 // ImageRemove untags and deletes, refusing images that containers use.
 func (e *Engine) ImageRemove(ctx context.Context, ref string, force, noPrune bool) ([]imagetypes.DeleteResponse, error) {
 	used := e.imagesInUse()
+	imgID := ""
+	if img, err := e.images.Get(ctx, ref); err == nil {
+		imgID = img.ID
+	}
 	items, err := e.images.Delete(ctx, ref, image.DeleteOptions{
 		Force: force, NoPrune: noPrune,
 		InUse:   func(id string) bool { return used[id] > 0 },
@@ -168,7 +161,12 @@ func (e *Engine) ImageRemove(ctx context.Context, ref string, force, noPrune boo
 	for _, it := range items {
 		out = append(out, imagetypes.DeleteResponse{Untagged: it.Untagged, Deleted: it.Deleted})
 		if it.Untagged != "" {
-			e.events.publish(events.ImageEventType, events.ActionUnTag, it.Untagged, map[string]string{"name": it.Untagged})
+			// As Docker: the untag event names the image by its ID.
+			id := imgID
+			if id == "" {
+				id = it.Untagged
+			}
+			e.events.publish(events.ImageEventType, events.ActionUnTag, id, map[string]string{"name": id})
 		}
 		if it.Deleted != "" {
 			e.events.publish(events.ImageEventType, events.ActionDelete, it.Deleted, map[string]string{"name": it.Deleted})
@@ -187,7 +185,7 @@ func (e *Engine) ImageHistory(ctx context.Context, ref string) ([]imagetypes.His
 	out := make([]imagetypes.HistoryResponseItem, 0, len(h))
 	layer := len(img.LayerSizes) - 1
 	for i := len(h) - 1; i >= 0; i-- {
-		item := imagetypes.HistoryResponseItem{ID: "<missing>", CreatedBy: h[i].CreatedBy, Comment: h[i].Comment, Tags: []string{}}
+		item := imagetypes.HistoryResponseItem{ID: "<missing>", CreatedBy: h[i].CreatedBy, Comment: h[i].Comment}
 		if h[i].Created != nil {
 			item.Created = h[i].Created.Unix()
 		}
@@ -195,12 +193,9 @@ func (e *Engine) ImageHistory(ctx context.Context, ref string) ([]imagetypes.His
 			item.Size = img.LayerSizes[layer]
 			layer--
 		}
-		if i == len(h)-1 {
-			item.ID = img.ID
-			item.Tags = familiar(img.RepoTags)
-		}
 		out = append(out, item)
 	}
+	e.historyIDs(ctx, img, out)
 	return out, nil
 }
 
@@ -247,4 +242,13 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// familiarRef is ref as Docker names it in events ("busybox:1", not
+// "docker.io/library/busybox:1").
+func familiarRef(ref string) string {
+	if n, err := reference.ParseNormalizedNamed(ref); err == nil {
+		return reference.FamiliarString(n)
+	}
+	return ref
 }

@@ -40,6 +40,7 @@ func (e *Engine) ContainerStart(ctx context.Context, ref string) error {
 	if running {
 		return errdefs.NotModified("container %s is already running", c.ID)
 	}
+	e.cancelRestart(c)
 	c.mu.Lock()
 	c.ManualStop = false
 	autoRemove := c.HostConfig.AutoRemove
@@ -50,6 +51,8 @@ func (e *Engine) ContainerStart(ctx context.Context, ref string) error {
 		c.op.Unlock()
 		if rerr := e.remove(context.WithoutCancel(ctx), c, true); rerr != nil {
 			e.log.Warn("auto-remove after failed start", "container", c.ID, "err", rerr)
+		} else {
+			e.removeAnonVolumes(c)
 		}
 		c.op.Lock()
 	}
@@ -67,6 +70,14 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 	defer func() {
 		if err != nil {
 			os.RemoveAll(bundle)
+		}
+	}()
+	if err := e.netStart(ctx, c); err != nil {
+		return e.startFailed(c, err)
+	}
+	defer func() {
+		if err != nil {
+			e.netStop(c)
 		}
 	}()
 	if err := e.writeBundle(ctx, c, bundle); err != nil {
@@ -117,6 +128,7 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 	e.log.Debug("container started", "id", c.ID[:12], "bundle", t1.Sub(t0), "spawn", t2.Sub(t1),
 		"attach", t3.Sub(t2), "exec", t4.Sub(t3), "persist", time.Since(t4))
 	e.containerEvent(c, events.ActionStart, nil)
+	e.startHealth(c, exited, true) // health.go
 	// Reaping the monitor is not tracked by e.wg: an engine shutting down
 	// must not wait for running containers (they outlive it).
 	done := make(chan struct{})
@@ -189,12 +201,20 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) e
 	if err != nil {
 		return err
 	}
+	spec.Mounts = append(spec.Mounts, e.specMounts(c)...)
+	if err := e.applyInit(spec, &hc); err != nil { // --init (init.go)
+		return err
+	}
+	if err := e.netSpec(c, spec); err != nil {
+		return err
+	}
 	if err := writeJSON(filepath.Join(bundle, "config.json"), spec); err != nil {
 		return err
 	}
 	mc := monitor.Config{
 		ID: c.ID, LogPath: c.LogPath, OpenStdin: cfg.OpenStdin, StdinOnce: cfg.StdinOnce,
 		Tty: cfg.Tty, ShimPath: e.cfg.ShimPath, LogMaxFiles: 1,
+		ConsoleHeight: uint16(hc.ConsoleSize[0]), ConsoleWidth: uint16(hc.ConsoleSize[1]),
 	}
 	opts := map[string]string{}
 	for k, v := range e.cfg.LogOpts {
@@ -242,9 +262,11 @@ func (e *Engine) onExit(c *Container, exited chan struct{}) {
 		ex = monitor.Exit{ExitCode: 137, FinishedAt: time.Now().UTC(), Error: "monitor exited unexpectedly"}
 	}
 	os.RemoveAll(bundle)
+	e.netStop(c)
 	c.mu.Lock()
 	c.State.Status = container.StateExited
 	c.State.Running = false
+	c.State.Paused = false
 	c.State.Pid = 0
 	c.State.MonitorPid, c.State.MonitorStart = 0, 0
 	c.State.ExitCode = ex.ExitCode
@@ -270,9 +292,14 @@ func (e *Engine) onExit(c *Container, exited chan struct{}) {
 	for _, w := range waiters {
 		w.ch <- container.WaitResponse{StatusCode: int64(ex.ExitCode)}
 	}
+	if e.afterExit(c) { // restart policy (restart.go)
+		return
+	}
 	if autoRemove && e.ctx.Err() == nil {
 		if err := e.remove(context.Background(), c, false); err != nil {
 			e.log.Warn("auto-remove failed", "container", c.ID, "err", err)
+		} else {
+			e.removeAnonVolumes(c)
 		}
 	}
 }
@@ -312,6 +339,11 @@ func (e *Engine) ContainerKill(ctx context.Context, ref, signal string) error {
 	}
 	c.mu.Lock()
 	running := c.State.Running
+	if running {
+		// As Docker: a killed container is not restarted by its policy.
+		c.ManualStop = true
+		e.persist(c)
+	}
 	c.mu.Unlock()
 	if !running {
 		return errdefs.Conflict("Cannot kill container: %s: container %s is not running", ref, c.ID)
@@ -332,6 +364,7 @@ func (e *Engine) signal(ctx context.Context, c *Container, sig syscall.Signal) e
 	if err := cl.Kill(ctx, sig); err != nil {
 		return fmt.Errorf("signal container %s: %w", c.ID, err)
 	}
+	e.afterSignal(c, sig) // a paused container is thawed for SIGKILL (living.go)
 	return nil
 }
 
@@ -350,6 +383,14 @@ func (e *Engine) ContainerStop(ctx context.Context, ref string, timeout *int, si
 		e.persist(c)
 	}
 	c.mu.Unlock()
+	if !running && e.cancelRestart(c) {
+		c.mu.Lock()
+		c.ManualStop = true
+		e.persist(c)
+		c.mu.Unlock()
+		e.containerEvent(c, events.ActionStop, nil)
+		return nil
+	}
 	if !running {
 		return errdefs.NotModified("container %s is already stopped", c.ID)
 	}
@@ -422,8 +463,10 @@ func (e *Engine) ContainerRestart(ctx context.Context, ref string, timeout *int,
 	}
 	c.op.Lock()
 	defer c.op.Unlock()
+	e.cancelRestart(c)
 	c.mu.Lock()
 	running := c.State.Running
+	c.ManualStop = running // the stop below is not an exit for the restart policy
 	c.mu.Unlock()
 	if running {
 		if err := e.stop(ctx, c, timeout, signal); err != nil {
@@ -471,10 +514,17 @@ func (e *Engine) ContainerRemove(ctx context.Context, ref string, force, removeV
 	if err != nil {
 		return err
 	}
-	return e.remove(ctx, c, force)
+	if err := e.remove(ctx, c, force); err != nil {
+		return err
+	}
+	if removeVolumes {
+		e.removeAnonVolumes(c)
+	}
+	return nil
 }
 
 func (e *Engine) remove(ctx context.Context, c *Container, force bool) error {
+	e.cancelRestart(c)
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
@@ -504,6 +554,7 @@ func (e *Engine) remove(ctx context.Context, c *Container, force bool) error {
 	c.State.Status = container.StateRemoving
 	c.mu.Unlock()
 	var errs []error
+	e.netStop(c)
 	if err := e.snaps.Remove(context.WithoutCancel(ctx), c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("remove root filesystem: %w", err))
 	}
@@ -543,6 +594,7 @@ func (e *Engine) restore(ctx context.Context) error {
 		exited := make(chan struct{})
 		c.exited = exited
 		if alive(c.State.MonitorPid, c.State.MonitorStart) {
+			e.startHealth(c, exited, false) // health checks resume (health.go)
 			e.wg.Add(1)
 			go func() {
 				defer e.wg.Done()
@@ -555,6 +607,7 @@ func (e *Engine) restore(ctx context.Context) error {
 		e.onExit(c, exited)
 	}
 	e.removeOrphans(ctx)
+	e.restartOnBoot(all) // restart policies (restart.go)
 	return nil
 }
 

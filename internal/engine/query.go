@@ -12,7 +12,6 @@ import (
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
-	"github.com/moby/moby/api/types/network"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/filters"
@@ -74,13 +73,16 @@ func (e *Engine) ContainerList(ctx context.Context, opts ListOptions) ([]contain
 func (e *Engine) summary(c *Container, opts ListOptions, f filters.Args, before, since time.Time) (container.Summary, bool) {
 	st := c.State
 	all := opts.All || opts.Limit > 0 || opts.Latest || f.Has("status") || f.Has("exited")
-	if !all && !st.Running {
+	if !all && !st.Running && !st.Restarting { // docker ps lists restarting ones
 		return container.Summary{}, false
 	}
 	if !f.MatchPrefix("id", c.ID) || !matchName(f, c.Name) || !f.Match("status", string(st.Status)) || !f.MatchLabels("label", c.Config.Labels) {
 		return container.Summary{}, false
 	}
 	if f.Has("exited") && (st.Running || st.Status == container.StateCreated || !f.Match("exited", strconv.Itoa(st.ExitCode))) {
+		return container.Summary{}, false
+	}
+	if f.Has("health") && !f.Match("health", healthFilterValue(st.Health)) { // health.go
 		return container.Summary{}, false
 	}
 	if f.Has("ancestor") && !e.matchAncestor(f.Get("ancestor"), c) {
@@ -95,10 +97,10 @@ func (e *Engine) summary(c *Container, opts ListOptions, f filters.Args, before,
 	cmd := strings.Join(append([]string{c.Path}, c.Args...), " ")
 	s := container.Summary{
 		ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, ImageID: c.ImageID,
-		Command: cmd, Created: c.Created.Unix(), Ports: []container.PortSummary{},
+		Command: cmd, Created: c.Created.Unix(), Ports: e.portSummary(c),
 		Labels: c.Config.Labels, State: st.Status, Status: statusString(st),
-		Mounts:          []container.MountPoint{},
-		NetworkSettings: &container.NetworkSettingsSummary{Networks: networksOf(c)},
+		Mounts:          mountPointsOf(c),
+		NetworkSettings: &container.NetworkSettingsSummary{Networks: e.netSummary(c)},
 	}
 	if s.Labels == nil {
 		s.Labels = map[string]string{}
@@ -141,7 +143,9 @@ func (e *Engine) matchAncestor(refs []string, c *Container) bool {
 func statusString(st State) string {
 	switch st.Status {
 	case container.StateRunning:
-		return "Up " + units.HumanDuration(time.Since(st.StartedAt))
+		return "Up " + units.HumanDuration(time.Since(st.StartedAt)) + healthSuffix(st.Health)
+	case container.StatePaused:
+		return "Up " + units.HumanDuration(time.Since(st.StartedAt)) + " (Paused)"
 	case container.StateExited:
 		if st.FinishedAt.IsZero() {
 			return fmt.Sprintf("Exited (%d)", st.ExitCode)
@@ -155,14 +159,6 @@ func statusString(st State) string {
 		return fmt.Sprintf("Restarting (%d) %s ago", st.ExitCode, units.HumanDuration(time.Since(st.FinishedAt)))
 	}
 	return "Created"
-}
-
-func networksOf(c *Container) map[string]*network.EndpointSettings {
-	mode := string(c.HostConfig.NetworkMode)
-	if mode == "" || mode == "default" {
-		mode = "bridge"
-	}
-	return map[string]*network.EndpointSettings{mode: {}}
 }
 
 func timeString(t time.Time) string {
@@ -187,7 +183,7 @@ func (e *Engine) ContainerInspect(ctx context.Context, ref string, size bool) (*
 	r := &container.InspectResponse{
 		ID: c.ID, Created: timeString(c.Created), Path: c.Path, Args: c.Args,
 		State: &container.State{
-			Status: st.Status, Running: st.Running, Restarting: st.Restarting, OOMKilled: st.OOMKilled,
+			Status: st.Status, Running: st.Running, Paused: st.Paused, Restarting: st.Restarting, OOMKilled: st.OOMKilled,
 			Dead: st.Dead, Pid: st.Pid, ExitCode: st.ExitCode, Error: st.Error,
 			StartedAt: timeString(st.StartedAt), FinishedAt: timeString(st.FinishedAt),
 		},
@@ -195,9 +191,10 @@ func (e *Engine) ContainerInspect(ctx context.Context, ref string, size bool) (*
 		ResolvConfPath: filepath.Join(dir, "resolv.conf"), HostnamePath: filepath.Join(dir, "hostname"),
 		HostsPath: filepath.Join(dir, "hosts"), LogPath: c.LogPath, Name: "/" + c.Name,
 		RestartCount: c.RestartCount, Driver: "overlayfs", Platform: "linux",
-		HostConfig: &hc, Config: &cfg, Mounts: []container.MountPoint{},
-		NetworkSettings: &container.NetworkSettings{Networks: networksOf(c), Ports: network.PortMap{}},
+		HostConfig: &hc, Config: &cfg, Mounts: mountPointsOf(c),
+		NetworkSettings: e.inspectNetwork(c),
 	}
+	r.State.Health = copyHealth(st.Health) // health.go
 	if size {
 		if u, err := e.snaps.Usage(ctx, c.SnapshotKey); err == nil {
 			r.SizeRw = &u.Size

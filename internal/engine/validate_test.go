@@ -33,7 +33,7 @@ func TestValidateHostConfig(t *testing.T) {
 		{"cpuset out of range", container.HostConfig{Resources: container.Resources{CpusetCpus: "0-99"}}, "not available"},
 		{"good cpuset", container.HostConfig{Resources: container.Resources{CpusetCpus: "0"}}, ""},
 		{"pids unlimited", container.HostConfig{Resources: container.Resources{PidsLimit: &neg}}, ""},
-		{"unknown network", container.HostConfig{NetworkMode: "mynet"}, "network mynet not found"},
+		{"empty container network", container.HostConfig{NetworkMode: "container:"}, "invalid network mode"},
 		{"bad restart", container.HostConfig{RestartPolicy: container.RestartPolicy{Name: "sometimes"}}, "invalid restart policy"},
 		{"rm with restart", container.HostConfig{AutoRemove: true, RestartPolicy: container.RestartPolicy{Name: "always"}}, "AutoRemove"},
 		{"bad log driver", container.HostConfig{LogConfig: container.LogConfig{Type: "syslog"}}, "no log driver named 'syslog'"},

@@ -217,6 +217,14 @@ func randomHex() string {
 type CreateOptions struct {
 	Ref    string // normalized name:tag to point at the image
 	Parent string // image id this one was built from
+	// ConfigJSON, when set, is stored as the config blob as it is (config
+	// must be its decoded form), so a loaded or pulled image keeps its id.
+	ConfigJSON []byte
+	// ManifestJSON, when set, is stored as the manifest blob instead of a
+	// generated one, so a pulled image keeps its manifest digest.
+	ManifestJSON []byte
+	// RepoDigest is a normalized name@digest to point at the image too.
+	RepoDigest string
 }
 
 // Create records an image made of config and layers (already stored by
@@ -233,7 +241,10 @@ func (s *Store) Create(ctx context.Context, config dockerspec.DockerOCIImage, la
 			return nil, fmt.Errorf("create image: layer %d is %s, the config says %s", i, l.DiffID, config.RootFS.DiffIDs[i])
 		}
 	}
-	cfgJSON, err := json.Marshal(config)
+	cfgJSON, err := opts.ConfigJSON, error(nil)
+	if cfgJSON == nil {
+		cfgJSON, err = json.Marshal(config)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("encode image config: %w", err)
 	}
@@ -252,6 +263,9 @@ func (s *Store) Create(ctx context.Context, config dockerspec.DockerOCIImage, la
 		size += l.UnpackedSize
 	}
 	mJSON, err := json.Marshal(manifest)
+	if opts.ManifestJSON != nil {
+		mJSON = opts.ManifestJSON
+	}
 	if err != nil {
 		return nil, fmt.Errorf("encode image manifest: %w", err)
 	}
@@ -276,6 +290,11 @@ func (s *Store) Create(ctx context.Context, config dockerspec.DockerOCIImage, la
 		}
 		if opts.Ref != "" {
 			if err := setRef(tx, opts.Ref, id); err != nil {
+				return err
+			}
+		}
+		if opts.RepoDigest != "" {
+			if err := setRef(tx, opts.RepoDigest, id); err != nil {
 				return err
 			}
 		}

@@ -22,6 +22,8 @@
 //	                   "docker.io/library/busybox@sha256:<manifest hex>"
 //	engine.containers.v1            owned by engine
 //	  <container id> -> engine.Container
+//	volume.v1                       owned by volume
+//	  <volume name> -> volume.Volume {name, driver, labels, options, created}
 //
 // Blobs (layers, configs, manifests) are not in this file: they live in the
 // content store and are named by digest; the records above refer to them.

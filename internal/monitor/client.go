@@ -335,3 +335,15 @@ func sockAddr(bundle string) (addr string, done func(), err error) {
 	}
 	return "/proc/self/fd/" + strconv.Itoa(fd) + "/" + SocketFile, func() { syscall.Close(fd) }, nil
 }
+
+// Resize sets the window size of the container's terminal.
+func (c *Client) Resize(ctx context.Context, height, width uint16) error {
+	var rep reply
+	if err := c.call(ctx, request{Op: "resize", Height: height, Width: width}, &rep); err != nil {
+		return err
+	}
+	if rep.Error != "" {
+		return errdefs.Wrap(kindFromName(rep.Kind), errors.New(rep.Error))
+	}
+	return nil
+}

@@ -37,8 +37,11 @@ type Config struct {
 	LogMaxFiles int    // >=1
 	OpenStdin   bool   // -i: keep a stdin pipe for attachers
 	StdinOnce   bool   // close the container's stdin when the first attached client's stdin ends
-	Tty         bool   // not implemented yet: treated as false
-	ShimPath    string // the skiff-shim binary (for runtime.Create)
+	Tty         bool   // -t: the process gets a pty (its master is the stdout stream; see tty.go)
+	// ConsoleHeight, ConsoleWidth: the pty's size at creation (0: the kernel's default).
+	ConsoleHeight uint16 `json:",omitempty"`
+	ConsoleWidth  uint16 `json:",omitempty"`
+	ShimPath      string // the skiff-shim binary (for runtime.Create)
 }
 
 // Exit is how the container's first process ended: the reply to `wait` and
@@ -58,6 +61,8 @@ type request struct {
 	Stdout bool   `json:"stdout,omitempty"`
 	Stderr bool   `json:"stderr,omitempty"`
 	Signal int    `json:"signal,omitempty"`
+	Height uint16 `json:"height,omitempty"` // resize
+	Width  uint16 `json:"width,omitempty"`  // resize
 }
 
 // reply answers attach (before the frames), start and kill. An empty object

@@ -71,12 +71,13 @@ const (
 )
 
 type server struct {
-	opts   Options
-	cfg    Config
-	proc   Process
-	log    *jsonfile.Writer
-	stdinW *os.File // nil without OpenStdin
-	logf   func(string, ...any)
+	opts    Options
+	cfg     Config
+	proc    Process
+	log     *jsonfile.Writer
+	stdinW  *os.File // nil without OpenStdin
+	console *os.File // the pty master with Tty (read for output; stdinW is a dup of it)
+	logf    func(string, ...any)
 
 	mu         sync.Mutex
 	attachers  map[*attacher]struct{}
@@ -131,6 +132,10 @@ func Run(ctx context.Context, opts Options) error {
 	s.outputs.Add(2)
 	go s.copyOutput(outR, StreamStdout, "stdout")
 	go s.copyOutput(errR, StreamStderr, "stderr")
+	if s.console != nil {
+		s.outputs.Add(1)
+		go s.copyOutput(s.console, StreamStdout, "stdout")
+	}
 	go s.serve(ln)
 	ready(nil)
 
@@ -201,6 +206,14 @@ func (s *server) setup(ctx context.Context) (ln *net.UnixListener, outR, errR *o
 	if s.proc, err = s.opts.Create(ctx, &s.cfg, Stdio{Stdin: stdinR, Stdout: outW, Stderr: errW}); err != nil {
 		return fail(err)
 	}
+	if s.cfg.Tty {
+		if err := s.setupConsole(); err != nil {
+			s.proc.Signal(syscall.SIGKILL)
+			s.proc.Wait()
+			s.proc.Destroy()
+			return fail(err)
+		}
+	}
 	// The child has its ends: close ours, so that the read ends see EOF
 	// when the container's processes are gone.
 	outW.Close()
@@ -242,6 +255,9 @@ func (s *server) finish(st ExitStatus, ln *net.UnixListener, outR, errR *os.File
 		if !waitTimeout(&s.outputs, s.opts.DrainTimeout) {
 			outR.Close()
 			errR.Close()
+			if s.console != nil {
+				s.console.Close()
+			}
 			s.outputs.Wait()
 		}
 	}
@@ -276,6 +292,9 @@ func (s *server) finish(st ExitStatus, ln *net.UnixListener, outR, errR *os.File
 	}
 	outR.Close()
 	errR.Close()
+	if s.console != nil {
+		s.console.Close()
+	}
 	// No new connections; give the handlers in flight a moment to reply,
 	// then cut the ones still waiting for a request.
 	ln.Close()
@@ -387,6 +406,8 @@ func (s *server) handle(conn *net.UnixConn) bool {
 		writeReply(conn, s.start())
 	case "kill":
 		writeReply(conn, s.kill(syscall.Signal(req.Signal)))
+	case "resize":
+		writeReply(conn, s.resize(req.Height, req.Width))
 	case "wait":
 		<-s.exitRec
 		writeReply(conn, s.exit)

@@ -175,7 +175,8 @@ func (s *server) copyStdin(br *bufio.Reader, stdin, once bool) {
 			!errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
 			s.logf("stdin: %v", err)
 		}
-		if once {
+		// As Docker: a tty's input stays open when a client detaches.
+		if once && !s.cfg.Tty {
 			s.stdinW.Close()
 		}
 	}

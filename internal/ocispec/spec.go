@@ -198,6 +198,10 @@ func defaultDevices(privileged bool) []specs.LinuxDeviceCgroup {
 	}
 }
 
+// Resources is the cgroup part of the spec for hc (update applies it to a
+// running container).
+func Resources(hc *container.HostConfig) *specs.LinuxResources { return resources(hc) }
+
 func resources(hc *container.HostConfig) *specs.LinuxResources {
 	r := &specs.LinuxResources{Devices: defaultDevices(hc.Privileged)}
 	mem := &specs.LinuxMemory{}

@@ -1,0 +1,297 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/docker/go-units"
+	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+
+	"github.com/skiff-dev/skiff/internal/cli/formatter"
+	"github.com/skiff-dev/skiff/internal/cli/opts"
+)
+
+// writeToFileOrStdout copies r to the file named out (written next to it
+// and renamed into place, like docker) or to stdout, refusing a terminal.
+func (c *CLI) writeToFileOrStdout(r io.Reader, out, what string) error {
+	if out == "" {
+		if c.out.IsTerminal() {
+			return fmt.Errorf("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+		}
+		_, err := io.Copy(c.out, r)
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(out), ".skiff_temp_")
+	if err != nil {
+		return fmt.Errorf("failed to %s: %w", what, err)
+	}
+	tmp := f.Name()
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, out)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("failed to %s: %w", what, err)
+	}
+	return nil
+}
+
+func (c *CLI) newSaveCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "save [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Save one or more images to a tar archive (streamed to STDOUT by default)",
+		Args:  requiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output == "" && c.out.IsTerminal() {
+				return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+			}
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			body, err := api.ImageSave(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+			return c.writeToFileOrStdout(body, output, "save image")
+		},
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
+	return cmd
+}
+
+func (c *CLI) newLoadCommand() *cobra.Command {
+	var input string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "load [OPTIONS]",
+		Short: "Load an image from a tar archive or STDIN",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var in io.Reader = c.in
+			if input != "" {
+				f, err := os.Open(input)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
+			} else if c.in.IsTerminal() {
+				return errors.New("requested load from stdin, but stdin is empty")
+			}
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			body, err := api.ImageLoad(cmd.Context(), in, client.ImageLoadWithQuiet(quiet || !c.out.IsTerminal()))
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+			return displayJSONMessages(body, c.out)
+		},
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().StringVarP(&input, "input", "i", "", "Read from tar archive file, instead of STDIN")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Suppress the load output")
+	return cmd
+}
+
+func (c *CLI) newCommitCommand() *cobra.Command {
+	var author, message string
+	pause := true
+	changes := opts.NewListOpts(nil)
+	cmd := &cobra.Command{
+		Use:   "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+		Short: "Create a new image from a container's changes",
+		Args:  requiresRangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref := ""
+			if len(args) > 1 {
+				ref = args[1]
+			}
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := api.ContainerCommit(cmd.Context(), args[0], client.ContainerCommitOptions{
+				Reference: ref, Comment: message, Author: author,
+				Changes: changes.GetSlice(), NoPause: !pause,
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.out, res.ID)
+			return nil
+		},
+		DisableFlagsInUseLine: true,
+	}
+	f := cmd.Flags()
+	f.SetInterspersed(false)
+	f.StringVarP(&author, "author", "a", "", `Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")`)
+	f.VarP(&changes, "change", "c", "Apply Dockerfile instruction to the created image")
+	f.StringVarP(&message, "message", "m", "", "Commit message")
+	f.BoolVarP(&pause, "pause", "p", true, "Pause container during commit")
+	return cmd
+}
+
+func (c *CLI) newExportCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "export [OPTIONS] CONTAINER",
+		Short: "Export a container's filesystem as a tar archive",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output == "" && c.out.IsTerminal() {
+				return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+			}
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			body, err := api.ContainerExport(cmd.Context(), args[0], client.ContainerExportOptions{})
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+			return c.writeToFileOrStdout(body, output, "export container")
+		},
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
+	return cmd
+}
+
+func (c *CLI) newHistoryCommand() *cobra.Command {
+	var human, quiet, noTrunc bool
+	var format string
+	cmd := &cobra.Command{
+		Use:   "history [OPTIONS] IMAGE",
+		Short: "Show the history of an image",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := api.ImageHistory(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return formatter.HistoryWrite(formatter.Context{
+				Output: c.out, Format: formatter.NewHistoryFormat(format, quiet, human),
+				Trunc: !noTrunc, Now: c.now,
+			}, human, res.Items)
+		},
+		DisableFlagsInUseLine: true,
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&human, "human", "H", true, "Print sizes and dates in human readable format")
+	f.BoolVarP(&quiet, "quiet", "q", false, "Only show image IDs")
+	f.BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
+	f.StringVar(&format, "format", "", "Format output using a custom template")
+	return cmd
+}
+
+func (c *CLI) newImagePruneCommand() *cobra.Command {
+	var force, all bool
+	filter := opts.NewFilterOpt()
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove unused images",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			warning := "WARNING! This will remove all dangling images."
+			if all {
+				warning = "WARNING! This will remove all images without at least one container associated to them."
+			}
+			if !force && !c.confirm(warning+"\nAre you sure you want to continue?") {
+				return errors.New("image prune has been cancelled")
+			}
+			f := filter.Value()
+			if all {
+				f.Add("dangling", "false")
+			} else {
+				f.Add("dangling", "true")
+			}
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := api.ImagePrune(cmd.Context(), client.ImagePruneOptions{Filters: f})
+			if err != nil {
+				return err
+			}
+			if len(res.Report.ImagesDeleted) > 0 {
+				var sb strings.Builder
+				sb.WriteString("Deleted Images:\n")
+				for _, st := range res.Report.ImagesDeleted {
+					if st.Untagged != "" {
+						sb.WriteString("untagged: " + st.Untagged + "\n")
+					} else {
+						sb.WriteString("deleted: " + st.Deleted + "\n")
+					}
+				}
+				fmt.Fprintln(c.out, sb.String())
+			}
+			fmt.Fprintln(c.out, "Total reclaimed space:", units.HumanSize(float64(res.Report.SpaceReclaimed)))
+			return nil
+		},
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images, not just dangling ones")
+	cmd.Flags().Var(&filter, "filter", `Provide filter values (e.g. "until=<timestamp>")`)
+	return cmd
+}
+
+func (c *CLI) newSystemDFCommand() *cobra.Command {
+	var format string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "df [OPTIONS]",
+		Short: "Show skiff disk usage",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.runSystemDF(cmd.Context(), format, verbose)
+		},
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().StringVar(&format, "format", "", "Format output using a custom template")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "Show detailed information on space usage")
+	return cmd
+}
+
+func (c *CLI) runSystemDF(ctx context.Context, format string, verbose bool) error {
+	api, err := c.Client(ctx)
+	if err != nil {
+		return err
+	}
+	du, err := api.DiskUsage(ctx, client.DiskUsageOptions{Containers: true, Images: true, Volumes: true, BuildCache: true, Verbose: verbose})
+	if err != nil {
+		return err
+	}
+	rows := []formatter.DiskUsageRow{
+		{Type: "Images", Total: du.Images.TotalCount, Active: du.Images.ActiveCount, Size: du.Images.TotalSize, Reclaimable: du.Images.Reclaimable},
+		{Type: "Containers", Total: du.Containers.TotalCount, Active: du.Containers.ActiveCount, Size: du.Containers.TotalSize, Reclaimable: du.Containers.Reclaimable},
+		{Type: "Local Volumes", Total: du.Volumes.TotalCount, Active: du.Volumes.ActiveCount, Size: du.Volumes.TotalSize, Reclaimable: du.Volumes.Reclaimable},
+		{Type: "Build Cache", Total: du.BuildCache.TotalCount, Active: du.BuildCache.ActiveCount, Size: du.BuildCache.TotalSize, Reclaimable: du.BuildCache.Reclaimable},
+	}
+	return formatter.DiskUsageWrite(formatter.Context{Output: c.out, Format: formatter.NewDiskUsageFormat(format)}, rows)
+}

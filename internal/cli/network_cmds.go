@@ -1,0 +1,328 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+
+	"github.com/skiff-dev/skiff/internal/cli/formatter"
+	"github.com/skiff-dev/skiff/internal/cli/opts"
+)
+
+func (c *CLI) newNetworkCommand() *cobra.Command {
+	cmd := managementCommand("network", "Manage networks")
+	cmd.AddCommand(c.newNetworkCreateCommand(), c.newNetworkLsCommand(), c.newNetworkInspectCommand(),
+		c.newNetworkRmCommand(), c.newNetworkPruneCommand(), c.newNetworkConnectCommand(), c.newNetworkDisconnectCommand())
+	return cmd
+}
+
+func (c *CLI) newNetworkCreateCommand() *cobra.Command {
+	var driver, subnet, gateway, ipRange string
+	var internal bool
+	labels := opts.NewMapOpts(nil)
+	driverOpts := opts.NewMapOpts(nil)
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] NETWORK",
+		Short: "Create a network",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ipam *network.IPAM
+			if subnet != "" || gateway != "" || ipRange != "" {
+				if subnet == "" {
+					return errors.New("every ip-range or gateway must have a corresponding subnet")
+				}
+				cfg := network.IPAMConfig{}
+				var err error
+				if cfg.Subnet, err = netip.ParsePrefix(subnet); err != nil {
+					return fmt.Errorf("invalid subnet %s: %w", subnet, err)
+				}
+				if gateway != "" {
+					if cfg.Gateway, err = netip.ParseAddr(gateway); err != nil {
+						return fmt.Errorf("invalid gateway %s: %w", gateway, err)
+					}
+				}
+				if ipRange != "" {
+					if cfg.IPRange, err = netip.ParsePrefix(ipRange); err != nil {
+						return fmt.Errorf("invalid ip-range %s: %w", ipRange, err)
+					}
+				}
+				ipam = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{cfg}}
+			}
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := api.NetworkCreate(cmd.Context(), args[0], client.NetworkCreateOptions{
+				Driver: driver, IPAM: ipam, Internal: internal, Options: driverOpts.GetAll(), Labels: labels.GetAll(),
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.out, res.ID)
+			return nil
+		},
+		DisableFlagsInUseLine: true,
+	}
+	f := cmd.Flags()
+	f.StringVarP(&driver, "driver", "d", "bridge", "Driver to manage the Network")
+	f.StringVar(&subnet, "subnet", "", "Subnet in CIDR format that represents a network segment")
+	f.StringVar(&gateway, "gateway", "", "IPv4 Gateway for the master subnet")
+	f.StringVar(&ipRange, "ip-range", "", "Allocate container ip from a sub-range")
+	f.BoolVar(&internal, "internal", false, "Restrict external access to the network")
+	f.Var(labels, "label", "Set metadata on a network")
+	f.VarP(driverOpts, "opt", "o", "Set driver specific options")
+	return cmd
+}
+
+func (c *CLI) newNetworkLsCommand() *cobra.Command {
+	var quiet, noTrunc bool
+	filter := opts.NewFilterOpt()
+	cmd := &cobra.Command{
+		Use:     "ls [OPTIONS]",
+		Aliases: []string{"list"},
+		Short:   "List networks",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := api.NetworkList(cmd.Context(), client.NetworkListOptions{Filters: filter.Value()})
+			if err != nil {
+				return err
+			}
+			items := res.Items
+			sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
+			tw := tabwriter.NewWriter(c.out, 0, 1, 3, ' ', 0)
+			if !quiet {
+				fmt.Fprintln(tw, "NETWORK ID\tNAME\tDRIVER\tSCOPE")
+			}
+			for _, n := range items {
+				id := n.ID
+				if !noTrunc && len(id) > 12 {
+					id = id[:12]
+				}
+				if quiet {
+					fmt.Fprintln(tw, id)
+					continue
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, n.Name, n.Driver, n.Scope)
+			}
+			return tw.Flush()
+		},
+		DisableFlagsInUseLine: true,
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&quiet, "quiet", "q", false, "Only display network IDs")
+	f.BoolVar(&noTrunc, "no-trunc", false, "Do not truncate the output")
+	f.VarP(&filter, "filter", "f", "Provide filter values (e.g. \"driver=bridge\")")
+	return cmd
+}
+
+func (c *CLI) newNetworkInspectCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
+		Short: "Display detailed information on one or more networks",
+		Args:  requiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return formatter.Inspect(c.out, args, format, func(ref string) (any, []byte, error) {
+				res, err := api.NetworkInspect(cmd.Context(), ref, client.NetworkInspectOptions{})
+				if err != nil {
+					return nil, nil, err
+				}
+				return res.Network, res.Raw, nil
+			})
+		},
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	return cmd
+}
+
+func (c *CLI) newNetworkRmCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm NETWORK [NETWORK...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove one or more networks",
+		Args:    requiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, n := range args {
+				if _, err := api.NetworkRemove(cmd.Context(), n, client.NetworkRemoveOptions{}); err != nil {
+					if force && strings.Contains(err.Error(), "not found") {
+						continue
+					}
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintln(c.out, n)
+			}
+			return errors.Join(errs...)
+		},
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not error if the network does not exist")
+	return cmd
+}
+
+func (c *CLI) newNetworkPruneCommand() *cobra.Command {
+	var force bool
+	filter := opts.NewFilterOpt()
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove all unused networks",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !force && !c.confirm("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?") {
+				return errors.New("network prune has been cancelled")
+			}
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := api.NetworkPrune(cmd.Context(), client.NetworkPruneOptions{Filters: filter.Value()})
+			if err != nil {
+				return err
+			}
+			if len(res.Report.NetworksDeleted) > 0 {
+				fmt.Fprintln(c.out, "Deleted Networks:")
+				for _, n := range res.Report.NetworksDeleted {
+					fmt.Fprintln(c.out, n)
+				}
+			}
+			return nil
+		},
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	cmd.Flags().Var(&filter, "filter", "Provide filter values (e.g. \"label=<label>\")")
+	return cmd
+}
+
+func (c *CLI) newNetworkConnectCommand() *cobra.Command {
+	var ip string
+	aliases := opts.NewListOpts(nil)
+	cmd := &cobra.Command{
+		Use:   "connect [OPTIONS] NETWORK CONTAINER",
+		Short: "Connect a container to a network",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			es := &network.EndpointSettings{Aliases: aliases.GetAllOrEmpty()}
+			if ip != "" {
+				a, err := netip.ParseAddr(ip)
+				if err != nil {
+					return fmt.Errorf("invalid IPv4 address: %s", ip)
+				}
+				es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: a}
+			}
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			_, err = api.NetworkConnect(cmd.Context(), args[0], client.NetworkConnectOptions{Container: args[1], EndpointConfig: es})
+			return err
+		},
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().StringVar(&ip, "ip", "", "IPv4 address (e.g., \"172.30.100.104\")")
+	cmd.Flags().Var(&aliases, "alias", "Add network-scoped alias for the container")
+	return cmd
+}
+
+func (c *CLI) newNetworkDisconnectCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "disconnect [OPTIONS] NETWORK CONTAINER",
+		Short: "Disconnect a container from a network",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			_, err = api.NetworkDisconnect(cmd.Context(), args[0], client.NetworkDisconnectOptions{Container: args[1], Force: force})
+			return err
+		},
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the container to disconnect from a network")
+	return cmd
+}
+
+// newPortCommand is `port CONTAINER [PRIVATE_PORT[/PROTO]]`.
+func (c *CLI) newPortCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "port CONTAINER [PRIVATE_PORT[/PROTO]]",
+		Short: "List port mappings or a specific mapping for the container",
+		Args:  requiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := api.ContainerInspect(cmd.Context(), args[0], client.ContainerInspectOptions{})
+			if err != nil {
+				return err
+			}
+			var ports network.PortMap
+			if res.Container.NetworkSettings != nil {
+				ports = res.Container.NetworkSettings.Ports
+			}
+			keys := make([]network.Port, 0, len(ports))
+			for p := range ports {
+				keys = append(keys, p)
+			}
+			sort.Slice(keys, func(i, j int) bool { return keys[i].Num() < keys[j].Num() })
+			if len(args) > 1 {
+				want := args[1]
+				if !strings.Contains(want, "/") {
+					want += "/tcp"
+				}
+				p, err := network.ParsePort(want)
+				if err != nil {
+					return err
+				}
+				bs, ok := ports[p]
+				if !ok || len(bs) == 0 {
+					return fmt.Errorf("no public port '%s' published for %s", want, args[0])
+				}
+				for _, b := range bs {
+					fmt.Fprintln(c.out, hostPortString(b))
+				}
+				return nil
+			}
+			for _, p := range keys {
+				for _, b := range ports[p] {
+					fmt.Fprintf(c.out, "%s -> %s\n", p, hostPortString(b))
+				}
+			}
+			return nil
+		},
+		DisableFlagsInUseLine: true,
+	}
+}
+
+func hostPortString(b network.PortBinding) string {
+	ip := "0.0.0.0"
+	if b.HostIP.IsValid() {
+		ip = b.HostIP.String()
+	}
+	return ip + ":" + b.HostPort
+}

@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/docker/go-units"
+	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+
+	"github.com/skiff-dev/skiff/internal/cli/formatter"
+	"github.com/skiff-dev/skiff/internal/cli/opts"
+)
+
+func (c *CLI) newVolumeCommand() *cobra.Command {
+	cmd := managementCommand("volume", "Manage volumes")
+	cmd.AddCommand(
+		c.newVolumeCreateCommand(),
+		c.newVolumeLsCommand(),
+		c.newVolumeInspectCommand(),
+		c.newVolumeRmCommand(),
+		c.newVolumePruneCommand(),
+	)
+	return cmd
+}
+
+func (c *CLI) newVolumeCreateCommand() *cobra.Command {
+	var driver, name string
+	labels := opts.NewMapOpts(nil)
+	driverOpts := opts.NewMapOpts(nil)
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] [VOLUME]",
+		Short: "Create a volume",
+		Args:  requiresMaxArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if name != "" {
+					return errors.New("conflicting options: cannot specify a volume-name through both --name and as a positional arg")
+				}
+				name = args[0]
+			}
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := api.VolumeCreate(cmd.Context(), client.VolumeCreateOptions{
+				Name: name, Driver: driver, DriverOpts: driverOpts.GetAll(), Labels: labels.GetAll(),
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.out, res.Volume.Name)
+			return nil
+		},
+		DisableFlagsInUseLine: true,
+	}
+	f := cmd.Flags()
+	f.StringVarP(&driver, "driver", "d", "local", "Specify volume driver name")
+	f.StringVar(&name, "name", "", "Specify volume name")
+	f.MarkHidden("name")
+	f.Var(labels, "label", "Set metadata for a volume")
+	f.VarP(driverOpts, "opt", "o", "Set driver specific options")
+	return cmd
+}
+
+func (c *CLI) newVolumeLsCommand() *cobra.Command {
+	var quiet bool
+	var format string
+	filter := opts.NewFilterOpt()
+	cmd := &cobra.Command{
+		Use:     "ls [OPTIONS]",
+		Aliases: []string{"list"},
+		Short:   "List volumes",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := api.VolumeList(cmd.Context(), client.VolumeListOptions{Filters: filter.Value()})
+			if err != nil {
+				return err
+			}
+			return formatter.VolumeWrite(formatter.Context{Output: c.out, Format: formatter.NewVolumeFormat(format, quiet)}, res.Items)
+		},
+		DisableFlagsInUseLine: true,
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&quiet, "quiet", "q", false, "Only display volume names")
+	f.StringVar(&format, "format", "", "Format output using a custom template")
+	f.VarP(&filter, "filter", "f", "Provide filter values (e.g. \"dangling=true\")")
+	return cmd
+}
+
+func (c *CLI) newVolumeInspectCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] VOLUME [VOLUME...]",
+		Short: "Display detailed information on one or more volumes",
+		Args:  requiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return formatter.Inspect(c.out, args, format, func(ref string) (any, []byte, error) {
+				res, err := api.VolumeInspect(cmd.Context(), ref, client.VolumeInspectOptions{})
+				if err != nil {
+					return nil, nil, err
+				}
+				return res.Volume, res.Raw, nil
+			})
+		},
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	return cmd
+}
+
+func (c *CLI) newVolumeRmCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm [OPTIONS] VOLUME [VOLUME...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove one or more volumes",
+		Args:    requiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, name := range args {
+				if _, err := api.VolumeRemove(cmd.Context(), name, client.VolumeRemoveOptions{Force: force}); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintln(c.out, name)
+			}
+			return errors.Join(errs...)
+		},
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of one or more volumes")
+	return cmd
+}
+
+func (c *CLI) newVolumePruneCommand() *cobra.Command {
+	var force, all bool
+	filter := opts.NewFilterOpt()
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove unused local volumes",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			msg := "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue?"
+			if all {
+				msg = "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue?"
+			}
+			if !force && !c.confirm(msg) {
+				return errors.New("volume prune has been cancelled")
+			}
+			return c.volumePrune(cmd.Context(), all, filter)
+		},
+		DisableFlagsInUseLine: true,
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	f.BoolVarP(&all, "all", "a", false, "Remove all unused volumes, not just anonymous ones")
+	f.Var(&filter, "filter", "Provide filter values (e.g. \"label=<label>\")")
+	return cmd
+}
+
+func (c *CLI) volumePrune(ctx context.Context, all bool, filter opts.FilterOpt) error {
+	api, err := c.Client(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := api.VolumePrune(ctx, client.VolumePruneOptions{All: all, Filters: filter.Value()})
+	if err != nil {
+		return err
+	}
+	if len(res.Report.VolumesDeleted) > 0 {
+		fmt.Fprintln(c.out, "Deleted Volumes:")
+		for _, n := range res.Report.VolumesDeleted {
+			fmt.Fprintln(c.out, n)
+		}
+		fmt.Fprintln(c.out)
+	}
+	fmt.Fprintln(c.out, "Total reclaimed space:", units.HumanSize(float64(res.Report.SpaceReclaimed)))
+	return nil
+}

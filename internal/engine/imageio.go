@@ -1,0 +1,441 @@
+package engine
+
+// Image exchange and container snapshots: save/load, commit, export, image
+// prune and disk usage.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	imagetypes "github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/volume"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiff-dev/skiff/internal/archive"
+	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/filters"
+	"github.com/skiff-dev/skiff/internal/image"
+)
+
+// ImageSave writes the named images to w as one archive (Docker's format,
+// which is also an OCI layout).
+func (e *Engine) ImageSave(ctx context.Context, names []string, w io.Writer) error {
+	if err := e.images.Save(ctx, w, names); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if img, err := e.images.Get(ctx, n); err == nil {
+			e.events.publish(events.ImageEventType, events.ActionSave, img.ID, map[string]string{"name": n})
+		}
+	}
+	return nil
+}
+
+// ImageLoad records the images of the archive r and reports each as the
+// line docker prints ("Loaded image: NAME" or "Loaded image ID: ID").
+func (e *Engine) ImageLoad(ctx context.Context, r io.Reader, report func(line string)) error {
+	loaded, err := e.images.Load(ctx, r)
+	for _, li := range loaded {
+		for _, r := range li.Replaced {
+			report(fmt.Sprintf("The image %s already exists, renaming the old one with ID %s to empty string\n", r[0], r[1]))
+		}
+		if len(li.Tags) == 0 {
+			report("Loaded image ID: " + li.ID + "\n")
+		}
+		for _, t := range li.Tags {
+			report("Loaded image: " + t + "\n")
+		}
+		e.events.publish(events.ImageEventType, events.ActionLoad, li.ID, map[string]string{"name": li.ID})
+	}
+	return err
+}
+
+// CommitOptions describe `docker commit`.
+type CommitOptions struct {
+	Container string
+	Ref       string   // repo[:tag], "" for none
+	Comment   string   // -m
+	Author    string   // -a
+	Changes   []string // -c: Dockerfile instructions
+	// Pause would freeze the container while its changes are read; until
+	// the freezer is wired it is accepted and has no effect.
+	Pause  bool
+	Config *container.Config // the request body, merged over the container's config
+}
+
+// ContainerCommit makes an image of the container's image plus what the
+// container changed (its upper dir as one layer, deletions as whiteouts).
+func (e *Engine) ContainerCommit(ctx context.Context, opts CommitOptions) (string, error) {
+	c, err := e.reg.get(opts.Container)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	imageID, snapKey, removing := c.ImageID, c.SnapshotKey, c.removing
+	ccfg := *c.Config
+	cmd := append([]string{c.Path}, c.Args...)
+	c.mu.Unlock()
+	if removing {
+		return "", errdefs.Conflict("container %s is being removed", opts.Container)
+	}
+	base, err := e.images.Get(ctx, imageID)
+	if err != nil {
+		return "", fmt.Errorf("image of container %s: %w", opts.Container, err)
+	}
+	if opts.Config != nil {
+		mergeConfig(&ccfg, opts.Config)
+	}
+	cfg, err := imageConfigOf(&ccfg)
+	if err != nil {
+		return "", err
+	}
+	if err := image.ApplyChanges(&cfg, opts.Changes); err != nil {
+		return "", err
+	}
+	upper, err := e.snaps.UpperDir(ctx, snapKey)
+	if err != nil {
+		return "", fmt.Errorf("container %s: %w", opts.Container, err)
+	}
+
+	defer e.images.Lease()()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(archive.Diff(ctx, upper, pw)) }()
+	var parent digest.Digest
+	if len(base.DiffIDs) > 0 {
+		parent = identity.ChainID(base.DiffIDs)
+	}
+	layer, err := e.images.AddLayer(ctx, parent, pr)
+	pr.CloseWithError(io.ErrClosedPipe)
+	if err != nil {
+		return "", fmt.Errorf("commit %s: %w", opts.Container, err)
+	}
+
+	created := time.Now().UTC()
+	newImg := dockerspec.DockerOCIImage{
+		Image: ocispec.Image{
+			Created: &created, Author: opts.Author, Platform: base.Config.Platform,
+			RootFS:  ocispec.RootFS{Type: "layers", DiffIDs: append([]digest.Digest(nil), base.DiffIDs...)},
+			History: append([]ocispec.History(nil), base.Config.History...),
+		},
+		Config: cfg,
+	}
+	h := ocispec.History{Created: &created, Author: opts.Author, CreatedBy: strings.Join(cmd, " "), Comment: opts.Comment}
+	layers := append([]image.Layer(nil), base.Layers...)
+	if layer.DiffID == emptyTarDiffID {
+		h.EmptyLayer = true // as docker: no change, no layer
+	} else {
+		newImg.RootFS.DiffIDs = append(newImg.RootFS.DiffIDs, layer.DiffID)
+		layers = append(layers, layer)
+	}
+	newImg.History = append(newImg.History, h)
+
+	ref := ""
+	if opts.Ref != "" {
+		n, err := image.ParseReference(opts.Ref)
+		if err != nil {
+			return "", err
+		}
+		ref = n.String()
+	}
+	img, err := e.images.Create(ctx, newImg, layers, image.CreateOptions{Ref: ref, Parent: base.ID})
+	if err != nil {
+		return "", err
+	}
+	e.events.publish(events.ContainerEventType, events.ActionCommit, c.ID, map[string]string{"comment": opts.Comment, "imageID": img.ID, "imageRef": opts.Ref})
+	return img.ID, nil
+}
+
+// emptyTarDiffID is the digest of an empty tar (1024 zero bytes).
+const emptyTarDiffID = digest.Digest("sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef")
+
+// mergeConfig fills in what the commit request's config sets.
+func mergeConfig(dst, src *container.Config) {
+	if src.Cmd != nil {
+		dst.Cmd = src.Cmd
+	}
+	if src.Entrypoint != nil {
+		dst.Entrypoint = src.Entrypoint
+	}
+	if src.Env != nil {
+		dst.Env = src.Env
+	}
+	if src.User != "" {
+		dst.User = src.User
+	}
+	if src.WorkingDir != "" {
+		dst.WorkingDir = src.WorkingDir
+	}
+	if src.Labels != nil {
+		dst.Labels = src.Labels
+	}
+	if src.ExposedPorts != nil {
+		dst.ExposedPorts = src.ExposedPorts
+	}
+	if src.Volumes != nil {
+		dst.Volumes = src.Volumes
+	}
+	if src.StopSignal != "" {
+		dst.StopSignal = src.StopSignal
+	}
+}
+
+// imageConfigOf keeps the parts of a container's config that an image
+// carries; the JSON field names are the same on both sides.
+func imageConfigOf(c *container.Config) (dockerspec.DockerOCIImageConfig, error) {
+	var out dockerspec.DockerOCIImageConfig
+	b, err := json.Marshal(c)
+	if err == nil {
+		err = json.Unmarshal(b, &out)
+	}
+	if err != nil {
+		return out, fmt.Errorf("convert container config: %w", err)
+	}
+	return out, nil
+}
+
+// ContainerExport writes the container's root filesystem, flattened, as a
+// tar. The overlay is mounted read-only in a mount namespace private to one
+// thread, which dies with it, so no mount is ever seen or left behind.
+func (e *Engine) ContainerExport(ctx context.Context, id string, w io.Writer) error {
+	c, err := e.reg.get(id)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	key, cid := c.SnapshotKey, c.ID
+	c.mu.Unlock()
+	mounts, err := e.snaps.Mounts(ctx, key)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", id, err)
+	}
+	if len(mounts) != 1 || mounts[0].Type != "overlay" {
+		return fmt.Errorf("export %s: unexpected root filesystem mount", id)
+	}
+	var lowers []string
+	for _, o := range mounts[0].Options {
+		if v, ok := strings.CutPrefix(o, "upperdir="); ok {
+			lowers = append([]string{v}, lowers...)
+		} else if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
+			lowers = append(lowers, strings.Split(v, ":")...)
+		}
+	}
+	tmp := filepath.Join(e.cfg.DataRoot, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return err
+	}
+	target, err := os.MkdirTemp(tmp, "export-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(target)
+	err = inPrivateMountNS(func() error {
+		if err := unix.Mount("overlay", target, "overlay", unix.MS_RDONLY, "lowerdir="+strings.Join(lowers, ":")); err != nil {
+			return fmt.Errorf("mount root filesystem: %w", err)
+		}
+		defer unix.Unmount(target, unix.MNT_DETACH)
+		return archive.Tar(ctx, target, w)
+	})
+	if err != nil {
+		return fmt.Errorf("export %s: %w", id, err)
+	}
+	e.events.publish(events.ContainerEventType, events.ActionExport, cid, nil)
+	return nil
+}
+
+// inPrivateMountNS runs fn on a thread of its own in a new mount namespace
+// where nothing propagates back to the host. The thread is never unlocked,
+// so the Go runtime ends it (and the namespace with its mounts) after fn.
+func inPrivateMountNS(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
+			errc <- fmt.Errorf("unshare mount namespace: %w", err)
+			return
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+			errc <- fmt.Errorf("make mounts private: %w", err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// ImagesPrune removes dangling images (all unused ones with all=true in
+// the filters' "dangling=false") that no container uses, with Docker's
+// until and label filters.
+func (e *Engine) ImagesPrune(ctx context.Context, f filters.Args) (imagetypes.PruneReport, error) {
+	rep := imagetypes.PruneReport{ImagesDeleted: []imagetypes.DeleteResponse{}}
+	if err := f.Validate("dangling", "until", "label", "label!"); err != nil {
+		return rep, err
+	}
+	danglingOnly := true
+	if v, set, err := f.Bool("dangling"); err != nil {
+		return rep, err
+	} else if set {
+		danglingOnly = v
+	}
+	var until time.Time
+	if v := f.Get("until"); len(v) > 0 {
+		t, err := parseTimestamp(v[0])
+		if err != nil {
+			return rep, err
+		}
+		until = t
+	}
+	imgs, err := e.images.List(ctx)
+	if err != nil {
+		return rep, err
+	}
+	before := layersSize(imgs)
+	used := e.imagesInUse()
+	for _, img := range imgs {
+		labels := img.Config.Config.Labels
+		if used[img.ID] > 0 || (danglingOnly && len(img.RepoTags) > 0) ||
+			(!until.IsZero() && !img.Created.Before(until)) ||
+			!f.MatchLabels("label", labels) || matchesAnyLabel(f.Get("label!"), labels) {
+			continue
+		}
+		items, err := e.ImageRemove(ctx, img.ID, true, false)
+		if err != nil {
+			if errdefs.IsNotFound(err) || errdefs.IsConflict(err) {
+				continue // gone with a child, or a parent still needed
+			}
+			return rep, err
+		}
+		rep.ImagesDeleted = append(rep.ImagesDeleted, items...)
+	}
+	if after, err := e.images.List(ctx); err == nil {
+		if d := before - layersSize(after); d > 0 {
+			rep.SpaceReclaimed = uint64(d)
+		}
+	}
+	e.events.publish(events.ImageEventType, events.ActionPrune, "", map[string]string{"reclaimed": strconv.FormatUint(rep.SpaceReclaimed, 10)})
+	return rep, nil
+}
+
+// layersSize is the unpacked size of the distinct layers of imgs: the disk
+// the images take, counting shared layers once.
+func layersSize(imgs []*image.Image) int64 {
+	seen := map[digest.Digest]bool{}
+	var n int64
+	for _, img := range imgs {
+		for i, c := range image.ChainIDs(img) {
+			if !seen[c] {
+				seen[c] = true
+				n += img.LayerSizes[i]
+			}
+		}
+	}
+	return n
+}
+
+// DiskUsage is GET /system/df as API versions before 1.52 answer it.
+type DiskUsage struct {
+	LayersSize int64
+	Images     []*imagetypes.Summary
+	Containers []*container.Summary
+	Volumes    []*volume.Volume
+	BuildCache []*build.CacheRecord
+}
+
+// SystemDiskUsage reports what images and containers take on disk; types
+// limits it to "image", "container", "volume", "build-cache" (all when empty).
+func (e *Engine) SystemDiskUsage(ctx context.Context, types []string) (*DiskUsage, error) {
+	want := func(t string) bool {
+		if len(types) == 0 {
+			return true
+		}
+		for _, x := range types {
+			if x == t {
+				return true
+			}
+		}
+		return false
+	}
+	du := &DiskUsage{Images: []*imagetypes.Summary{}, Containers: []*container.Summary{}, Volumes: []*volume.Volume{}, BuildCache: []*build.CacheRecord{}}
+	if want("image") {
+		imgs, err := e.images.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		du.LayersSize = layersSize(imgs)
+		users := map[digest.Digest]int{}
+		for _, img := range imgs {
+			for _, c := range image.ChainIDs(img) {
+				users[c]++
+			}
+		}
+		list, err := e.ImageList(ctx, ImageListOptions{All: true, Filters: filters.Args{}})
+		if err != nil {
+			return nil, err
+		}
+		byID := map[string]*image.Image{}
+		for _, img := range imgs {
+			byID[img.ID] = img
+		}
+		for i := range list {
+			s := list[i]
+			if img := byID[s.ID]; img != nil {
+				var shared int64
+				for j, c := range image.ChainIDs(img) {
+					if users[c] > 1 {
+						shared += img.LayerSizes[j]
+					}
+				}
+				s.SharedSize = shared
+			}
+			du.Images = append(du.Images, &s)
+		}
+	}
+	if want("container") {
+		list, err := e.ContainerList(ctx, ListOptions{All: true, Size: true, Filters: filters.Args{}})
+		if err != nil {
+			return nil, err
+		}
+		for i := range list {
+			s := list[i]
+			if img, err := e.images.Get(ctx, s.ImageID); err == nil {
+				s.SizeRootFs = img.Size + s.SizeRw
+			}
+			du.Containers = append(du.Containers, &s)
+		}
+	}
+	return du, nil
+}
+
+// historyIDs names history rows as dockerd does: the newest row is the
+// image, each older row the next image up the parent chain (commit and
+// build record it) while there is one.
+func (e *Engine) historyIDs(ctx context.Context, img *image.Image, rows []imagetypes.HistoryResponseItem) {
+	for i := range rows {
+		rows[i].ID = img.ID
+		if len(img.RepoTags) > 0 {
+			rows[i].Tags = familiar(img.RepoTags)
+		}
+		if img.Parent == "" {
+			return
+		}
+		parent, err := e.images.Get(ctx, img.Parent)
+		if err != nil {
+			return
+		}
+		img = parent
+	}
+}

@@ -1,0 +1,354 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/distribution/reference"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/image"
+	regclient "github.com/skiff-dev/skiff/internal/registry"
+)
+
+// maxConcurrentDownloads is Docker's default max-concurrent-downloads.
+const maxConcurrentDownloads = 3
+
+// registryClient is the registry client configured from the daemon config.
+func (e *Engine) registryClient() *regclient.Client {
+	return regclient.New(regclient.Options{Insecure: e.cfg.InsecureRegistries, Mirrors: e.cfg.RegistryMirrors})
+}
+
+// progressFunc serializes a Progress callback for use from several goroutines.
+func progressFunc(f func(jsonstream.Message)) func(jsonstream.Message) {
+	if f == nil {
+		return func(jsonstream.Message) {}
+	}
+	var mu sync.Mutex
+	return func(m jsonstream.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		f(m)
+	}
+}
+
+func shortDigest(d digest.Digest) string {
+	s := d.Encoded()
+	if len(s) > 12 {
+		s = s[:12]
+	}
+	return s
+}
+
+// ImagePull fetches ref (NAME[:TAG|@DIGEST]) from its registry: the
+// manifest for the requested platform, the config and the layers (in
+// parallel, those already present skipped), each verified against its
+// digest and the config's diff ids, then records the image. On any
+// failure nothing is kept.
+func (e *Engine) ImagePull(ctx context.Context, ref string, opts PullOptions) error {
+	n, err := regclient.Parse(ref)
+	if err != nil {
+		return err
+	}
+	platform, err := regclient.ParsePlatform(opts.Platform)
+	if err != nil {
+		return err
+	}
+	if platform.OS != "linux" {
+		return errdefs.Invalid("operating system is not supported: %s", platform.OS)
+	}
+	auth, err := regclient.DecodeAuth(opts.RegistryAuth)
+	if err != nil {
+		return err
+	}
+	progress := progressFunc(opts.Progress)
+	tagOrDigest := "latest"
+	if d, ok := n.Named.(reference.Digested); ok {
+		tagOrDigest = d.Digest().String()
+	} else if t, ok := n.Named.(reference.Tagged); ok {
+		tagOrDigest = t.Tag()
+	}
+	// Resolve before the first message, so "not found" and "denied" become
+	// the reply's status as with Docker.
+	rimg, err := e.registryClient().Resolve(ctx, ref, platform, auth)
+	if err != nil {
+		return err
+	}
+	progress(jsonstream.Message{Status: "Pulling from " + reference.Path(reference.TrimNamed(n.Named)), ID: tagOrDigest})
+	var cfg dockerspec.DockerOCIImage
+	if err := json.Unmarshal(rimg.Config, &cfg); err != nil {
+		return errdefs.Invalid("decode image config: %v", err)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(rimg.Layers) {
+		return errdefs.Invalid("image config lists %d layers, the manifest %d", len(cfg.RootFS.DiffIDs), len(rimg.Layers))
+	}
+
+	tagRef := ""
+	if _, ok := n.Named.(reference.Digested); !ok {
+		tagRef = n.Named.String()
+	}
+	repoDigest := reference.TrimNamed(n.Named).String() + "@" + rimg.Digest.String()
+	existed := false
+	if _, err := e.images.Get(ctx, rimg.ConfigDigest.String()); err == nil {
+		existed = true
+	}
+
+	img, err := e.pullLayers(ctx, rimg, &cfg, progress, tagRef, repoDigest)
+	if err != nil {
+		// Drop what this pull stored and no image names (the lease is
+		// released by now, so GC can run).
+		if gerr := e.images.GC(context.WithoutCancel(ctx)); gerr != nil {
+			e.log.Warn("collect after failed pull", "err", gerr)
+		}
+		return err
+	}
+	progress(jsonstream.Message{Status: "Digest: " + rimg.Digest.String()})
+	shown := reference.FamiliarString(n.Named)
+	if existed {
+		progress(jsonstream.Message{Status: "Status: Image is up to date for " + shown})
+	} else {
+		progress(jsonstream.Message{Status: "Status: Downloaded newer image for " + shown})
+	}
+	e.events.publish(events.ImageEventType, events.ActionPull, img.ID, map[string]string{"name": reference.FamiliarString(n.Named)})
+	return nil
+}
+
+// pullLayers downloads and unpacks the layers of rimg and records the
+// image, holding the image store's lease throughout.
+func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *dockerspec.DockerOCIImage, progress func(jsonstream.Message), tagRef, repoDigest string) (*image.Image, error) {
+	defer e.images.Lease()()
+
+	// Layers of images already here, by blob digest.
+	known := map[digest.Digest]image.Layer{}
+	if imgs, err := e.images.List(ctx); err == nil {
+		for _, im := range imgs {
+			for _, l := range im.Layers {
+				known[l.Digest] = l
+			}
+		}
+	}
+	diffIDs := cfg.RootFS.DiffIDs
+	chains := identity.ChainIDs(append([]digest.Digest(nil), diffIDs...))
+
+	type job struct {
+		desc  ocispec.Descriptor
+		layer image.Layer // set when the layer is already unpacked
+		reuse bool        // unpacked snapshot present: nothing to do
+		local bool        // blob present: unpack without downloading
+		done  chan struct{}
+		err   error
+		// claimed is set by whoever fetches the layer: a background
+		// download into the content store, or the unpacker itself, which
+		// streams the layer straight into AddLayer when it gets there
+		// first (no second copy, download and unpack overlap).
+		claimed atomic.Bool
+		mine    bool // claimed for the unpacker before downloads start
+	}
+	jobs := make([]*job, len(rimg.Layers))
+	for i, d := range rimg.Layers {
+		j := &job{desc: d, done: make(chan struct{})}
+		jobs[i] = j
+		if l, ok := known[d.Digest]; ok && l.DiffID == diffIDs[i] {
+			if _, err := e.snaps.Stat(ctx, chains[i].String()); err == nil {
+				j.reuse, j.layer = true, l
+				progress(jsonstream.Message{Status: "Already exists", ID: shortDigest(d.Digest)})
+				close(j.done)
+				continue
+			}
+			if _, err := e.content.Info(ctx, d.Digest); err == nil {
+				j.local = true
+				close(j.done)
+				continue
+			}
+		}
+		progress(jsonstream.Message{Status: "Pulling fs layer", ID: shortDigest(d.Digest), Progress: &jsonstream.Progress{}})
+	}
+
+	// The first layer to fetch is streamed by the unpacker.
+	for _, j := range jobs {
+		if !j.reuse && !j.local {
+			j.claimed.Store(true)
+			j.mine = true
+			break
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxConcurrentDownloads)
+	for _, j := range jobs {
+		if j.reuse || j.local || j.claimed.Load() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(j.done)
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				j.err = ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			if !j.claimed.CompareAndSwap(false, true) {
+				return // the unpacker streams it
+			}
+			j.err = e.download(ctx, rimg, j.desc, progress)
+			if j.err != nil {
+				cancel()
+			}
+		}()
+	}
+	defer wg.Wait()
+
+	layers := make([]image.Layer, len(jobs))
+	for i, j := range jobs {
+		var parent digest.Digest
+		if i > 0 {
+			parent = chains[i-1]
+		}
+		var l image.Layer
+		var err error
+		if !j.reuse && !j.local && (j.mine || j.claimed.CompareAndSwap(false, true)) {
+			l, err = e.stream(ctx, rimg, parent, j.desc, sem, progress)
+		} else {
+			<-j.done
+			if j.err != nil {
+				return nil, j.err
+			}
+			if j.reuse {
+				layers[i] = j.layer
+				continue
+			}
+			l, err = e.unpack(ctx, parent, j.desc, progress)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if l.DiffID != diffIDs[i] {
+			return nil, errdefs.Invalid("layer %s: content verification failed: its diff id is %s, the image config says %s", j.desc.Digest, l.DiffID, diffIDs[i])
+		}
+		layers[i] = l
+		progress(jsonstream.Message{Status: "Pull complete", ID: shortDigest(j.desc.Digest)})
+	}
+	img, err := e.images.Create(ctx, *cfg, layers, image.CreateOptions{
+		Ref: tagRef, ConfigJSON: rimg.Config, ManifestJSON: rimg.Manifest, RepoDigest: repoDigest,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if img.ID != rimg.ConfigDigest.String() {
+		return nil, errdefs.System("pulled image id %s is not the config digest %s", img.ID, rimg.ConfigDigest)
+	}
+	return img, nil
+}
+
+// download stores the blob d in the content store, verified.
+func (e *Engine) download(ctx context.Context, rimg *regclient.Image, d ocispec.Descriptor, progress func(jsonstream.Message)) error {
+	id := shortDigest(d.Digest)
+	rc, err := rimg.Blob(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w, err := e.content.Writer(ctx, d.Digest, d.Size)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	pr := &progressReader{r: rc, total: d.Size, status: "Downloading", id: id, progress: progress}
+	if _, err := io.CopyBuffer(w, pr, make([]byte, 1<<20)); err != nil {
+		return fmt.Errorf("download layer %s: %w", d.Digest, err)
+	}
+	progress(jsonstream.Message{Status: "Verifying Checksum", ID: id})
+	if _, err := w.Commit(); err != nil {
+		return fmt.Errorf("download layer %s: %w", d.Digest, err)
+	}
+	progress(jsonstream.Message{Status: "Download complete", ID: id})
+	return nil
+}
+
+// stream fetches the layer d and unpacks it on top of parent as it
+// arrives; AddLayer stores the blob too. The verifying reader fails the
+// last read on a mismatch, so AddLayer commits nothing then.
+func (e *Engine) stream(ctx context.Context, rimg *regclient.Image, parent digest.Digest, d ocispec.Descriptor, sem chan struct{}, progress func(jsonstream.Message)) (image.Layer, error) {
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return image.Layer{}, ctx.Err()
+	}
+	defer func() { <-sem }()
+	id := shortDigest(d.Digest)
+	rc, err := rimg.Blob(ctx, d)
+	if err != nil {
+		return image.Layer{}, err
+	}
+	defer rc.Close()
+	pr := &progressReader{r: rc, total: d.Size, status: "Downloading", id: id, progress: progress}
+	l, err := e.images.AddLayer(ctx, parent, pr)
+	if err != nil {
+		if errors.Is(err, regclient.ErrVerify) {
+			return image.Layer{}, errdefs.Wrap(errdefs.KindInvalid, fmt.Errorf("layer %s: %w", d.Digest, err))
+		}
+		return image.Layer{}, fmt.Errorf("layer %s: %w", d.Digest, err)
+	}
+	if l.Digest != d.Digest {
+		return image.Layer{}, errdefs.Invalid("layer %s: content verification failed: stored as %s", d.Digest, l.Digest)
+	}
+	progress(jsonstream.Message{Status: "Verifying Checksum", ID: id})
+	progress(jsonstream.Message{Status: "Download complete", ID: id})
+	return l, nil
+}
+
+// unpack applies the stored blob d on top of parent.
+func (e *Engine) unpack(ctx context.Context, parent digest.Digest, d ocispec.Descriptor, progress func(jsonstream.Message)) (image.Layer, error) {
+	b, err := e.content.Open(ctx, d.Digest)
+	if err != nil {
+		return image.Layer{}, err
+	}
+	defer b.Close()
+	// Check the blob again as it is read: it may have been stored by an
+	// earlier pull that was interrupted.
+	v := regclient.NewVerifier(b, d.Digest, d.Size)
+	pr := &progressReader{r: v, total: d.Size, status: "Extracting", id: shortDigest(d.Digest), progress: progress}
+	l, err := e.images.AddLayer(ctx, parent, pr)
+	if err != nil {
+		if errors.Is(err, regclient.ErrVerify) {
+			return image.Layer{}, errdefs.Wrap(errdefs.KindInvalid, fmt.Errorf("layer %s: %w", d.Digest, err))
+		}
+		return image.Layer{}, fmt.Errorf("layer %s: %w", d.Digest, err)
+	}
+	return l, nil
+}
+
+// progressReader reports Docker's per-layer progress about every 512 KiB.
+type progressReader struct {
+	r        io.Reader
+	n, last  int64
+	total    int64
+	status   string
+	id       string
+	progress func(jsonstream.Message)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if p.n-p.last >= 512<<10 || (err == io.EOF && p.n != p.last) {
+		p.last = p.n
+		p.progress(jsonstream.Message{Status: p.status, ID: p.id, Progress: &jsonstream.Progress{Current: p.n, Total: p.total}})
+	}
+	return n, err
+}

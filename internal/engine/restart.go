@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+)
+
+// Restart policies, as Docker applies them (daemon/restartmanager):
+//
+//   - no: never.
+//   - on-failure[:N]: after a non-zero exit, at most N times (0: no limit).
+//   - always: after every exit, except one the user asked for (stop, kill
+//     through stop); such a container still comes back when the engine
+//     starts.
+//   - unless-stopped: like always, but a container the user stopped stays
+//     stopped across engine restarts too.
+//
+// Between an exit and the restart the container is "restarting" for a
+// back-off that starts at 100 ms and doubles on each restart (at most one
+// minute), and goes back to 100 ms once a run lasted 10 s. Docker shows such a
+// container as Running with Restarting; skiff keeps Running false (no
+// process exists), with Restarting true and Status "restarting".
+
+const (
+	restartBackoffMin   = 100 * time.Millisecond
+	restartBackoffMax   = time.Minute
+	restartBackoffReset = 10 * time.Second
+)
+
+// restartState is a container's pending restart (runtime only).
+type restartState struct {
+	backoff time.Duration // the last delay; 0 = none yet
+	timer   *time.Timer   // pending restart, nil when none
+}
+
+// shouldRestart applies the policy to an exit; the caller holds c.mu.
+func (c *Container) shouldRestart(exitCode int, manualStop bool) bool {
+	p := c.HostConfig.RestartPolicy
+	switch {
+	case p.IsAlways():
+		return !manualStop
+	case p.IsUnlessStopped():
+		return !manualStop
+	case p.IsOnFailure():
+		return exitCode != 0 && !manualStop && (p.MaximumRetryCount == 0 || c.RestartCount < p.MaximumRetryCount)
+	}
+	return false
+}
+
+// afterExit runs at the end of onExit: it schedules a restart when the
+// policy asks for one. It reports whether one was scheduled.
+func (e *Engine) afterExit(c *Container) bool {
+	if e.ctx.Err() != nil {
+		return false // the engine is stopping: the next one decides
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removing || !c.shouldRestart(c.State.ExitCode, c.ManualStop) {
+		return false
+	}
+	if c.restart == nil {
+		c.restart = &restartState{}
+	}
+	rs := c.restart
+	ran := c.State.FinishedAt.Sub(c.State.StartedAt)
+	switch {
+	case ran >= restartBackoffReset || rs.backoff == 0:
+		rs.backoff = restartBackoffMin
+	case rs.backoff < restartBackoffMax:
+		rs.backoff = min(2*rs.backoff, restartBackoffMax)
+	}
+	e.scheduleRestart(c, rs.backoff)
+	return true
+}
+
+// scheduleRestart marks c restarting and starts it after delay; the caller
+// holds c.mu.
+func (e *Engine) scheduleRestart(c *Container, delay time.Duration) {
+	if c.restart == nil {
+		c.restart = &restartState{}
+	}
+	rs := c.restart
+	if rs.timer != nil {
+		rs.timer.Stop()
+	}
+	c.State.Restarting = true
+	c.State.Status = container.StateRestarting
+	e.persist(c)
+	var t *time.Timer
+	t = time.AfterFunc(delay, func() { e.restartNow(c, t) })
+	rs.timer = t
+}
+
+// restartNow is the end of the back-off.
+func (e *Engine) restartNow(c *Container, t *time.Timer) {
+	if e.ctx.Err() != nil {
+		return
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.mu.Lock()
+	if c.restart == nil || c.restart.timer != t {
+		c.mu.Unlock()
+		return // canceled or superseded
+	}
+	c.restart.timer = nil
+	if c.removing || c.State.Running {
+		c.mu.Unlock()
+		return
+	}
+	c.RestartCount++
+	c.State.Restarting = false
+	c.mu.Unlock()
+	if err := e.start(e.ctx, c); err != nil {
+		// startFailed recorded it; as Docker, the policy stops here.
+		e.log.Warn("restart by policy failed", "container", c.ID, "err", err)
+		c.mu.Lock()
+		c.State.Restarting = false
+		if c.State.Status == container.StateRestarting || c.State.Status == container.StateCreated {
+			c.State.Status = container.StateExited
+		}
+		e.persist(c)
+		c.mu.Unlock()
+	}
+}
+
+// cancelRestart drops a pending restart, leaving c exited. It reports
+// whether one was pending.
+func (e *Engine) cancelRestart(c *Container) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.restart == nil || c.restart.timer == nil {
+		if c.State.Restarting && !c.State.Running {
+			// Restored from the store: no timer in this engine yet.
+			c.State.Restarting = false
+			c.State.Status = container.StateExited
+			e.persist(c)
+			return true
+		}
+		return false
+	}
+	c.restart.timer.Stop()
+	c.restart.timer = nil
+	c.State.Restarting = false
+	if !c.State.Running {
+		c.State.Status = container.StateExited
+	}
+	e.persist(c)
+	return true
+}
+
+// restartOnBoot brings back, after the engine started, the containers whose
+// policy wants them running: always ones, unless-stopped ones the user did
+// not stop, on-failure ones whose last run failed, and those that were
+// waiting for a restart when the engine went down.
+func (e *Engine) restartOnBoot(all []*Container) {
+	for _, c := range all {
+		c.mu.Lock()
+		p := c.HostConfig.RestartPolicy
+		want := false
+		if !c.State.Running && !c.removing && c.HasBeenStartedBefore {
+			manual := c.ManualStop
+			if p.IsAlways() {
+				manual = false
+			}
+			want = c.shouldRestart(c.State.ExitCode, manual)
+		}
+		if want {
+			if p.IsAlways() {
+				c.ManualStop = false
+			}
+			e.scheduleRestart(c, 0)
+		}
+		c.mu.Unlock()
+	}
+}
