@@ -10,6 +10,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 # the reference registry, for the pull/push end-to-end tests
 command -v docker-registry >/dev/null || need+=(docker-registry)
+# a real terminal for the -it tests (send-keys / capture-pane)
+command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -3,6 +3,8 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +35,9 @@ func TestPauseUpdateTopStatsDiff(t *testing.T) {
 	}
 	if _, errOut, code := d.docker("pause", "lv"); code != 1 || !strings.Contains(errOut, "already paused") {
 		t.Errorf("pause twice: %d %s", code, errOut)
+	}
+	if _, errOut, code := d.docker("exec", "lv", "true"); code == 0 || !strings.Contains(errOut, "is paused") {
+		t.Errorf("exec in a paused container: %d %s", code, errOut)
 	}
 	d.must("unpause", "lv")
 	if out, _, _ := d.docker("inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "lv"); strings.TrimSpace(out) != "running false" {
@@ -111,6 +116,14 @@ func TestPauseUpdateTopStatsDiff(t *testing.T) {
 	case err := <-wr.Error:
 		t.Errorf("wait: %v", err)
 	}
+	// skiff wait --condition: not-running answers at once for a stopped
+	// container; a bad condition is refused.
+	if out := d.must("wait", "--condition", "not-running", "lv"); out != "137\n" {
+		t.Errorf("wait --condition not-running: %q", out)
+	}
+	if _, errOut, code := d.skiff("wait", "--condition", "bogus", "lv"); code != 1 || !strings.Contains(errOut, "invalid condition") {
+		t.Errorf("wait --condition bogus: %d %s", code, errOut)
+	}
 	if _, errOut, code := d.docker("pause", "lv"); code != 1 || !strings.Contains(errOut, "is not running") {
 		t.Errorf("pause of a stopped container: %d %s", code, errOut)
 	}
@@ -118,6 +131,10 @@ func TestPauseUpdateTopStatsDiff(t *testing.T) {
 		t.Errorf("top of a stopped container: %d %s", code, errOut)
 	}
 	d.must("rm", "lv")
+	// A paused container is removed by force (SIGKILL thaws it).
+	d.must("run", "-d", "--name", "pz", "busybox", "sleep", "1000")
+	d.must("pause", "pz")
+	d.must("rm", "-f", "pz")
 	if _, errOut, code := d.docker("update", "--memory", "64m", "lv"); code != 1 || !strings.Contains(errOut, "No such container") {
 		t.Errorf("update of a removed container: %d %s", code, errOut)
 	}
@@ -200,4 +217,44 @@ func TestHealthChecks(t *testing.T) {
 	}
 	d.must("exec", "hc", "rm", "/tmp/ok")
 	d.eventually("hc unhealthy again", func() (bool, string) { s := health("hc"); return s == "unhealthy", s })
+}
+
+// The same on a pure cgroup v2 view: freezer, live update and stats read
+// from the unified hierarchy.
+func TestPauseUpdateStatsCgroup2(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.procs"); err != nil {
+		t.Skip("no cgroup2 hierarchy on this host")
+	}
+	d := startDaemonWith(t, true)
+	d.importBusybox()
+	d.must("run", "-d", "--name", "v2", "busybox", "sleep", "1000")
+	d.must("pause", "v2")
+	if out, _, _ := d.docker("inspect", "-f", "{{.State.Status}}", "v2"); strings.TrimSpace(out) != "paused" {
+		t.Errorf("paused on v2: %q", out)
+	}
+	frozen, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/unified", d.cgParent, strings.TrimSpace(d.must("inspect", "-f", "{{.Id}}", "v2")), "cgroup.freeze"))
+	if strings.TrimSpace(string(frozen)) != "1" {
+		t.Errorf("cgroup.freeze = %q", frozen)
+	}
+	d.must("unpause", "v2")
+	// This hybrid host binds memory and pids to v1: with the controllers
+	// the update applies and shows in stats, without them it fails clearly.
+	ctrls, _ := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
+	if strings.Contains(string(ctrls), "memory") && strings.Contains(string(ctrls), "pids") {
+		d.must("update", "--memory", "48m", "--pids-limit", "30", "v2")
+		out, errOut, code := d.docker("stats", "--no-stream", "--format", "{{.MemUsage}} {{.PIDs}}", "v2")
+		if code != 0 || !strings.Contains(out, "/ 48MiB 1") {
+			t.Errorf("stats on v2: %d %q %s", code, out, errOut)
+		}
+	} else if _, errOut, code := d.docker("update", "--memory", "48m", "v2"); code != 1 || !strings.Contains(errOut, "memory") {
+		t.Errorf("update without a v2 memory controller: %d %s", code, errOut)
+	}
+	out, errOut, code := d.docker("stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}}", "v2")
+	if code != 0 || !strings.HasPrefix(out, "v2 ") || !strings.HasSuffix(strings.TrimSpace(out), "%") {
+		t.Errorf("stats on v2: %d %q %s", code, out, errOut)
+	}
+	if out, _, _ := d.docker("top", "v2"); !strings.Contains(out, "sleep 1000") {
+		t.Errorf("top on v2: %q", out)
+	}
+	d.must("rm", "-f", "v2")
 }

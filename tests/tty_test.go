@@ -173,6 +173,21 @@ func TestTerminalExec(t *testing.T) {
 	tm.line("exit 3")
 	tm.waitFor("CLI-EXIT=3")
 
+	// skiff's own CLI: run -it and exec -it.
+	sr := newTerm(t, d, "skiffrun", 70, 15, binDir+"/skiff run -it --rm busybox sh")
+	sr.waitFor("/ #")
+	sr.line("stty size; tty")
+	sr.waitFor("15 70")
+	sr.waitFor("/dev/pts/0")
+	sr.line("exit 4")
+	sr.waitFor("CLI-EXIT=4")
+	se := newTerm(t, d, "skiffexec", 70, 15, binDir+"/skiff exec -it ex1 sh")
+	se.waitFor("/ #")
+	se.line("echo in-$((3*3))")
+	se.waitFor("in-9")
+	se.line("exit")
+	se.waitFor("CLI-EXIT=0")
+
 	// -i without -t streams stdin, through both CLIs.
 	out, errOut, code := d.run(strings.NewReader("hi there\n"), "docker", "run", "-i", "--rm", "busybox", "cat")
 	if code != 0 || out != "hi there\n" {

@@ -14,6 +14,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
@@ -253,7 +254,8 @@ func (c *CLI) newKillCommand() *cobra.Command {
 }
 
 func (c *CLI) newWaitCommand() *cobra.Command {
-	return &cobra.Command{
+	var condition string
+	cmd := &cobra.Command{
 		Use:   "wait CONTAINER [CONTAINER...]",
 		Short: "Block until one or more containers stop, then print their exit codes",
 		Args:  requiresMinArgs(1),
@@ -264,7 +266,7 @@ func (c *CLI) newWaitCommand() *cobra.Command {
 			}
 			var errs []error
 			for _, name := range args {
-				res := api.ContainerWait(cmd.Context(), name, client.ContainerWaitOptions{})
+				res := api.ContainerWait(cmd.Context(), name, client.ContainerWaitOptions{Condition: container.WaitCondition(condition)})
 				select {
 				case r := <-res.Result:
 					fmt.Fprintln(c.out, strconv.FormatInt(r.StatusCode, 10))
@@ -276,6 +278,9 @@ func (c *CLI) newWaitCommand() *cobra.Command {
 		},
 		DisableFlagsInUseLine: true,
 	}
+	// The API's condition (docker's CLI has no flag for it).
+	cmd.Flags().StringVar(&condition, "condition", "", `Wait for "not-running" (default), "next-exit" or "removed"`)
+	return cmd
 }
 
 func (c *CLI) newRmCommand() *cobra.Command {

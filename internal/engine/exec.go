@@ -61,10 +61,13 @@ func (e *Engine) ExecCreate(ctx context.Context, ref string, req *container.Exec
 		return "", errdefs.Invalid("No exec command specified")
 	}
 	c.mu.Lock()
-	running := c.State.Running
+	running, paused := c.State.Running, c.State.Paused
 	c.mu.Unlock()
 	if !running {
 		return "", errdefs.Conflict("container %s is not running", c.ID)
+	}
+	if paused {
+		return "", errdefs.Conflict("Container %s is paused, unpause the container first", c.ID)
 	}
 	x := &execConfig{ID: newID(), ContainerID: c.ID, Config: *req}
 	e.execs.mu.Lock()

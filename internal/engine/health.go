@@ -351,7 +351,6 @@ func (b *limitedBuffer) String() string {
 	return string(b.buf)
 }
 
-
 // healthFilterValue is what `ps --filter health=` matches: starting,
 // healthy, unhealthy or none.
 func healthFilterValue(h *container.Health) string {

@@ -32,6 +32,7 @@ const (
 type restartState struct {
 	backoff time.Duration // the last delay; 0 = none yet
 	timer   *time.Timer   // pending restart, nil when none
+	gen     uint64        // identifies the pending restart to its timer
 }
 
 // shouldRestart applies the policy to an exit; the caller holds c.mu.
@@ -87,20 +88,20 @@ func (e *Engine) scheduleRestart(c *Container, delay time.Duration) {
 	c.State.Restarting = true
 	c.State.Status = container.StateRestarting
 	e.persist(c)
-	var t *time.Timer
-	t = time.AfterFunc(delay, func() { e.restartNow(c, t) })
-	rs.timer = t
+	rs.gen++
+	gen := rs.gen
+	rs.timer = time.AfterFunc(delay, func() { e.restartNow(c, gen) })
 }
 
 // restartNow is the end of the back-off.
-func (e *Engine) restartNow(c *Container, t *time.Timer) {
+func (e *Engine) restartNow(c *Container, gen uint64) {
 	if e.ctx.Err() != nil {
 		return
 	}
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
-	if c.restart == nil || c.restart.timer != t {
+	if c.restart == nil || c.restart.timer == nil || c.restart.gen != gen {
 		c.mu.Unlock()
 		return // canceled or superseded
 	}
