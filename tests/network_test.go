@@ -66,6 +66,10 @@ func TestBridgeNetworking(t *testing.T) {
 	// on the host's loopback.
 	id := strings.TrimSpace(d.must("run", "-d", "--name", "web", "-p", "80", "-p", "127.0.0.1:0:80", "busybox", "sh", "-c", webCmd))
 	ip := strings.TrimSpace(d.must("inspect", "-f", "{{.NetworkSettings.Networks.bridge.IPAddress}}", "web"))
+	// The pre-1.52 top-level fields that scripts template on, via the docker CLI too.
+	if out, _, _ := d.docker("inspect", "-f", "{{.NetworkSettings.IPAddress}} {{.NetworkSettings.Gateway}}", "web"); !strings.HasPrefix(out, ip+" ") || strings.TrimSpace(out) == ip {
+		t.Errorf("legacy NetworkSettings fields: %q (IP %s)", out, ip)
+	}
 	if !strings.HasPrefix(ip, prefix) {
 		t.Fatalf("web address %q not in %s", ip, bip)
 	}

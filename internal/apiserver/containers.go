@@ -77,7 +77,7 @@ func (s *Server) containerInspect(w *respWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, c)
+	return writeJSON(w, http.StatusOK, withLegacyNetworkSettings(c))
 }
 
 func (s *Server) containerStart(w *respWriter, r *http.Request) error {
