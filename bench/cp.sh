@@ -5,27 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES=${FILES:-16000}
-./hack/build.sh
-root=$(mktemp -d /tmp/skiff-bench-cp-XXXX)
-sock=$root/skiff.sock
-export SKIFF_HOST=unix://$sock
-bin=$PWD/bin
-./hack/mkbusybox.sh "$root/busybox.tar"
-cg=/skiff-bench-cp-$$
-echo "{\"cgroup-parent\": \"$cg\"}" > "$root/daemon.json"
-"$bin/skiff" daemon -H "$SKIFF_HOST" --data-root "$root/data" --exec-root "$root/exec" --config-file "$root/daemon.json" >"$root/daemon.log" 2>&1 &
-dpid=$!
-cleanup() {
-  ids=$("$bin/skiff" ps -aq 2>/dev/null || true)
-  [ -n "$ids" ] && "$bin/skiff" rm -f -v $ids >/dev/null 2>&1 || true
-  kill "$dpid" 2>/dev/null || true
-  wait "$dpid" 2>/dev/null || true
-  for c in /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/"$cg"; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
-  rm -rf "$root"
-}
-trap cleanup EXIT
-for _ in $(seq 100); do "$bin/skiff" version >/dev/null 2>&1 && break; sleep 0.05; done
-"$bin/skiff" import "$root/busybox.tar" busybox >/dev/null
+. bench/lib.sh
+bench_daemon 250
 
 # The tree: 16,000 files of 17 KB in 160 directories (~272 MB).
 src=$root/tree

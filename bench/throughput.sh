@@ -6,28 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MB=${MB:-2000}
-./hack/build.sh
-root=$(mktemp -d /tmp/skiff-tbench-XXXX)
-export SKIFF_HOST=unix://$root/skiff.sock
-bin=$PWD/bin
-./hack/mkbusybox.sh "$root/busybox.tar"
-cg=/skiff-tbench-$$
-cat > "$root/daemon.json" <<JSON
-{"cgroup-parent": "$cg", "bridge": "sktb$$", "bip": "10.239.0.1/24", "nft-table": "skiff_tb$$", "ip-forward": false}
-JSON
-"$bin/skiff" daemon -H "$SKIFF_HOST" --data-root "$root/data" --exec-root "$root/exec" --config-file "$root/daemon.json" >"$root/daemon.log" 2>&1 &
-dpid=$!
-cleanup() {
-  ids=$("$bin/skiff" ps -aq 2>/dev/null || true)
-  [ -n "$ids" ] && "$bin/skiff" rm -f $ids >/dev/null 2>&1 || true
-  kill "$dpid" 2>/dev/null || true
-  wait "$dpid" 2>/dev/null || true
-  for c in /sys/fs/cgroup/*/"$cg"; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
-  rm -rf "$root"
-}
-trap cleanup EXIT
-for _ in $(seq 100); do "$bin/skiff" version >/dev/null 2>&1 && break; sleep 0.05; done
-"$bin/skiff" import "$root/busybox.tar" busybox >/dev/null
+. bench/lib.sh
+bench_daemon 239
 
 # A sink that accepts one connection after another and discards the bytes.
 "$bin/skiff" run -d --name sink -p 127.0.0.1:15201:5201 busybox sh -c 'while :; do nc -l -p 5201 >/dev/null; done' >/dev/null
