@@ -603,16 +603,7 @@ func (c *CLI) newPruneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var space uint64
-			if len(res.Report.ContainersDeleted) > 0 {
-				fmt.Fprintln(c.out, "Deleted Containers:")
-				for _, id := range res.Report.ContainersDeleted {
-					fmt.Fprintln(c.out, id)
-				}
-				fmt.Fprintln(c.out)
-				space = res.Report.SpaceReclaimed
-			}
-			fmt.Fprintln(c.out, "Total reclaimed space:", units.HumanSize(float64(space)))
+			c.printPruned("Deleted Containers:", res.Report.ContainersDeleted, int64(res.Report.SpaceReclaimed))
 			return nil
 		},
 		DisableFlagsInUseLine: true,
@@ -620,6 +611,24 @@ func (c *CLI) newPruneCommand() *cobra.Command {
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	cmd.Flags().Var(&filter, "filter", `Provide filter values (e.g. "until=<timestamp>")`)
 	return cmd
+}
+
+// printPruned writes a prune report as docker does: the heading and the
+// items (then a blank line) when anything went, then the space reclaimed,
+// unless space is negative (network prune reports none).
+func (c *CLI) printPruned(heading string, items []string, space int64) {
+	if len(items) > 0 {
+		fmt.Fprintln(c.out, heading)
+		for _, it := range items {
+			fmt.Fprintln(c.out, it)
+		}
+		if space >= 0 {
+			fmt.Fprintln(c.out)
+		}
+	}
+	if space >= 0 {
+		fmt.Fprintln(c.out, "Total reclaimed space:", units.HumanSize(float64(space)))
+	}
 }
 
 // confirm asks a y/N question on stdin, like docker's prompt.

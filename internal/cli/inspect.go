@@ -118,10 +118,17 @@ func (c *CLI) newContainerInspectCommand() *cobra.Command {
 }
 
 func (c *CLI) newImageInspectCommand() *cobra.Command {
+	return c.newObjectInspectCommand("IMAGE", "images", inspectImage)
+}
+
+// newObjectInspectCommand is `KIND inspect [-f FORMAT] NAME...` for objects
+// whose inspect takes no other option; fetch returns the typed object and
+// its raw JSON.
+func (c *CLI) newObjectInspectCommand(arg, plural string, fetch func(ctx context.Context, api client.APIClient, ref string) (any, []byte, error)) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
-		Short: "Display detailed information on one or more images",
+		Use:   "inspect [OPTIONS] " + arg + " [" + arg + "...]",
+		Short: "Display detailed information on one or more " + plural,
 		Args:  requiresMinArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			api, err := c.Client(cmd.Context())
@@ -129,7 +136,7 @@ func (c *CLI) newImageInspectCommand() *cobra.Command {
 				return err
 			}
 			return formatter.Inspect(c.out, args, format, func(ref string) (any, []byte, error) {
-				return inspectImage(cmd.Context(), api, ref)
+				return fetch(cmd.Context(), api, ref)
 			})
 		},
 		DisableFlagsInUseLine: true,

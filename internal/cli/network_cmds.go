@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,7 +13,6 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
-	"github.com/skiff-dev/skiff/internal/cli/formatter"
 	"github.com/skiff-dev/skiff/internal/cli/opts"
 )
 
@@ -127,28 +127,13 @@ func (c *CLI) newNetworkLsCommand() *cobra.Command {
 }
 
 func (c *CLI) newNetworkInspectCommand() *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
-		Short: "Display detailed information on one or more networks",
-		Args:  requiresMinArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, err := c.Client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return formatter.Inspect(c.out, args, format, func(ref string) (any, []byte, error) {
-				res, err := api.NetworkInspect(cmd.Context(), ref, client.NetworkInspectOptions{})
-				if err != nil {
-					return nil, nil, err
-				}
-				return res.Network, res.Raw, nil
-			})
-		},
-		DisableFlagsInUseLine: true,
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
-	return cmd
+	return c.newObjectInspectCommand("NETWORK", "networks", func(ctx context.Context, api client.APIClient, ref string) (any, []byte, error) {
+		res, err := api.NetworkInspect(ctx, ref, client.NetworkInspectOptions{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return res.Network, res.Raw, nil
+	})
 }
 
 func (c *CLI) newNetworkRmCommand() *cobra.Command {
@@ -201,12 +186,7 @@ func (c *CLI) newNetworkPruneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(res.Report.NetworksDeleted) > 0 {
-				fmt.Fprintln(c.out, "Deleted Networks:")
-				for _, n := range res.Report.NetworksDeleted {
-					fmt.Fprintln(c.out, n)
-				}
-			}
+			c.printPruned("Deleted Networks:", res.Report.NetworksDeleted, -1)
 			return nil
 		},
 		DisableFlagsInUseLine: true,

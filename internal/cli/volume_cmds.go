@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/docker/go-units"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
@@ -94,28 +93,13 @@ func (c *CLI) newVolumeLsCommand() *cobra.Command {
 }
 
 func (c *CLI) newVolumeInspectCommand() *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] VOLUME [VOLUME...]",
-		Short: "Display detailed information on one or more volumes",
-		Args:  requiresMinArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, err := c.Client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return formatter.Inspect(c.out, args, format, func(ref string) (any, []byte, error) {
-				res, err := api.VolumeInspect(cmd.Context(), ref, client.VolumeInspectOptions{})
-				if err != nil {
-					return nil, nil, err
-				}
-				return res.Volume, res.Raw, nil
-			})
-		},
-		DisableFlagsInUseLine: true,
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
-	return cmd
+	return c.newObjectInspectCommand("VOLUME", "volumes", func(ctx context.Context, api client.APIClient, ref string) (any, []byte, error) {
+		res, err := api.VolumeInspect(ctx, ref, client.VolumeInspectOptions{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return res.Volume, res.Raw, nil
+	})
 }
 
 func (c *CLI) newVolumeRmCommand() *cobra.Command {
@@ -181,13 +165,6 @@ func (c *CLI) volumePrune(ctx context.Context, all bool, filter opts.FilterOpt) 
 	if err != nil {
 		return err
 	}
-	if len(res.Report.VolumesDeleted) > 0 {
-		fmt.Fprintln(c.out, "Deleted Volumes:")
-		for _, n := range res.Report.VolumesDeleted {
-			fmt.Fprintln(c.out, n)
-		}
-		fmt.Fprintln(c.out)
-	}
-	fmt.Fprintln(c.out, "Total reclaimed space:", units.HumanSize(float64(res.Report.SpaceReclaimed)))
+	c.printPruned("Deleted Volumes:", res.Report.VolumesDeleted, int64(res.Report.SpaceReclaimed))
 	return nil
 }
