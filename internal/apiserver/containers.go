@@ -205,18 +205,27 @@ func (s *Server) containerRename(w *respWriter, r *http.Request) error {
 	return nil
 }
 
+// resizeQuery reads the h and w of a resize request.
+func resizeQuery(r *http.Request) (h, w uint, err error) {
+	q := r.URL.Query()
+	hv, err := uint32Value(q, "h")
+	if err != nil {
+		return 0, 0, err
+	}
+	wv, err := uint32Value(q, "w")
+	if err != nil {
+		return 0, 0, err
+	}
+	return uint(hv), uint(wv), nil
+}
+
 // containerResize sets the size of the container's terminal.
 func (s *Server) containerResize(w *respWriter, r *http.Request) error {
-	q := r.URL.Query()
-	h, err := uint32Value(q, "h")
+	h, wd, err := resizeQuery(r)
 	if err != nil {
 		return err
 	}
-	wd, err := uint32Value(q, "w")
-	if err != nil {
-		return err
-	}
-	if err := s.b.ContainerResize(r.Context(), r.PathValue("id"), uint(h), uint(wd)); err != nil {
+	if err := s.b.ContainerResize(r.Context(), r.PathValue("id"), h, wd); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)

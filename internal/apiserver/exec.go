@@ -71,16 +71,11 @@ func (s *Server) execInspect(w *respWriter, r *http.Request) error {
 
 // execResize sets the size of the exec's terminal.
 func (s *Server) execResize(w *respWriter, r *http.Request) error {
-	q := r.URL.Query()
-	h, err := uint32Value(q, "h")
+	h, wd, err := resizeQuery(r)
 	if err != nil {
 		return err
 	}
-	wd, err := uint32Value(q, "w")
-	if err != nil {
-		return err
-	}
-	if err := s.b.ExecResize(r.Context(), r.PathValue("id"), uint(h), uint(wd)); err != nil {
+	if err := s.b.ExecResize(r.Context(), r.PathValue("id"), h, wd); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
