@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/skiff-dev/skiff/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
@@ -63,32 +64,8 @@ func randSuffix() string {
 	return hex.EncodeToString(b)
 }
 
-// busyboxRoot builds a minimal root file system: busybox with applet links,
-// /etc/passwd and /etc/group.
-func busyboxRoot(t testing.TB) string {
-	t.Helper()
-	root := t.TempDir()
-	for _, d := range []string{"bin", "etc", "tmp", "root"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skipf("busybox not available: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), bb, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"sh", "echo", "cat", "sleep", "true", "false", "head", "yes"} {
-		if err := os.Symlink("busybox", filepath.Join(root, "bin", a)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"), 0o644)
-	os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\nnogroup:x:65534:\n"), 0o644)
-	return root
-}
+// busyboxRoot is testutil.BusyboxRoot, named for this package's tests.
+func busyboxRoot(t testing.TB) string { return testutil.BusyboxRoot(t) }
 
 // realBundle writes config.json (a container like `docker run` makes, in a
 // cgroup of its own) and monitor.json; it checks at the end of the test that

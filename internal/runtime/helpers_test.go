@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/skiff-dev/skiff/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
@@ -58,45 +59,8 @@ func randSuffix() string {
 	return hex.EncodeToString(b)
 }
 
-var busyboxApplets = []string{
-	"sh", "echo", "cat", "ls", "sleep", "id", "true", "false", "hostname", "dd", "tail",
-	"head", "wc", "grep", "env", "test", "readlink", "pwd", "seq", "touch", "mkdir", "stat", "tty", "stty", "cut",
-}
-
-// busyboxRoot builds a minimal root file system in a temp dir: busybox with
-// applet links, /etc/passwd and /etc/group.
-func busyboxRoot(t testing.TB) string {
-	t.Helper()
-	root := t.TempDir()
-	for _, d := range []string{"bin", "etc", "tmp", "root"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skipf("busybox not available: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), bb, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range busyboxApplets {
-		if err := os.Symlink("busybox", filepath.Join(root, "bin", a)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	files := map[string]string{
-		"etc/passwd":  "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-		"etc/group":   "root:x:0:\ndaemon:x:1:\nwheel:x:10:root\naudio:x:29:daemon,nobody\nnogroup:x:65534:\n",
-		"etc/notexec": "#!/bin/sh\necho no\n",
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
+// busyboxRoot is testutil.BusyboxRoot, named for this package's tests.
+func busyboxRoot(t testing.TB) string { return testutil.BusyboxRoot(t) }
 
 var defaultCaps = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
