@@ -3,6 +3,7 @@ package tests
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestInitStopSignalStopTimeout(t *testing.T) {
@@ -14,17 +15,34 @@ func TestInitStopSignalStopTimeout(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "1 /sbin/docker-init -- ps -o pid,args") {
 		t.Fatalf("run --init ps: %d %q %s", code, out, errOut)
 	}
-	// It reaps orphans and forwards the stop signal.
+	// It forwards signals to the program.
 	d.must("run", "-d", "--name", "in", "--init", "busybox", "sh", "-c",
 		`trap "echo got TERM; exit 3" TERM; trap "echo got HUP" HUP; for i in 1 2 3; do (sleep 0.1 &); done; while true; do sleep 0.1; done`)
-	d.eventually("orphans reaped", func() (bool, string) {
-		out, _, _ := d.docker("exec", "in", "ps", "-o", "stat,args")
-		return !strings.Contains(out, "sleep 0.1\n") || !strings.Contains(out, "Z "), out
-	})
-	out, _, _ = d.docker("exec", "in", "ps", "-o", "stat,args")
-	if strings.Contains(out, "\nZ ") {
-		t.Errorf("zombies left:\n%s", out)
+	// It reaps orphans. A shell that forks a short-lived orphan and then
+	// execs sleep leaves PID 1 a program that never waits: without --init
+	// the orphan stays a zombie whose parent is PID 1, with --init it goes.
+	orphan := `(sleep 0.1 &); exec sleep 600`
+	d.must("run", "-d", "--name", "noinit", "busybox", "sh", "-c", orphan)
+	d.must("run", "-d", "--name", "withinit", "--init", "busybox", "sh", "-c", orphan)
+	time.Sleep(500 * time.Millisecond)
+	zombies := func(name string) string {
+		out, _, _ := d.docker("exec", name, "ps", "-o", "stat,ppid,args")
+		var z []string
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && strings.HasPrefix(f[0], "Z") && f[1] == "1" {
+				z = append(z, l)
+			}
+		}
+		return strings.Join(z, "\n")
 	}
+	if z := zombies("noinit"); z == "" {
+		t.Errorf("without --init the orphan should stay a zombie of PID 1; none seen")
+	}
+	d.eventually("orphans reaped by the init", func() (bool, string) {
+		z := zombies("withinit")
+		return z == "", z
+	})
+	d.must("rm", "-f", "noinit", "withinit")
 	// kill -s HUP reaches the program through the init.
 	d.must("kill", "-s", "HUP", "in")
 	d.eventually("HUP delivered", func() (bool, string) {
