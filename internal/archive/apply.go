@@ -106,12 +106,22 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ...ApplyOpt) (int
 	// Read (decompress, and whatever the caller does with the raw stream,
 	// like hashing and storing it) on another core while this one writes
 	// files. Worth it even for a plain tar.
-	ra := newReadahead(rc)
-	defer ra.Close()
-	var src io.Reader = ra
-	if o.tee != nil {
-		// Decompressing is the slower side: hash the output here.
-		src = io.TeeReader(src, o.tee)
+	var src io.Reader
+	if _, external := rc.(*procReader); external && o.tee != nil {
+		// Inflating happens in another process: the read side has time
+		// to hash what comes out while this side writes files.
+		ra := newReadahead(io.TeeReader(rc, o.tee))
+		defer ra.Close()
+		src = ra
+	} else {
+		ra := newReadahead(rc)
+		defer ra.Close()
+		src = ra
+		if o.tee != nil {
+			// Inflating here is the slower side: hash the output on
+			// this one.
+			src = io.TeeReader(src, o.tee)
+		}
 	}
 
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

@@ -81,6 +81,13 @@ func DecompressStream(r io.Reader) (io.ReadCloser, Compression, error) {
 	case Uncompressed:
 		return io.NopCloser(br), c, nil
 	case Gzip:
+		if path := igzipPath(); path != "" {
+			pr, err := startIgzip(path, br)
+			if err == nil {
+				return pr, c, nil
+			}
+			// igzip is there but won't start: inflate here.
+		}
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, c, errdefs.Invalid("bad gzip stream: %v", err)
