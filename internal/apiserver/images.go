@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"encoding/json"
+	"github.com/distribution/reference"
 	"net/http"
 	"strings"
 
@@ -60,7 +61,8 @@ func (s *Server) imageCreate(w *respWriter, r *http.Request) error {
 
 	if img := q.Get("fromImage"); img != "" {
 		ref := strings.TrimSuffix(img, ":") // "pull -a" sends a trailing colon
-		if tag := q.Get("tag"); tag != "" {
+		tag := q.Get("tag")
+		if tag != "" {
 			if strings.Contains(tag, ":") { // a digest
 				ref += "@" + tag
 			} else {
@@ -68,6 +70,8 @@ func (s *Server) imageCreate(w *respWriter, r *http.Request) error {
 			}
 		}
 		err := s.b.ImagePull(ctx, ref, engine.PullOptions{
+			// Docker's API: no tag anywhere means every tag.
+			AllTags:      tag == "" && !hasTagOrDigest(ref),
 			Platform:     q.Get("platform"),
 			RegistryAuth: r.Header.Get("X-Registry-Auth"),
 			Progress:     js.send,
@@ -191,4 +195,16 @@ func (s *Server) imageRemove(w *respWriter, r *http.Request) error {
 		list = []image.DeleteResponse{}
 	}
 	return writeJSON(w, http.StatusOK, list)
+}
+
+// hasTagOrDigest reports whether ref names a tag or a digest (an invalid
+// ref says yes: the pull reports it).
+func hasTagOrDigest(ref string) bool {
+	n, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return true
+	}
+	_, tagged := n.(reference.Tagged)
+	_, digested := n.(reference.Digested)
+	return tagged || digested
 }

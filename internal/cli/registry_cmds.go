@@ -96,14 +96,20 @@ func (c *CLI) runPull(ctx context.Context, ref string, o *pullOptions) error {
 		return fmt.Errorf("invalid reference format: %s", ref)
 	}
 	if o.all {
-		return errors.New("pull --all-tags is not supported by skiff")
+		if _, ok := n.(reference.NamedTagged); ok {
+			return errors.New("tag can't be used with --all-tags/-a")
+		}
+		if _, ok := n.(reference.Digested); ok {
+			return errors.New("digest can't be used with --all-tags/-a")
+		}
+	} else {
+		n = reference.TagNameOnly(n)
 	}
-	n = reference.TagNameOnly(n)
 	api, err := c.Client(ctx)
 	if err != nil {
 		return err
 	}
-	opts := client.ImagePullOptions{RegistryAuth: encodedAuthFor(n.String())}
+	opts := client.ImagePullOptions{All: o.all, RegistryAuth: encodedAuthFor(n.String())}
 	if o.platform != "" {
 		p, err := parsePlatform(o.platform)
 		if err != nil {

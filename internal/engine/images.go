@@ -74,7 +74,10 @@ func (e *Engine) ImageList(ctx context.Context, opts ImageListOptions) ([]imaget
 			// As dockerd: only the matching tags are listed.
 			var kept []string
 			for _, t := range tags {
-				repo, _, _ := strings.Cut(t, ":")
+				repo := t // the tag's colon, not a registry port's
+				if i := strings.LastIndex(t, ":"); i > strings.LastIndex(t, "/") {
+					repo = t[:i]
+				}
 				if f.MatchGlob("reference", t) || f.MatchGlob("reference", repo) {
 					kept = append(kept, t)
 				}

@@ -73,6 +73,66 @@ func (e *Engine) ImagePull(ctx context.Context, ref string, opts PullOptions) er
 		return err
 	}
 	progress := progressFunc(opts.Progress)
+	if opts.AllTags {
+		return e.pullAllTags(ctx, ref, platform, auth, progress)
+	}
+	existed, err := e.pullOne(ctx, n, platform, auth, progress)
+	if err != nil {
+		return err
+	}
+	pullStatus(progress, reference.FamiliarString(n.Named), existed)
+	return nil
+}
+
+// pullAllTags is `pull --all-tags`: every tag of n's repository, one after
+// the other, then one status line for the repository.
+func (e *Engine) pullAllTags(ctx context.Context, ref string, platform ocispec.Platform, auth regclient.Auth, progress func(jsonstream.Message)) error {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return errdefs.Invalid("invalid reference format: %s", ref)
+	}
+	if _, ok := named.(reference.NamedTagged); ok {
+		return errdefs.Invalid("tag can't be used with --all-tags/-a")
+	}
+	if _, ok := named.(reference.Digested); ok {
+		return errdefs.Invalid("digest can't be used with --all-tags/-a")
+	}
+	n := regclient.Named{Named: named, Host: reference.Domain(named), Path: reference.Path(named)}
+	tags, err := e.registryClient().Tags(ctx, named.String(), auth)
+	if err != nil {
+		return err
+	}
+	if len(tags) == 0 {
+		return errdefs.NotFound("no tags found for %s", reference.FamiliarName(n.Named))
+	}
+	allExisted := true
+	for _, tag := range tags {
+		tagged, err := reference.WithTag(n.Named, tag)
+		if err != nil {
+			return errdefs.Invalid("registry listed an invalid tag %q: %v", tag, err)
+		}
+		existed, err := e.pullOne(ctx, regclient.Named{Named: tagged, Host: n.Host, Path: n.Path}, platform, auth, progress)
+		if err != nil {
+			return err
+		}
+		allExisted = allExisted && existed
+	}
+	pullStatus(progress, reference.FamiliarName(n.Named), allExisted)
+	return nil
+}
+
+func pullStatus(progress func(jsonstream.Message), shown string, existed bool) {
+	if existed {
+		progress(jsonstream.Message{Status: "Status: Image is up to date for " + shown})
+	} else {
+		progress(jsonstream.Message{Status: "Status: Downloaded newer image for " + shown})
+	}
+}
+
+// pullOne pulls the image n names (a tag or a digest) and reports whether
+// it was already here.
+func (e *Engine) pullOne(ctx context.Context, n regclient.Named, platform ocispec.Platform, auth regclient.Auth, progress func(jsonstream.Message)) (existed bool, err error) {
+	ref := n.Named.String()
 	tagOrDigest := "latest"
 	if d, ok := n.Named.(reference.Digested); ok {
 		tagOrDigest = d.Digest().String()
@@ -83,15 +143,15 @@ func (e *Engine) ImagePull(ctx context.Context, ref string, opts PullOptions) er
 	// the reply's status as with Docker.
 	rimg, err := e.registryClient().Resolve(ctx, ref, platform, auth)
 	if err != nil {
-		return err
+		return false, err
 	}
 	progress(jsonstream.Message{Status: "Pulling from " + reference.Path(reference.TrimNamed(n.Named)), ID: tagOrDigest})
 	var cfg dockerspec.DockerOCIImage
 	if err := json.Unmarshal(rimg.Config, &cfg); err != nil {
-		return errdefs.Invalid("decode image config: %v", err)
+		return false, errdefs.Invalid("decode image config: %v", err)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(rimg.Layers) {
-		return errdefs.Invalid("image config lists %d layers, the manifest %d", len(cfg.RootFS.DiffIDs), len(rimg.Layers))
+		return false, errdefs.Invalid("image config lists %d layers, the manifest %d", len(cfg.RootFS.DiffIDs), len(rimg.Layers))
 	}
 
 	tagRef := ""
@@ -99,7 +159,7 @@ func (e *Engine) ImagePull(ctx context.Context, ref string, opts PullOptions) er
 		tagRef = n.Named.String()
 	}
 	repoDigest := reference.TrimNamed(n.Named).String() + "@" + rimg.Digest.String()
-	existed := false
+	existed = false
 	if _, err := e.images.Get(ctx, rimg.ConfigDigest.String()); err == nil {
 		existed = true
 	}
@@ -111,17 +171,11 @@ func (e *Engine) ImagePull(ctx context.Context, ref string, opts PullOptions) er
 		if gerr := e.images.GC(context.WithoutCancel(ctx)); gerr != nil {
 			e.log.Warn("collect after failed pull", "err", gerr)
 		}
-		return err
+		return false, err
 	}
 	progress(jsonstream.Message{Status: "Digest: " + rimg.Digest.String()})
-	shown := reference.FamiliarString(n.Named)
-	if existed {
-		progress(jsonstream.Message{Status: "Status: Image is up to date for " + shown})
-	} else {
-		progress(jsonstream.Message{Status: "Status: Downloaded newer image for " + shown})
-	}
 	e.events.publish(events.ImageEventType, events.ActionPull, img.ID, map[string]string{"name": reference.FamiliarString(n.Named)})
-	return nil
+	return existed, nil
 }
 
 // pullLayers downloads and unpacks the layers of rimg and records the

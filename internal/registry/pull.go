@@ -342,3 +342,28 @@ func (v *Verifier) Read(p []byte) (int, error) {
 
 // Close closes the stream.
 func (v *Verifier) Close() error { return v.rc.Close() }
+
+// Tags lists the tags of the repository ref names (its tag, if any, is
+// ignored), sorted as the registry returns them: `pull --all-tags`.
+func (c *Client) Tags(ctx context.Context, ref string, auth Auth) ([]string, error) {
+	n, err := Parse(ref)
+	if err != nil {
+		return nil, err
+	}
+	repos, err := c.repos(n)
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for _, repo := range repos {
+		tags, err := remote.List(repo, c.remoteOpts(ctx, auth)...)
+		if err == nil {
+			return tags, nil
+		}
+		lastErr = c.notFound(err, n)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
