@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -265,9 +266,15 @@ func TestEngineRestartKeepsContainers(t *testing.T) {
 	d.must("run", "-d", "--name", "long", "busybox", "sh", "-c", "i=0; while :; do i=$((i+1)); echo tick$i; sleep 0.2; done")
 	d.must("run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 1; exit 42")
 	pid := strings.TrimSpace(d.must("inspect", "-f", "{{.State.Pid}}", "long"))
+	shortPid, _ := strconv.Atoi(strings.TrimSpace(d.must("inspect", "-f", "{{.State.Pid}}", "short")))
+
+	ticksBefore := strings.Count(d.must("logs", "long"), "tick")
 
 	d.kill9()
-	time.Sleep(1500 * time.Millisecond) // "short" exits while nobody watches
+	time.Sleep(1500 * time.Millisecond) // "long" writes while nobody reads
+	// "short" exits while nobody watches (on a loaded machine its sleep
+	// may end later than that: wait for it).
+	waitFor(t, func() bool { return syscall.Kill(shortPid, 0) != nil }, "short's process to exit")
 	n, _ := strconv.Atoi(pid)
 	if err := syscall.Kill(n, 0); err != nil {
 		t.Fatalf("container process %d died with the engine: %v", n, err)
@@ -277,14 +284,17 @@ func TestEngineRestartKeepsContainers(t *testing.T) {
 	if out := d.must("inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "long"); out != "running "+pid+"\n" {
 		t.Errorf("long after restart: %q", out)
 	}
-	if out := d.must("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "short"); out != "exited 42\n" {
-		t.Errorf("short after restart: %q", out)
-	}
+	// Its monitor may still be finishing (draining output, writing
+	// exit.json) when the engine comes back; the engine then waits for it.
+	d.eventually("short to be recorded as exited 42", func() (bool, string) {
+		out := d.must("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "short")
+		return out == "exited 42\n", out
+	})
 	if out := d.must("exec", "long", "echo", "still here"); out != "still here\n" {
 		t.Errorf("exec after restart: %q", out)
 	}
 	// Output written while the engine was down is in the log.
-	if logs := d.must("logs", "long"); !strings.Contains(logs, "tick8") {
+	if logs := d.must("logs", "long"); !strings.Contains(logs, fmt.Sprintf("tick%d\n", ticksBefore+3)) {
 		t.Errorf("logs after restart lack output from the outage: %q", logs[max(0, len(logs)-200):])
 	}
 	d.must("stop", "-t", "1", "long")
