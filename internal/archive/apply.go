@@ -752,6 +752,7 @@ func (a *applier) setDirTimes() error {
 // the filesystem cannot hold fails at once, and seeks over zero chunks so
 // the holes stay holes.
 func (a *applier) copyFile(fd int, r io.Reader, size int64, sparse bool) error {
+	total := size
 	if sparse {
 		if err := unix.Ftruncate(fd, size); err != nil {
 			return fmt.Errorf("size sparse file: %w", err)
@@ -779,8 +780,16 @@ func (a *applier) copyFile(fd int, r io.Reader, size int64, sparse bool) error {
 		}
 		size -= n
 	}
+	if total >= writebackMin {
+		// Start writing a big file out now (no wait): the caller's final
+		// syncfs then finds little left to do.
+		unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
 	return nil
 }
+
+// writebackMin is the file size from which copyFile starts writeback.
+const writebackMin = 256 << 10
 
 // zeros is compared against (bytes.Equal is vectorized); never written.
 var zeros = make([]byte, copyBufSize)

@@ -137,6 +137,7 @@ type Writer struct {
 	f        *os.File
 	h        hash.Hash
 	n        int64
+	flushed  int64 // bytes handed to writeback so far
 	expected digest.Digest
 	size     int64
 	done     bool
@@ -166,8 +167,18 @@ func (w *Writer) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.h.Write(p[:n])
 	w.n += int64(n)
+	if w.n-w.flushed >= writebackChunk {
+		// Start writing this part out now (no wait), so Commit's fsync
+		// of a big layer blob finds little left to do.
+		unix.SyncFileRange(int(w.f.Fd()), w.flushed, w.n-w.flushed, unix.SYNC_FILE_RANGE_WRITE)
+		w.flushed = w.n
+	}
 	return n, err
 }
+
+// writebackChunk is how much a Writer lets pile up before it asks the
+// kernel to start writing it out.
+const writebackChunk = 8 << 20
 
 // Digest is the digest of what was written so far.
 func (w *Writer) Digest() digest.Digest { return digest.NewDigest(digest.SHA256, w.h) }
