@@ -16,7 +16,7 @@ var rank = map[string]int{
 	"internal/errdefs": 0, "internal/testutil": 0, "internal/filters": 1, "internal/archive": 1,
 	// storage
 	"internal/meta": 2, "internal/content": 3, "internal/snapshot": 3,
-	"internal/registry": 3,
+	"internal/registry": 3, "internal/buildcontext": 3,
 	// mechanisms
 	"internal/cgroups": 2, "internal/logger/jsonfile": 2,
 	"internal/network": 4, "internal/dns": 4, // + internal/network/firewall
@@ -25,8 +25,9 @@ var rank = map[string]int{
 	"internal/image": 6, "internal/ocispec": 6,
 	"internal/volume": 6, "internal/containerfs": 4,
 	// engine and front ends
-	"internal/engine": 7, "internal/apiserver": 8, "internal/daemon": 9, "internal/cli": 10,
-	"cmd/skiff": 11, "cmd/skiff-shim": 11, "cmd/skiff-init": 11,
+	"internal/engine": 7, "internal/builder": 8,
+	"internal/apiserver": 9, "internal/daemon": 10, "internal/cli": 11,
+	"cmd/skiff": 12, "cmd/skiff-shim": 12, "cmd/skiff-init": 12,
 }
 
 func rankOf(pkg string) (int, bool) {

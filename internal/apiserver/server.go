@@ -31,6 +31,8 @@ const (
 type Options struct {
 	Debug  bool         // log every request at debug level
 	Logger *slog.Logger // nil: slog.Default()
+	// Build runs POST /build; nil answers 501 (build.go).
+	Build BuildBackend
 }
 
 // Server is the Docker Engine API as an http.Handler.
@@ -48,6 +50,9 @@ type Server struct {
 	head200, head101Mux, head101Raw []byte
 
 	pool sync.Pool // *respWriter
+
+	builds       BuildBackend // build.go
+	remoteClient *http.Client // downloads of remote build contexts; nil: http.DefaultClient
 }
 
 var (
@@ -58,7 +63,7 @@ var (
 
 // New returns a Server that calls b.
 func New(b Backend, opts Options) *Server {
-	s := &Server{b: b, log: opts.Logger, debug: opts.Debug, mux: http.NewServeMux()}
+	s := &Server{b: b, log: opts.Logger, debug: opts.Debug, mux: http.NewServeMux(), builds: opts.Build}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -229,6 +234,7 @@ func (s *Server) routes() {
 	s.handle("POST /images/load", s.imagesLoad)
 	s.handle("POST /images/prune", s.imagesPrune)
 	s.handle("POST /commit", s.commit)
+	s.handle("POST /build", s.build) // build.go
 	s.handle("GET /containers/{id}/export", s.containerExport)
 	s.handle("GET /system/df", s.systemDF)
 	s.handle("GET /images/json", s.imageList)

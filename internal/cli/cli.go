@@ -219,6 +219,7 @@ func (c *CLI) newRootCommand() *cobra.Command {
 		c.newEventsCommand(),
 		c.newPullCommand(),
 		c.newPushCommand(),
+		c.newBuildCommand(), // build_cmds.go
 		c.newLoginCommand(),
 		c.newLogoutCommand(),
 	)
@@ -268,6 +269,7 @@ func (c *CLI) newImageCommand() *cobra.Command {
 		c.newLoadCommand(),
 		c.newHistoryCommand(),
 		c.newImagePruneCommand(),
+		c.newBuildCommand(),
 	)
 	return cmd
 }

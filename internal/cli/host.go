@@ -123,6 +123,7 @@ func (c *CLI) newClient(ctx context.Context) (*client.Client, error) {
 	opts := []client.Opt{
 		client.WithHost(host),
 		client.WithUserAgent(binName + "/" + Version),
+		client.WithHTTPRequestHook(addRequestHeaders), // build's fast path (build_cmds.go)
 	}
 	if v := c.getenv("DOCKER_API_VERSION"); v != "" {
 		opts = append(opts, client.WithAPIVersion(v))

@@ -129,7 +129,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer eng.Close()
 
-	srv := apiserver.New(eng, apiserver.Options{Debug: cfg.Debug, Logger: logger})
+	builds, err := newBuildService(eng, cfg.DataRoot) // build.go
+	if err != nil {
+		return err
+	}
+	srv := apiserver.New(eng, apiserver.Options{Debug: cfg.Debug, Logger: logger, Build: builds})
 	var listeners []net.Listener
 	for _, h := range cfg.Hosts {
 		l, err := listen(h)

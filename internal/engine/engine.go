@@ -63,6 +63,9 @@ type Engine struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	shimInfo string
+
+	buildOnce sync.Once
+	build     *BuildBackend // build.go
 }
 
 // bucket for container records: key = container id, value = JSON Container.

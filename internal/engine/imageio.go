@@ -305,9 +305,13 @@ func (e *Engine) ImagesPrune(ctx context.Context, f filters.Args) (imagetypes.Pr
 	}
 	before := layersSize(imgs)
 	used := e.imagesInUse()
+	parents := parentIDs(imgs)
 	for _, img := range imgs {
 		labels := img.Config.Config.Labels
-		if used[img.ID] > 0 || (danglingOnly && len(img.RepoTags) > 0) ||
+		// Dangling means untagged and without children: a build's
+		// intermediate images go with the image built on them (Delete
+		// prunes untagged parents), not on their own.
+		if used[img.ID] > 0 || (danglingOnly && (len(img.RepoTags) > 0 || parents[img.ID])) ||
 			(!until.IsZero() && !img.Created.Before(until)) ||
 			!f.MatchLabels("label", labels) || matchesAnyLabel(f.Get("label!"), labels) {
 			continue

@@ -61,8 +61,12 @@ func (e *Engine) ImageList(ctx context.Context, opts ImageListOptions) ([]imaget
 		}
 		since = img.Created
 	}
+	parents := parentIDs(imgs)
 	out := []imagetypes.Summary{}
 	for _, img := range imgs {
+		if !opts.All && isIntermediate(img, parents) {
+			continue // as dockerd: build steps' images only with -a
+		}
 		tags := familiar(img.RepoTags)
 		if danglingSet && dangling != (len(tags) == 0) {
 			continue
@@ -200,6 +204,24 @@ func (e *Engine) ImageHistory(ctx context.Context, ref string) ([]imagetypes.His
 	}
 	e.historyIDs(ctx, img, out)
 	return out, nil
+}
+
+// parentIDs is the set of images that another image was built on.
+func parentIDs(imgs []*image.Image) map[string]bool {
+	parents := map[string]bool{}
+	for _, img := range imgs {
+		if img.Parent != "" {
+			parents[img.Parent] = true
+		}
+	}
+	return parents
+}
+
+// isIntermediate reports whether img is an untagged image another one was
+// built on (a build step's image): `images` hides it unless -a, and it is
+// not dangling, so `image prune` keeps it while its child is there.
+func isIntermediate(img *image.Image, parents map[string]bool) bool {
+	return len(img.RepoTags) == 0 && len(img.RepoDigests) == 0 && parents[img.ID]
 }
 
 // imagesInUse counts containers per image id.

@@ -1,0 +1,84 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/skiff-dev/skiff/internal/apiserver"
+	"github.com/skiff-dev/skiff/internal/buildcontext"
+	"github.com/skiff-dev/skiff/internal/builder"
+	"github.com/skiff-dev/skiff/internal/engine"
+)
+
+// buildService serves POST /build: it opens the request's context (a tar
+// unpacked under tmpRoot, or a directory of this host) and runs the
+// Dockerfile builder on the engine.
+type buildService struct {
+	b       *builder.Builder
+	cache   *buildcontext.HashCache
+	tmpRoot string
+}
+
+// newBuildService wires the builder to eng. Contexts sent as tars are
+// unpacked under <data-root>/tmp/build; whatever a crash left there is
+// removed first.
+func newBuildService(eng *engine.Engine, dataRoot string) (*buildService, error) {
+	tmpRoot := filepath.Join(dataRoot, "tmp", "build")
+	if err := os.RemoveAll(tmpRoot); err != nil {
+		return nil, fmt.Errorf("clean build contexts: %w", err)
+	}
+	if err := os.MkdirAll(tmpRoot, 0o700); err != nil {
+		return nil, fmt.Errorf("create build context dir: %w", err)
+	}
+	cache, err := buildcontext.NewHashCache(eng.MetaDB())
+	if err != nil {
+		return nil, err
+	}
+	b, err := builder.New(eng.BuildBackend(), eng.MetaDB())
+	if err != nil {
+		return nil, err
+	}
+	return &buildService{b: b, cache: cache, tmpRoot: tmpRoot}, nil
+}
+
+func (s *buildService) Build(ctx context.Context, req *apiserver.BuildRequest, out io.Writer) (string, error) {
+	var bc *buildcontext.Context
+	var err error
+	if req.ContextDir != "" {
+		bc, err = buildcontext.FromDir(req.ContextDir, s.cache)
+	} else {
+		bc, err = buildcontext.FromTar(ctx, req.Context, s.tmpRoot, s.cache)
+	}
+	if err != nil {
+		return "", err
+	}
+	defer bc.Close()
+	id, err := s.b.Build(ctx, bc, builder.Options{
+		Dockerfile: req.Dockerfile, DockerfileContent: req.DockerfileContent,
+		Tags: req.Tags, BuildArgs: req.BuildArgs, Target: req.Target,
+		NoCache: req.NoCache, Pull: req.Pull, Labels: req.Labels,
+		// Quiet is the apiserver's: it keeps the output and shows it only
+		// when the build fails, as dockerd does.
+		NetworkMode: req.NetworkMode, Platform: req.Platform, ForceRm: req.ForceRm, Rm: req.Rm,
+	}, out)
+	var exit *builder.ExitError
+	if errors.As(err, &exit) {
+		err = runExitError{err: err, code: exit.Code}
+	}
+	return id, err
+}
+
+// runExitError gives the apiserver a failing RUN's exit code, which it
+// sends as errorDetail.code (the docker CLI exits with it).
+type runExitError struct {
+	err  error
+	code int
+}
+
+func (e runExitError) Error() string { return e.err.Error() }
+func (e runExitError) Unwrap() error { return e.err }
+func (e runExitError) ExitCode() int { return e.code }

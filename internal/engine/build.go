@@ -1,0 +1,457 @@
+package engine
+
+// The engine's side of Dockerfile builds: BuildBackend implements
+// builder.Backend (internal/builder/backend.go) without importing the
+// builder, which sits above the engine.
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiff-dev/skiff/internal/archive"
+	"github.com/skiff-dev/skiff/internal/containerfs"
+	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/image"
+	"github.com/skiff-dev/skiff/internal/meta"
+	"github.com/skiff-dev/skiff/internal/snapshot"
+)
+
+// BuildBackend is what a Dockerfile build needs from the engine.
+type BuildBackend struct {
+	e *Engine
+
+	// Leases of all builds share one image store lease (a read lock),
+	// counted: a build never takes the read lock twice, which would
+	// deadlock against a delete waiting for the write lock.
+	mu      sync.Mutex
+	leases  int
+	release func()
+	// pins keep the layer a RUN step stored leased until the image that
+	// names it is created (the builder takes its own lease only after Run
+	// returns; without the pin a GC in between could take the layer).
+	pins map[pinKey][]*pinned
+}
+
+// pinKey is the image a RUN ran on and the layer it made: the parent and
+// top layer of the image the builder then creates.
+type pinKey struct {
+	parent string
+	diffID digest.Digest
+}
+
+// pinned is one lease held for a RUN step's layer.
+type pinned struct{ release func() }
+
+// pinTimeout ends a pin whose build never created its image (it failed
+// or was cancelled between Run and CreateImage).
+const pinTimeout = time.Minute
+
+// BuildBackend returns the engine's implementation of builder.Backend
+// (one per engine: its leases are counted across builds).
+func (e *Engine) BuildBackend() *BuildBackend {
+	e.buildOnce.Do(func() { e.build = &BuildBackend{e: e, pins: map[pinKey][]*pinned{}} })
+	return e.build
+}
+
+// MetaDB is the engine's metadata database, where the builder keeps its
+// cache records and the build context's hash cache.
+func (e *Engine) MetaDB() *meta.DB { return e.db }
+
+// ImageGet returns the local image refOrID.
+func (b *BuildBackend) ImageGet(ctx context.Context, refOrID string) (*image.Image, error) {
+	return b.e.images.Get(ctx, refOrID)
+}
+
+// ImagePull pulls ref through the engine's pull, writing each status as a
+// plain line ("ID: Status") to out; the byte-count updates of downloads are
+// left out, as a non-terminal docker client shows them.
+func (b *BuildBackend) ImagePull(ctx context.Context, ref, platform string, out io.Writer) error {
+	return b.e.ImagePull(ctx, ref, PullOptions{Platform: platform, Progress: func(m jsonstream.Message) {
+		if m.Progress != nil && (m.Progress.Current > 0 || m.Progress.Total > 0) {
+			return
+		}
+		line := m.Status
+		if m.ID != "" {
+			line = m.ID + ": " + line
+		}
+		io.WriteString(out, line+"\n")
+	}})
+}
+
+// AddLayer unpacks the layer tar r on top of image imageID's layers ("":
+// a base layer) and stores it. The caller holds a Lease.
+func (b *BuildBackend) AddLayer(ctx context.Context, imageID string, r io.Reader) (image.Layer, error) {
+	var parent digest.Digest
+	if imageID != "" {
+		img, err := b.e.images.Get(ctx, imageID)
+		if err != nil {
+			return image.Layer{}, err
+		}
+		if len(img.DiffIDs) > 0 {
+			parent = identity.ChainID(img.DiffIDs)
+		}
+	}
+	return b.e.images.AddLayer(ctx, parent, r)
+}
+
+// Lease keeps the image store's GC from removing new layers until release
+// (which may be called more than once).
+func (b *BuildBackend) Lease() (release func()) {
+	b.mu.Lock()
+	if b.leases == 0 {
+		b.release = b.e.images.Lease()
+	}
+	b.leases++
+	b.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if b.leases--; b.leases == 0 {
+				b.release()
+				b.release = nil
+			}
+		})
+	}
+}
+
+// pin keeps a lease for the new layer until an image names it.
+func (b *BuildBackend) pin(k pinKey, release func()) {
+	p := &pinned{release: release}
+	b.mu.Lock()
+	b.pins[k] = append(b.pins[k], p)
+	b.mu.Unlock()
+	time.AfterFunc(pinTimeout, func() { b.unpin(k, p) })
+}
+
+// unpin releases the pin p of k if it is still held, or with p nil the
+// oldest pin of k.
+func (b *BuildBackend) unpin(k pinKey, p *pinned) {
+	b.mu.Lock()
+	list := b.pins[k]
+	i := 0
+	if p != nil {
+		i = slices.Index(list, p)
+	}
+	if i < 0 || i >= len(list) {
+		b.mu.Unlock()
+		return
+	}
+	p = list[i]
+	if list = slices.Delete(list, i, i+1); len(list) == 0 {
+		delete(b.pins, k)
+	} else {
+		b.pins[k] = list
+	}
+	b.mu.Unlock()
+	p.release()
+}
+
+// CreateImage records an untagged image built on parent. Like dockerd's
+// builder it publishes no event: intermediate images are not announced,
+// only the tags of the result (TagImage).
+func (b *BuildBackend) CreateImage(ctx context.Context, cfg dockerspec.DockerOCIImage, layers []image.Layer, parent string) (*image.Image, error) {
+	img, err := b.e.images.Create(ctx, cfg, layers, image.CreateOptions{Parent: parent})
+	if len(layers) > 0 {
+		// The RUN layer it names (the top one) no longer needs its pin.
+		b.unpin(pinKey{parent, layers[len(layers)-1].DiffID}, nil)
+	}
+	return img, err
+}
+
+// TagImage points ref at imageID, as ImageTag does, with its event.
+func (b *BuildBackend) TagImage(ctx context.Context, imageID, ref string) error {
+	if err := b.e.images.Tag(ctx, imageID, ref); err != nil {
+		return err
+	}
+	b.e.events.publish(events.ImageEventType, events.ActionTag, imageID, map[string]string{"name": familiarRef(ref)})
+	return nil
+}
+
+// rootfsKeyPrefix names the short-lived views ImageRootFS makes. It starts
+// with the image store's prefix for temporary snapshots ("import-"), so a
+// view left by a crash is collected by the store's GC at the next start.
+const rootfsKeyPrefix = "import-rootfs-"
+
+// ImageRootFS gives a read-only view of image imageID's root filesystem
+// ("" = scratch: an empty directory) as a path that works from any
+// goroutine of this process (/proc/self/fd/N). Nothing is mounted where
+// the host could see it: several layers are a detached overlay mount
+// (fsopen/fsmount), one layer a detached read-only clone of its directory
+// (open_tree), scratch a detached read-only tmpfs. Each goes away when
+// release closes its descriptor.
+func (b *BuildBackend) ImageRootFS(ctx context.Context, imageID string) (string, func(), error) {
+	var chain string
+	if imageID != "" {
+		img, err := b.e.images.Get(ctx, imageID)
+		if err != nil {
+			return "", nil, err
+		}
+		chain = b.e.images.RootFSParent(img)
+	}
+	var fd int
+	var err error
+	if chain == "" {
+		fd, err = emptyReadOnlyFS()
+	} else {
+		fd, err = b.mountLayers(ctx, chain)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("root filesystem of %s: %w", shortImageID(imageID), err)
+	}
+	return containerfs.FdPath(fd), func() { unix.Close(fd) }, nil
+}
+
+// mountLayers mounts the committed snapshot chain (and its parents)
+// read-only, detached. The view that gives the lower directories is
+// removed at once: the mount holds on to the directories it uses.
+func (b *BuildBackend) mountLayers(ctx context.Context, chain string) (int, error) {
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	key := rootfsKeyPrefix + hex.EncodeToString(rnd[:])
+	mounts, err := b.e.snaps.View(ctx, key, chain)
+	if err != nil {
+		return -1, err
+	}
+	defer b.e.snaps.Remove(context.WithoutCancel(ctx), key)
+	if len(mounts) != 1 {
+		return -1, fmt.Errorf("unexpected mounts for snapshot %s", chain)
+	}
+	if m := mounts[0]; m.Type == "bind" {
+		return readOnlyClone(m.Source)
+	}
+	return containerfs.MountOverlay(snapshot.OverlayOptions(mounts))
+}
+
+// readOnlyClone makes a detached, read-only bind mount of dir.
+func readOnlyClone(dir string) (int, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("clone mount of %s: %w", dir, err)
+	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("make clone of %s read-only: %w", dir, err)
+	}
+	return fd, nil
+}
+
+// emptyReadOnlyFS is a detached, read-only, empty tmpfs: the root
+// filesystem of scratch.
+func emptyReadOnlyFS() (int, error) {
+	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen tmpfs: %w", err)
+	}
+	defer unix.Close(fsfd)
+	if err := unix.FsconfigSetString(fsfd, "mode", "0755"); err != nil {
+		return -1, fmt.Errorf("tmpfs mode: %w", err)
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, fmt.Errorf("create tmpfs: %w", err)
+	}
+	fd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY)
+	if err != nil {
+		return -1, fmt.Errorf("fsmount tmpfs: %w", err)
+	}
+	return fd, nil
+}
+
+func shortImageID(id string) string {
+	if id == "" {
+		return "scratch"
+	}
+	return image.ShortID(id)
+}
+
+// Run runs one RUN step in a throwaway container of image imageID, through
+// the same create, attach, start, wait and remove paths as `docker run`.
+// The output is copied to out as it comes. On exit 0 the container's
+// changes become a layer on imageID's layers; a non-zero exit is returned
+// as its code with a nil error. The container (and its anonymous volumes)
+// is removed in every case, also when ctx ends (the client went away).
+func (b *BuildBackend) Run(ctx context.Context, imageID string, cfg *container.Config, hostCfg *container.HostConfig, out io.Writer) (image.Layer, int, error) {
+	e := b.e
+	if imageID == "" {
+		return image.Layer{}, 0, errdefs.Invalid("cannot run a command in an empty image (FROM scratch without files): there is no shell or program to run")
+	}
+	c := *cfg
+	c.Image = imageID
+	// RUN ignores the image's entrypoint. A non-nil empty entrypoint keeps
+	// create from filling it in from the image.
+	if len(c.Entrypoint) == 0 || (len(c.Entrypoint) == 1 && c.Entrypoint[0] == "") {
+		c.Entrypoint = []string{}
+	}
+	c.Tty, c.OpenStdin, c.StdinOnce, c.AttachStdin = false, false, false, false
+	c.AttachStdout, c.AttachStderr = true, true
+	// A build step is not probed: a HEALTHCHECK is for the image's users.
+	c.Healthcheck = &container.HealthConfig{Test: []string{"NONE"}}
+	hc := container.HostConfig{}
+	if hostCfg != nil {
+		hc = *hostCfg
+	}
+	if hc.NetworkMode == "" || hc.NetworkMode == "default" {
+		hc.NetworkMode = "bridge"
+	}
+	hc.AutoRemove = false
+	hc.RestartPolicy = container.RestartPolicy{}
+	// The output goes to the client only; there is no one to read a log.
+	hc.LogConfig = container.LogConfig{Type: "none"}
+
+	resp, err := e.ContainerCreate(ctx, "", &container.CreateRequest{Config: &c, HostConfig: &hc})
+	if err != nil {
+		return image.Layer{}, 0, fmt.Errorf("create build container: %w", err)
+	}
+	defer func() {
+		if err := e.ContainerRemove(context.WithoutCancel(ctx), resp.ID, true, true); err != nil && !errdefs.IsNotFound(err) {
+			e.log.Warn("remove build container", "container", resp.ID, "err", err)
+		}
+	}()
+	if ro, ok := out.(interface{ ContainerCreated(id string) }); ok {
+		ro.ContainerCreated(resp.ID) // " ---> Running in ..." (builder.RunOutput)
+	}
+	ct, err := e.reg.get(resp.ID)
+	if err != nil {
+		return image.Layer{}, 0, err
+	}
+	// Attach before start, as docker run does, so no output is missed.
+	att := &pendingAttach{opts: AttachOptions{Stdout: out, Stderr: out, Stream: true}, ready: make(chan attachResult, 1)}
+	ct.mu.Lock()
+	ct.attachers = append(ct.attachers, att)
+	ct.mu.Unlock()
+	exitc, err := e.ContainerWait(ctx, resp.ID, string(container.WaitConditionNextExit))
+	if err != nil {
+		return image.Layer{}, 0, err
+	}
+	if err := e.ContainerStart(ctx, resp.ID); err != nil {
+		return image.Layer{}, 0, err
+	}
+	pumped := make(chan error, 1)
+	select {
+	case r := <-att.ready:
+		if r.err != nil {
+			return image.Layer{}, 0, fmt.Errorf("attach to build container: %w", r.err)
+		}
+		go func() {
+			defer r.conn.Close()
+			pumped <- pump(ctx, r.conn, att.opts)
+		}()
+	default:
+		// start hands every pending attacher its connection before it
+		// returns; not getting one means the output is lost.
+		return image.Layer{}, 0, errdefs.System("build container %s started without its output attached", image.ShortID(resp.ID))
+	}
+	var code int
+	select {
+	case w := <-exitc:
+		code = int(w.StatusCode)
+	case <-ctx.Done():
+		return image.Layer{}, 0, ctx.Err()
+	}
+	// All output is written before the step's result is reported.
+	select {
+	case <-pumped:
+	case <-ctx.Done():
+		return image.Layer{}, 0, ctx.Err()
+	}
+	if code != 0 {
+		return image.Layer{}, code, nil
+	}
+
+	upper, err := e.snaps.UpperDir(ctx, ct.SnapshotKey)
+	if err != nil {
+		return image.Layer{}, 0, fmt.Errorf("build container %s: %w", image.ShortID(resp.ID), err)
+	}
+	release := b.Lease()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(diffWithoutMountPoints(ctx, upper, pw)) }()
+	layer, err := b.AddLayer(ctx, imageID, pr)
+	pr.CloseWithError(io.ErrClosedPipe)
+	if err != nil {
+		release()
+		return image.Layer{}, 0, fmt.Errorf("store the changes of the RUN step: %w", err)
+	}
+	if layer.DiffID == emptyTarDiffID {
+		// No change: the builder adds no layer, so no image will name
+		// this one (and it has nothing to lose).
+		release()
+	} else {
+		b.pin(pinKey{imageID, layer.DiffID}, release)
+	}
+	return layer, 0, nil
+}
+
+// mountPointFiles are the files the runtime binds the engine's own copies
+// over (Docker keeps their mount points in an init layer below the
+// container's, so they never reach a RUN step's layer). Writes to them
+// land in the engine's copies, so what the upper directory holds at these
+// paths is only the empty mount point.
+var mountPointFiles = map[string]bool{"etc/hosts": true, "etc/hostname": true, "etc/resolv.conf": true}
+
+// mountPointDirs are the directories made to hold mount points (the
+// runtime creates /proc, /sys and /dev when an image lacks them; /etc is
+// copied up or made for the files above). They are left out of the layer
+// when nothing else under them changed.
+var mountPointDirs = map[string]bool{"etc/": true, "proc/": true, "sys/": true, "dev/": true}
+
+// diffWithoutMountPoints writes the layer of the upper directory upper
+// (archive.Diff) without the runtime's mount points.
+func diffWithoutMountPoints(ctx context.Context, upper string, w io.Writer) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(archive.Diff(ctx, upper, pw)) }()
+	defer pr.Close()
+	tr := tar.NewReader(pr)
+	tw := tar.NewWriter(w)
+	var held *tar.Header // a mount point directory, written once a child shows it is needed
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read changes: %w", err)
+		}
+		if held != nil && !strings.HasPrefix(h.Name, held.Name) {
+			held = nil // nothing under it but mount points
+		}
+		if mountPointFiles[h.Name] && h.Typeflag == tar.TypeReg && h.Size == 0 {
+			continue
+		}
+		if mountPointDirs[h.Name] && h.Typeflag == tar.TypeDir {
+			held = h
+			continue
+		}
+		if held != nil {
+			if err := tw.WriteHeader(held); err != nil {
+				return err
+			}
+			held = nil
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return fmt.Errorf("copy changes: %w", err)
+		}
+	}
+	return tw.Close()
+}
