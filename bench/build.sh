@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${R:-5}
 . bench/lib.sh
-bench_daemon 248
+BENCH_FRESH_FS=1 bench_daemon 248
 
 scratch=$root
 if [ "$(df --output=avail -k /dev/shm 2>/dev/null | tail -1)" -gt $((2 * 1024 * 1024)) ] 2>/dev/null; then

@@ -8,15 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 src=${1:-$(go env GOROOT)}
 work=$(mktemp -d /tmp/skiff-bench-pull.XXXXXX)
-# The data roots and the registry go on a fresh ext4 (journaled, mkfs's
-# defaults, in a sparse file on this same disk). This VM's root ext4 has no
-# journal, and there creating files within minutes of deleting thousands is
-# several times slower (the inode allocator skips recently deleted inodes one
-# by one): a run right after another would measure that, not skiff.
-# BENCH_ON_ROOT=1 measures on /tmp as it is.
-if [ -z "${BENCH_ON_ROOT:-}" ]; then
-  truncate -s 8G "$work.img" && mkfs.ext4 -q -F "$work.img" && mount -o loop "$work.img" "$work"
-fi
+# The data roots and the registry go on a fresh ext4 (see bench_fresh_fs).
+. bench/lib.sh
+BENCH_FRESH_FS=1 bench_fresh_fs "$work"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 reg=127.0.0.1:$port
 cleanup() {
