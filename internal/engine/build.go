@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -289,6 +290,26 @@ func shortImageID(id string) string {
 // changes become a layer on imageID's layers; a non-zero exit is returned
 // as its code with a nil error. The container (and its anonymous volumes)
 // is removed in every case, also when ctx ends (the client went away).
+// buildStepLabel marks the containers of RUN steps.
+const buildStepLabel = "org.skiff.build-step"
+
+// removeBuildLeftovers removes the RUN containers of builds the engine was
+// running when it died: their clients are gone and nothing will commit
+// them. Called at start, before the API serves.
+func (e *Engine) removeBuildLeftovers(ctx context.Context) {
+	for _, c := range e.reg.all() {
+		c.mu.Lock()
+		step := c.Config != nil && c.Config.Labels[buildStepLabel] == "true"
+		c.mu.Unlock()
+		if !step {
+			continue
+		}
+		if err := e.ContainerRemove(ctx, c.ID, true, true); err != nil && !errdefs.IsNotFound(err) {
+			e.log.Warn("remove leftover build container", "container", c.ID, "err", err)
+		}
+	}
+}
+
 func (b *BuildBackend) Run(ctx context.Context, imageID string, cfg *container.Config, hostCfg *container.HostConfig, out io.Writer) (image.Layer, int, error) {
 	e := b.e
 	if imageID == "" {
@@ -305,6 +326,13 @@ func (b *BuildBackend) Run(ctx context.Context, imageID string, cfg *container.C
 	c.AttachStdout, c.AttachStderr = true, true
 	// A build step is not probed: a HEALTHCHECK is for the image's users.
 	c.Healthcheck = &container.HealthConfig{Test: []string{"NONE"}}
+	// Marked, so an engine that died during the step removes it when it
+	// starts again (removeBuildLeftovers): no build survives the engine.
+	c.Labels = maps.Clone(c.Labels)
+	if c.Labels == nil {
+		c.Labels = map[string]string{}
+	}
+	c.Labels[buildStepLabel] = "true"
 	hc := container.HostConfig{}
 	if hostCfg != nil {
 		hc = *hostCfg

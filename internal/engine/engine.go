@@ -135,6 +135,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.restoreNetworking()
+	e.removeBuildLeftovers(ctx)
 	return e, nil
 }
 

@@ -1,0 +1,45 @@
+package tests
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A kill -9 of the engine in the middle of a RUN step leaves nothing once
+// the engine is back: the step's container is removed at start (no client
+// will ever commit it), no image is tagged, and the next build works.
+func TestBuildEngineKilledMidRun(t *testing.T) {
+	d := startDaemon(t)
+	d.importBusybox()
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
+	build := exec.Command(filepath.Join(binDir, "skiff"), "-H", d.host, "build", "-t", "crashy:1", ctx)
+	if err := build.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { build.Process.Kill(); build.Wait() }()
+	d.eventually("the RUN step's container to run", func() (bool, string) {
+		out := d.must("ps", "-q", "--filter", "label=org.skiff.build-step")
+		return strings.TrimSpace(out) != "", out
+	})
+
+	d.kill9()
+	build.Process.Kill()
+	build.Wait()
+	d.start()
+
+	if out := d.must("ps", "-aq"); out != "" {
+		t.Fatalf("containers left after the engine came back: %q", out)
+	}
+	if _, _, code := d.skiff("image", "inspect", "crashy:1"); code == 0 {
+		t.Fatal("the interrupted build tagged its image")
+	}
+	out := d.must("build", "-t", "after:1", writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo fine > /f\n"}))
+	if !strings.Contains(out, "Successfully tagged after:1") {
+		t.Fatalf("build after restart:\n%s", out)
+	}
+	if got := d.must("run", "--rm", "after:1", "cat", "/f"); got != "fine\n" {
+		t.Fatalf("built image: %q", got)
+	}
+}
