@@ -250,10 +250,10 @@ func (a *applier) closeCache() {
 	}
 }
 
-// cleanName turns an archive path into a path relative to the root ("" for
+// CleanName turns an archive path into a path relative to the root ("" for
 // the root itself). Absolute paths are taken relative to the root; ".."
-// components that would climb above it are an error.
-func cleanName(name string) (string, error) {
+// components that would climb above it are an error (Invalid).
+func CleanName(name string) (string, error) {
 	if name == "" {
 		return "", errdefs.Invalid("archive entry with an empty name")
 	}
@@ -382,7 +382,7 @@ func (a *applier) mkdirAll(p string) error {
 }
 
 func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
-	name, err := cleanName(hdr.Name)
+	name, err := CleanName(hdr.Name)
 	if err != nil {
 		return err
 	}
@@ -590,7 +590,7 @@ func (a *applier) create(pfd int, psetgid bool, dir, base string, hdr *tar.Heade
 		return a.setTimes(pfd, base, hdr)
 
 	case tar.TypeLink:
-		target, err := cleanName(hdr.Linkname)
+		target, err := CleanName(hdr.Linkname)
 		if err != nil {
 			return fmt.Errorf("hardlink target: %w", err)
 		}

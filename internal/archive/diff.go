@@ -183,7 +183,7 @@ func (t *tarWriter) entry(dfd int, prefix, name string) error {
 	}
 	switch hdr.Typeflag {
 	case tar.TypeReg:
-		n, err := io.CopyBuffer(struct{ io.Writer }{t.tw}, io.LimitReader(fdReader(fd), hdr.Size), t.buf)
+		n, err := io.CopyBuffer(struct{ io.Writer }{t.tw}, io.LimitReader(FDReader(fd), hdr.Size), t.buf)
 		if err != nil {
 			return fmt.Errorf("read %q: %w", hdr.Name, err)
 		}
@@ -210,11 +210,11 @@ func (t *tarWriter) entry(dfd int, prefix, name string) error {
 	return nil
 }
 
-// fdReader reads a raw fd. (os.NewFile would attach a finalizer that closes
+// FDReader reads a raw fd. (os.NewFile would attach a finalizer that closes
 // the fd again, possibly after its number was reused.)
-type fdReader int
+type FDReader int
 
-func (f fdReader) Read(b []byte) (int, error) {
+func (f FDReader) Read(b []byte) (int, error) {
 	for {
 		n, err := unix.Read(int(f), b)
 		if err == unix.EINTR {

@@ -154,7 +154,7 @@ func (c *Context) ReadFile(name string) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	buf.Grow(int(st.Size) + 1)
-	if _, err := buf.ReadFrom(fdReader(fd)); err != nil {
+	if _, err := buf.ReadFrom(archive.FDReader(fd)); err != nil {
 		return nil, pathErr("read", name, err)
 	}
 	return buf.Bytes(), nil

@@ -445,7 +445,7 @@ func (lw *layerWriter) tryExtract(n *node, src string) (done bool, err error) {
 		return false, pathErr("open", n.rel, err)
 	}
 	defer unix.Close(fd)
-	br := bufio.NewReaderSize(fdReader(fd), layerBufSize)
+	br := bufio.NewReaderSize(archive.FDReader(fd), layerBufSize)
 	var rd io.Reader
 	if head, _ := br.Peek(6); archive.DetectCompression(head) == archive.Xz {
 		xr, err := xz.NewReader(br)
@@ -503,7 +503,7 @@ func (lw *layerWriter) extract(tr *tar.Reader, hdr *tar.Header, src string) erro
 }
 
 func (lw *layerWriter) extractEntry(tr *tar.Reader, in *tar.Header, src string) error {
-	rel, err := cleanEntry(in.Name)
+	rel, err := archive.CleanName(in.Name)
 	if err != nil {
 		return errdefs.Invalid("extract %s: %v", src, err)
 	}
@@ -538,7 +538,7 @@ func (lw *layerWriter) extractEntry(tr *tar.Reader, in *tar.Header, src string) 
 	case tar.TypeSymlink:
 		hdr.Linkname = in.Linkname
 	case tar.TypeLink:
-		target, err := cleanEntry(in.Linkname)
+		target, err := archive.CleanName(in.Linkname)
 		if err != nil || target == "" {
 			return errdefs.Invalid("extract %s: hardlink %s to %q outside the archive", src, in.Name, in.Linkname)
 		}
@@ -564,22 +564,3 @@ func (lw *layerWriter) extractEntry(tr *tar.Reader, in *tar.Header, src string) 
 	return nil
 }
 
-// cleanEntry turns an archive entry name into a path relative to the
-// extraction directory ("" for itself). Absolute names are taken relative
-// to it; ".." that would climb out of it is refused.
-func cleanEntry(name string) (string, error) {
-	if name == "" || strings.IndexByte(name, 0) >= 0 {
-		return "", fmt.Errorf("bad entry name %q", name)
-	}
-	if strings.HasPrefix(name, "/") {
-		return cleanRel(name), nil
-	}
-	c := path.Clean(name)
-	if c == ".." || strings.HasPrefix(c, "../") {
-		return "", fmt.Errorf("entry %q climbs out of the destination", name)
-	}
-	if c == "." {
-		return "", nil
-	}
-	return c, nil
-}

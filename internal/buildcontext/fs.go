@@ -228,26 +228,6 @@ func readFull(fd int, b []byte) error {
 	return nil
 }
 
-// fdReader reads a raw descriptor. (os.NewFile would attach a finalizer
-// that closes the fd again, maybe after its number was reused.)
-type fdReader int
-
-func (f fdReader) Read(b []byte) (int, error) {
-	for {
-		n, err := unix.Read(int(f), b)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if n == 0 && len(b) > 0 {
-			return 0, io.EOF
-		}
-		return n, nil
-	}
-}
-
 // modeBits keeps the permission, setuid, setgid and sticky bits of st_mode
 // (tar's mode field has the same octal layout).
 func modeBits(m uint32) int64 { return int64(m & 0o7777) }

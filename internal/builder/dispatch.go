@@ -8,7 +8,6 @@ import (
 	"maps"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -18,7 +17,6 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
-	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/image"
@@ -119,7 +117,7 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 		}
 		return bd.commitNop(ctx, st, fmt.Sprintf("VOLUME %v", c.Volumes))
 	case *instructions.StopSignalCommand:
-		if err := checkSignal(c.Signal); err != nil {
+		if err := image.CheckSignal(c.Signal); err != nil {
 			return err
 		}
 		st.cfg.StopSignal = c.Signal
@@ -208,25 +206,6 @@ func (bd *build) dispatchExpose(ctx context.Context, st *stageState, c *instruct
 		st.cfg.ExposedPorts[string(p)] = struct{}{}
 	}
 	return bd.commitNop(ctx, st, "EXPOSE "+strings.Join(ports, " "))
-}
-
-// checkSignal accepts what Docker's STOPSIGNAL accepts: a number or a
-// signal name, with or without SIG.
-func checkSignal(s string) error {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
-			return errdefs.Invalid("invalid signal: %s", s)
-		}
-		return nil
-	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if unix.SignalNum(name) != 0 || strings.HasPrefix(name, "SIGRTMIN") || strings.HasPrefix(name, "SIGRTMAX") {
-		return nil
-	}
-	return errdefs.Invalid("invalid signal: %s", s)
 }
 
 // dispatchWorkdir sets the working directory and, like Docker, creates it

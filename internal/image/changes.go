@@ -172,7 +172,7 @@ func dispatch(cfg *dockerspec.DockerOCIImageConfig, c instructions.Command, lex 
 			cfg.Volumes[v] = struct{}{}
 		}
 	case *instructions.StopSignalCommand:
-		if err := checkSignal(c.Signal); err != nil {
+		if err := CheckSignal(c.Signal); err != nil {
 			return err
 		}
 		cfg.StopSignal = c.Signal
@@ -209,12 +209,12 @@ func setEnv(env *[]string, key, value string) {
 	*env = append(*env, kv)
 }
 
-// checkSignal accepts what Docker's STOPSIGNAL accepts: a number or a
+// CheckSignal accepts what Docker's STOPSIGNAL accepts: a number or a
 // signal name, with or without SIG.
-func checkSignal(s string) error {
+func CheckSignal(s string) error {
 	if n, err := strconv.Atoi(s); err == nil {
 		if n <= 0 || n > 64 {
-			return fmt.Errorf("invalid signal: %s", s)
+			return errdefs.Invalid("invalid signal: %s", s)
 		}
 		return nil
 	}
@@ -225,5 +225,5 @@ func checkSignal(s string) error {
 	if unix.SignalNum(name) != 0 || strings.HasPrefix(name, "SIGRTMIN") || strings.HasPrefix(name, "SIGRTMAX") {
 		return nil
 	}
-	return fmt.Errorf("invalid signal: %s", s)
+	return errdefs.Invalid("invalid signal: %s", s)
 }

@@ -93,22 +93,31 @@ func (c *Client) Resolve(ctx context.Context, ref string, platform ocispec.Platf
 	if err != nil {
 		return nil, err
 	}
+	return firstRepo(ctx, c, n, func(repo name.Repository) (*Image, error) {
+		return c.resolveIn(ctx, repo, n, platform, auth)
+	})
+}
+
+// firstRepo calls fn with each repository n can be fetched from (mirrors
+// first) until one succeeds; the error is the last one.
+func firstRepo[T any](ctx context.Context, c *Client, n Named, fn func(name.Repository) (T, error)) (T, error) {
+	var zero T
 	repos, err := c.repos(n)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	var lastErr error
+	lastErr := err
 	for _, repo := range repos {
-		img, err := c.resolveIn(ctx, repo, n, platform, auth)
+		v, err := fn(repo)
 		if err == nil {
-			return img, nil
+			return v, nil
 		}
 		lastErr = err
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, lastErr
+	return zero, lastErr
 }
 
 func (c *Client) resolveIn(ctx context.Context, repo name.Repository, n Named, platform ocispec.Platform, auth Auth) (*Image, error) {
@@ -350,20 +359,11 @@ func (c *Client) Tags(ctx context.Context, ref string, auth Auth) ([]string, err
 	if err != nil {
 		return nil, err
 	}
-	repos, err := c.repos(n)
-	if err != nil {
-		return nil, err
-	}
-	var lastErr error
-	for _, repo := range repos {
+	return firstRepo(ctx, c, n, func(repo name.Repository) ([]string, error) {
 		tags, err := remote.List(repo, c.remoteOpts(ctx, auth)...)
-		if err == nil {
-			return tags, nil
+		if err != nil {
+			return nil, c.notFound(err, n)
 		}
-		lastErr = c.notFound(err, n)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
+		return tags, nil
+	})
 }
