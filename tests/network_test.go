@@ -185,6 +185,16 @@ func TestUserNetworks(t *testing.T) {
 			t.Fatalf("network ls lacks %s:\n%s", n, out)
 		}
 	}
+	// --format and --filter, with our CLI and docker's.
+	for _, cli := range []func(...string) (string, string, int){d.skiff, d.docker} {
+		out, errOut, code := cli("network", "ls", "--filter", "label=team=a", "--format", "{{.Name}} {{.Driver}} {{.Internal}} {{.Label \"team\"}}")
+		if code != 0 || out != "front bridge false a\n" {
+			t.Fatalf("network ls --format: exit %d: %q %s", code, out, errOut)
+		}
+	}
+	if out := d.must("network", "ls", "--filter", "name=back", "--format", "{{json .}}"); !strings.Contains(out, `"Internal":"true"`) || !strings.Contains(out, `"Name":"back"`) {
+		t.Fatalf("network ls --format json: %s", out)
+	}
 	if _, err := net.InterfaceByName(br1); err != nil {
 		t.Fatalf("bridge %s: %v", br1, err)
 	}

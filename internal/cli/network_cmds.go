@@ -7,12 +7,12 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
+	"github.com/skiff-dev/skiff/internal/cli/formatter"
 	"github.com/skiff-dev/skiff/internal/cli/opts"
 )
 
@@ -83,6 +83,7 @@ func (c *CLI) newNetworkCreateCommand() *cobra.Command {
 
 func (c *CLI) newNetworkLsCommand() *cobra.Command {
 	var quiet, noTrunc bool
+	var format string
 	filter := opts.NewFilterOpt()
 	cmd := &cobra.Command{
 		Use:     "ls [OPTIONS]",
@@ -98,29 +99,13 @@ func (c *CLI) newNetworkLsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			items := res.Items
-			sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
-			tw := tabwriter.NewWriter(c.out, 0, 1, 3, ' ', 0)
-			if !quiet {
-				fmt.Fprintln(tw, "NETWORK ID\tNAME\tDRIVER\tSCOPE")
-			}
-			for _, n := range items {
-				id := n.ID
-				if !noTrunc && len(id) > 12 {
-					id = id[:12]
-				}
-				if quiet {
-					fmt.Fprintln(tw, id)
-					continue
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, n.Name, n.Driver, n.Scope)
-			}
-			return tw.Flush()
+			return formatter.NetworkWrite(formatter.Context{Output: c.out, Format: formatter.NewNetworkFormat(format, quiet)}, res.Items, noTrunc)
 		},
 		DisableFlagsInUseLine: true,
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&quiet, "quiet", "q", false, "Only display network IDs")
+	f.StringVar(&format, "format", "", "Format output using a custom template: 'table', 'table TEMPLATE', 'json', 'TEMPLATE'")
 	f.BoolVar(&noTrunc, "no-trunc", false, "Do not truncate the output")
 	f.VarP(&filter, "filter", "f", "Provide filter values (e.g. \"driver=bridge\")")
 	return cmd
