@@ -96,6 +96,22 @@ func TestBridgeNetworking(t *testing.T) {
 			t.Fatalf("published port %s: %q", p, got)
 		}
 	}
+	// Through a host address (the bridge's gateway) with the port bound on
+	// every address: from a neighbour on the bridge, and from the
+	// container itself (hairpin).
+	var anyPort string
+	for _, l := range strings.Split(strings.TrimSpace(ports), "\n") {
+		if strings.HasPrefix(l, "0.0.0.0:") {
+			anyPort = strings.TrimPrefix(l, "0.0.0.0:")
+		}
+	}
+	viaHost := "http://" + prefix + "1:" + anyPort + "/index.html"
+	if got := containerGet(d, "bridge", viaHost); got != "hello-"+id[:12]+"\n" {
+		t.Fatalf("neighbour to %s: %q", viaHost, got)
+	}
+	if got := d.must("exec", "web", "wget", "-q", "-O", "-", viaHost); got != "hello-"+id[:12]+"\n" {
+		t.Fatalf("hairpin to its own published port %s: %q", viaHost, got)
+	}
 	// Publishing the same host port twice fails; the failed start leaves
 	// nothing behind.
 	if _, errOut, code := d.skiff("run", "--rm", "-p", "127.0.0.1:"+hostPorts[1]+":80", "busybox", "true"); code == 0 || !strings.Contains(errOut, "already allocated") {

@@ -13,7 +13,8 @@ import (
 
 // EnsureBridge creates (or reuses) bridge name with gateway address gw
 // (e.g. 172.18.0.1/16), brings it up and lets it route loopback-sourced
-// traffic (route_localnet), so DNAT from 127.0.0.1 to a container works.
+// traffic (route_localnet), so DNAT from 127.0.0.1 to a container works,
+// and forwards what arrives on it (hairpin to published ports).
 func EnsureBridge(name string, gw *net.IPNet, mtu int) error {
 	link, err := netlink.LinkByName(name)
 	if err != nil {
@@ -44,6 +45,13 @@ func EnsureBridge(name string, gw *net.IPNet, mtu int) error {
 	}
 	if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+name+"/route_localnet", []byte("1"), 0o644); err != nil {
 		return fmt.Errorf("route_localnet on %s: %w", name, err)
+	}
+	// Forwarding for packets that arrive on this bridge only (the host's
+	// ip_forward is the daemon's "ip-forward" setting): a container
+	// reaching a published port through a host address is routed back out
+	// this same bridge after the DNAT.
+	if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+name+"/forwarding", []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("forwarding on %s: %w", name, err)
 	}
 	return nil
 }
@@ -107,6 +115,12 @@ func Attach(ep Endpoint) (err error) {
 	host, err := netlink.LinkByName(ep.HostName)
 	if err != nil {
 		return fmt.Errorf("look up veth %s: %w", ep.HostName, err)
+	}
+	// Hairpin: with br_netfilter loaded the DNAT of a container's own
+	// published port happens at the bridge, and the frame must go back
+	// out the port it came in on.
+	if err := netlink.LinkSetHairpin(host, true); err != nil {
+		return fmt.Errorf("hairpin mode on %s: %w", ep.HostName, err)
 	}
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("bring up veth %s: %w", ep.HostName, err)

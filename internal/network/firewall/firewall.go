@@ -89,6 +89,17 @@ func metaCmp(key expr.MetaKey, op expr.CmpOp, data []byte) []expr.Any {
 }
 
 // ipMatch matches the source (offset 12) or destination (16) against n.
+// ctDNAT matches connections whose destination was rewritten (ct status dnat).
+func ctDNAT() []expr.Any {
+	mask := make([]byte, 4)
+	binary.NativeEndian.PutUint32(mask, 1<<5) // IPS_DST_NAT
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
+
 func ipMatch(offset uint32, n *net.IPNet) []expr.Any {
 	return []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
@@ -133,6 +144,14 @@ func (f *Firewall) AddNetwork(n Network) error {
 		add(f.post, cat(ipMatch(12, n.Subnet), metaCmp(expr.MetaKeyOIFNAME, expr.CmpOpNeq, br), []expr.Any{&expr.Masq{}}))
 	}
 	add(f.post, cat(ipMatch(12, loopback), metaCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, br), []expr.Any{&expr.Masq{}}))
+	// Hairpin: a container reaching a published port (its own or a
+	// neighbour's) through a host address goes back out the same bridge
+	// after the DNAT. Without masquerade the answer would go straight to
+	// it from the server's own address and not match its connection (and
+	// to itself it would never leave the container). The source, not the
+	// input interface, is matched: with br_netfilter loaded the input is
+	// the veth port, not the bridge.
+	add(f.post, cat(ipMatch(12, n.Subnet), metaCmp(expr.MetaKeyOIFNAME, expr.CmpOpEq, br), ctDNAT(), []expr.Any{&expr.Masq{}}))
 	// Traffic leaving this bridge for another one goes through "isolate",
 	// which drops it when the other one is a skiff bridge too.
 	add(f.fwd, cat(metaCmp(expr.MetaKeyIIFNAME, expr.CmpOpEq, br), metaCmp(expr.MetaKeyOIFNAME, expr.CmpOpNeq, br), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: f.isolate.Name}}))
