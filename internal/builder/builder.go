@@ -101,7 +101,7 @@ func (b *Builder) Build(ctx context.Context, bc *buildcontext.Context, opts Opti
 	}
 	res, err := parser.Parse(strings.NewReader(string(content)))
 	if err != nil {
-		return "", errdefs.Invalid("%s: dockerfile parse error: %v", name, err)
+		return "", parseError(name, err)
 	}
 	stages, metaArgs, err := instructions.Parse(res.AST, nil)
 	if err != nil {
@@ -208,6 +208,18 @@ func readDockerfile(bc *buildcontext.Context, opts Options) (string, []byte, err
 		return "", nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	return name, data, nil
+}
+
+// parseError words an error of the Dockerfile parser: with its line in
+// the form the instructions package gives its own errors ("dockerfile
+// parse error on line 2: ..."), else as Docker does ("failed to parse
+// Dockerfile: file with no instructions").
+func parseError(file string, err error) error {
+	var le *parser.LocationError
+	if errors.As(err, &le) && len(le.Locations) > 0 && len(le.Locations[0]) > 0 {
+		return errdefs.Invalid("dockerfile parse error on line %d: %v", le.Locations[0][0].Start.Line, err)
+	}
+	return errdefs.Invalid("failed to parse %s: %v", file, err)
 }
 
 // checkStageNames refuses two stages of one name, as Docker does.

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -18,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/skiff-dev/skiff/internal/buildcontext"
 	"github.com/skiff-dev/skiff/internal/errdefs"
@@ -215,7 +217,8 @@ RUN echo $V
 		{`/bin/bash -c #\(nop\)  CMD \["/bin/bash" "-c" "echo hi"\]`, true},
 		{`/bin/bash -c #\(nop\)  ENTRYPOINT \["/bin/ep"\]`, true},
 		{`/bin/bash -c #\(nop\)  STOPSIGNAL SIGTERM`, true},
-		{`/bin/bash -c #\(nop\)  HEALTHCHECK &\{Test:\[CMD-SHELL true\] Interval:5s Timeout:0s StartPeriod:0s StartInterval:0s Retries:0\}`, true},
+		// Docker's %q of the struct: durations quoted, Retries a rune.
+		{`/bin/bash -c #\(nop\)  HEALTHCHECK &\{\["CMD-SHELL" "true"\] "5s" "0s" "0s" "0s" '\\x00'\}`, true},
 		{`/bin/bash -c #\(nop\)  ONBUILD RUN echo onbuild`, true},
 		{`/bin/bash -c #\(nop\) COPY file:[0-9a-f]{64} in /x `, false},
 		{`/bin/bash -c #\(nop\) ADD file:[0-9a-f]{64} in /y/ `, false},
@@ -317,7 +320,13 @@ func TestErrors(t *testing.T) {
 		{"several sources need a dir", "FROM busybox\nCOPY a b /file\n", Options{}, errdefs.KindInvalid,
 			"Dockerfile:2: When using COPY with more than one source file, the destination must be a directory and end with a /"},
 		{"bad chmod", "FROM busybox\nCOPY --chmod=abc a /x\n", Options{}, errdefs.KindInvalid, "Dockerfile:2: invalid chmod parameter: abc"},
-		{"unknown chown user", "FROM busybox\nCOPY --chown=nobody a /x\n", Options{}, errdefs.KindInvalid, "Dockerfile:2: unable to convert uid/gid chown string to host mapping: no such user: nobody"},
+		{"unknown chown user", "FROM busybox\nCOPY --chown=nobody a /x\n", Options{}, errdefs.KindInvalid,
+			"Dockerfile:2: unable to convert uid/gid chown string to host mapping: can't find uid for user nobody: no such user: nobody"},
+		{"unknown chown group", "FROM busybox\nCOPY --chown=0:nogroup a /x\n", Options{}, errdefs.KindInvalid,
+			"Dockerfile:2: unable to convert uid/gid chown string to host mapping: can't find gid for group nogroup: no such group: nogroup"},
+		{"parse error with a line", "FROM busybox\nENV A=b C\n", Options{}, errdefs.KindInvalid,
+			`dockerfile parse error on line 2: Syntax error - can't find = in "C"`},
+		{"empty Dockerfile", "# nothing\n", Options{}, errdefs.KindInvalid, "file with no instructions"},
 		{"RUN --mount", "FROM busybox\nRUN --mount=type=cache,target=/c true\n", Options{}, errdefs.KindNotImplemented, "Dockerfile:2: RUN --mount"},
 		{"COPY a URL", "FROM busybox\nCOPY http://example.com/x /x\n", Options{}, errdefs.KindInvalid, "source can't be a URL for COPY"},
 		{"other platform", "FROM --platform=linux/s390x busybox\n", Options{}, errdefs.KindInvalid, `Dockerfile:1: platform "linux/s390x" is not supported`},
@@ -612,12 +621,14 @@ func TestChownAndChmod(t *testing.T) {
 	tests := []struct {
 		flags string
 		want  string
+		hist  string // the history text before the source hash
 	}{
-		{"--chown=app:staff", "1000:50 644 data"},
-		{"--chown=app", "1000:1001 644 data"},
-		{"--chown=7:8", "7:8 644 data"},
-		{"--chmod=751", "0:0 751 data"},
-		{"--chown=app --chmod=4755", "1000:1001 4755 data"},
+		// Docker writes --chown right against the hash, with no space.
+		{"--chown=app:staff", "1000:50 644 data", " COPY --chown=app:stafffile:"},
+		{"--chown=app", "1000:1001 644 data", " COPY --chown=appfile:"},
+		{"--chown=7:8", "7:8 644 data", " COPY --chown=7:8file:"},
+		{"--chmod=751", "0:0 751 data", " COPY --chmod=751 file:"},
+		{"--chown=app --chmod=4755", "1000:1001 4755 data", " COPY --chown=app --chmod=4755 file:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.flags, func(t *testing.T) {
@@ -626,8 +637,8 @@ func TestChownAndChmod(t *testing.T) {
 			if files["dst/f"] != tt.want {
 				t.Errorf("dst/f: %q, want %q", files["dst/f"], tt.want)
 			}
-			if h := img.Config.History[len(img.Config.History)-1].CreatedBy; !strings.Contains(h, " COPY "+tt.flags+" file:") {
-				t.Errorf("history %q lacks the flags", h)
+			if h := img.Config.History[len(img.Config.History)-1].CreatedBy; !strings.Contains(h, tt.hist) {
+				t.Errorf("history %q lacks %q", h, tt.hist)
 			}
 		})
 	}
@@ -738,7 +749,8 @@ func TestAdd(t *testing.T) {
 	if f := e.be.layerFiles(img.Layers[n-1].DiffID); f["opt/pkg/readme"] != "0:0 644 inside" {
 		t.Errorf("ADD of a local archive is not extracted: %v", f)
 	}
-	if h := img.Config.History[len(img.Config.History)-3].CreatedBy; h != "/bin/sh -c #(nop) ADD file:"+hex.EncodeToString(sum[:])+" in /etc/ " {
+	// Docker gives a URL's hash no "file:" prefix.
+	if h := img.Config.History[len(img.Config.History)-3].CreatedBy; h != "/bin/sh -c #(nop) ADD "+hex.EncodeToString(sum[:])+" in /etc/ " {
 		t.Errorf("ADD URL history %q", h)
 	}
 
@@ -766,5 +778,67 @@ func TestDockerignoreAndCopyFromPull(t *testing.T) {
 	}
 	if files := e.be.layerFiles(img.Layers[1].DiffID); files["sh"] == "" {
 		t.Errorf("COPY --from=tools: %v", files)
+	}
+}
+
+// layerHeaders lists the tar headers of a stored layer by name.
+func (f *fakeBackend) layerHeaders(t *testing.T, d digest.Digest) map[string]*tar.Header {
+	t.Helper()
+	f.mu.Lock()
+	data := f.layers[d]
+	f.mu.Unlock()
+	out := map[string]*tar.Header{}
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("read layer %s: %v", d, err)
+		}
+		out[hdr.Name] = hdr
+	}
+}
+
+// TestWorkdirDirsAndLinkedSources covers two differences from Docker's
+// legacy builder a side-by-side comparison found: directories WORKDIR
+// makes have the build's time as mtime (they had the epoch), and a COPY
+// source that is a symlink to a directory is hashed as the directory it
+// copies ("dir:" in history, and its files in the cache key).
+func TestWorkdirDirsAndLinkedSources(t *testing.T) {
+	e := newTestEnv(t)
+	e.write(map[string]string{"dir/f": "one"})
+	if err := os.Symlink("dir", filepath.Join(e.dir, "dirlink")); err != nil {
+		t.Fatal(err)
+	}
+	df := "FROM busybox\nWORKDIR /w/x\nCOPY dirlink /dl\n"
+	img, _ := e.mustBuild(df, Options{})
+	n := len(img.Layers)
+	wd := e.be.layerHeaders(t, img.Layers[n-2].DiffID)
+	for _, name := range []string{"w/", "w/x/"} {
+		h := wd[name]
+		if h == nil {
+			t.Fatalf("WORKDIR layer lacks %s: %v", name, wd)
+		}
+		// Any recent time will do; what matters is that it is not 1970.
+		if h.ModTime.Year() < 2020 || h.Mode&0o7777 != 0o755 {
+			t.Errorf("WORKDIR made %s with mtime %v mode %o, want now and 755", name, h.ModTime, h.Mode)
+		}
+	}
+	if files := e.be.layerFiles(img.Layers[n-1].DiffID); files["dl/f"] != "0:0 644 one" {
+		t.Errorf("COPY of a link to a directory: %v", files)
+	}
+	if h := img.Config.History[len(img.Config.History)-1].CreatedBy; !strings.Contains(h, " COPY dir:") {
+		t.Errorf("history %q: a link to a directory is a dir: source", h)
+	}
+	// The cache key follows the link: a change in the directory is a miss.
+	e.write(map[string]string{"dir/f": "two"})
+	img, out := e.mustBuild(df, Options{})
+	if strings.Count(out, "Using cache") != 1 {
+		t.Errorf("only WORKDIR should be cached after a change behind the link:\n%s", out)
+	}
+	if files := e.be.layerFiles(img.Layers[len(img.Layers)-1].DiffID); files["dl/f"] != "0:0 644 two" {
+		t.Errorf("rebuild copied %v", files)
 	}
 }

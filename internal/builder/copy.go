@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -114,13 +113,7 @@ func (bd *build) copy(ctx context.Context, st *stageState, r copyReq) error {
 	if err != nil {
 		return err
 	}
-	flags := ""
-	if r.chown != "" {
-		flags += "--chown=" + r.chown + " "
-	}
-	if r.chmod != "" {
-		flags += "--chmod=" + r.chmod + " "
-	}
+	flags := historyFlags(r.chown, r.chmod)
 	if r.from != "" {
 		return bd.copyFrom(ctx, st, r, dest, flags, chmod)
 	}
@@ -155,7 +148,7 @@ func (bd *build) copy(ctx context.Context, st *stageState, r copyReq) error {
 			return fmt.Errorf("%s failed: %w", r.name, err)
 		}
 		defer os.Remove(dl.path)
-		hashes = append(hashes, "file:"+dl.sum)
+		hashes = append(hashes, dl.sum) // Docker gives a URL's hash no "file:"
 		parts = append(parts, func(ctx context.Context, w io.Writer, o buildcontext.CopyOptions) error {
 			f, err := os.Open(dl.path)
 			if err != nil {
@@ -316,6 +309,24 @@ func (bd *build) copyOptions(ctx context.Context, parent string, r copyReq, dest
 	return opts, release, nil
 }
 
+// historyFlags is the flags part of a COPY/ADD history text. Docker
+// writes "--chown=X" right against the source hash, with no space
+// ("ADD --chown=1:1file:<hash> in /x "): history shows that text, so it
+// is kept. --chmod, which Docker's legacy builder refuses, gets a space.
+func historyFlags(chown, chmod string) string {
+	flags := ""
+	if chown != "" {
+		flags = "--chown=" + chown
+		if chmod != "" {
+			flags += " "
+		}
+	}
+	if chmod != "" {
+		flags += "--chmod=" + chmod + " "
+	}
+	return flags
+}
+
 // fileDest is where a single named file (URL, heredoc) goes.
 func fileDest(o buildcontext.CopyOptions, name string) string {
 	if o.DestIsDir {
@@ -324,9 +335,11 @@ func fileDest(o buildcontext.CopyOptions, name string) string {
 	return o.Dest
 }
 
-// typePrefix is Docker's "dir" or "file" for a source's history hash.
+// typePrefix is Docker's "dir" or "file" for a source's history hash. A
+// source that is a symlink is copied as what it points to (resolved
+// inside root), so a link to a directory is a "dir", as in Docker.
 func typePrefix(root, rel string) string {
-	if fi, err := os.Lstat(filepath.Join(root, rel)); err == nil && fi.IsDir() {
+	if isDirInRoot(root, rel) {
 		return "dir"
 	}
 	return "file"

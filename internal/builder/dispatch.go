@@ -10,11 +10,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/docker/go-connections/nat"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 
@@ -86,7 +88,7 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 			fmt.Fprintf(bd.out, "Note: overriding previous HEALTHCHECK: %v\n", old.Test)
 		}
 		st.cfg.Healthcheck = c.Health
-		return bd.commitNop(ctx, st, fmt.Sprintf("HEALTHCHECK %+v", st.cfg.Healthcheck))
+		return bd.commitNop(ctx, st, "HEALTHCHECK "+healthcheckText(st.cfg.Healthcheck))
 	case *instructions.EntrypointCommand:
 		ep, err := resolveCmdLine(st, c.ShellDependantCmdLine)
 		if err != nil {
@@ -138,6 +140,18 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 		return bd.commitNop(ctx, st, fmt.Sprintf("SHELL %v", st.cfg.Shell))
 	}
 	return errdefs.NotImplemented("%s is not supported by this builder", strings.ToUpper(cmd.Name()))
+}
+
+// healthcheckText is Docker's history text of a HEALTHCHECK: %q of its
+// HealthConfig struct, so durations are quoted and Retries is printed as a
+// rune: &{["CMD-SHELL" "true"] "5s" "0s" "0s" "0s" '\x03'}. Written out
+// field by field (go vet rejects %q of a struct).
+func healthcheckText(h *dockerspec.HealthcheckConfig) string {
+	if h == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("&{%q %q %q %q %q %q}", h.Test, h.Interval.String(), h.Timeout.String(),
+		h.StartPeriod.String(), h.StartInterval.String(), rune(h.Retries))
 }
 
 func (bd *build) dispatchEnv(ctx context.Context, st *stageState, c *instructions.EnvCommand) error {
@@ -249,11 +263,13 @@ func missingDirs(root, dir string) []string {
 	return missing
 }
 
-// writeDirs writes a layer tar of root-owned 0755 directories.
+// writeDirs writes a layer tar of root-owned 0755 directories made now
+// (Docker's mkdir gives them the build's time, not the epoch).
 func writeDirs(w io.Writer, dirs []string) error {
 	tw := tar.NewWriter(w)
+	now := time.Now()
 	for _, d := range dirs {
-		hdr := &tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(d, "/") + "/", Mode: 0o755, Format: tar.FormatPAX}
+		hdr := &tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(d, "/") + "/", Mode: 0o755, ModTime: now, Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}

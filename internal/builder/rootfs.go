@@ -90,7 +90,12 @@ func lookupID(root, file, name, what string) (int, error) {
 	}
 	f, err := os.Open(host)
 	if err != nil {
-		return 0, fmt.Errorf("can't find %s id for %s: %w", what, name, err)
+		// Name the file as the image has it, not its host path.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return 0, fmt.Errorf("open %s: %w", file, pe.Err)
+		}
+		return 0, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -122,11 +127,13 @@ func parseChown(root, spec string) (uid, gid int, err error) {
 	if !hasGroup {
 		groupStr = userStr
 	}
+	// Docker's messages: "...host mapping: can't find uid for user x: no
+	// such user: x".
 	if uid, err = lookupID(root, "/etc/passwd", userStr, "user"); err != nil {
-		return 0, 0, errdefs.Invalid("unable to convert uid/gid chown string to host mapping: %v", err)
+		return 0, 0, errdefs.Invalid("unable to convert uid/gid chown string to host mapping: can't find uid for user %s: %v", userStr, err)
 	}
 	if gid, err = lookupID(root, "/etc/group", groupStr, "group"); err != nil {
-		return 0, 0, errdefs.Invalid("unable to convert uid/gid chown string to host mapping: %v", err)
+		return 0, 0, errdefs.Invalid("unable to convert uid/gid chown string to host mapping: can't find gid for group %s: %v", groupStr, err)
 	}
 	return uid, gid, nil
 }
