@@ -563,4 +563,3 @@ func (lw *layerWriter) extractEntry(tr *tar.Reader, in *tar.Header, src string) 
 	}
 	return nil
 }
-

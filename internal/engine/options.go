@@ -70,7 +70,7 @@ type ImportOptions struct {
 // PullOptions describes POST /images/create?fromImage=...
 type PullOptions struct {
 	Platform     string
-	AllTags      bool // every tag of the repository (the reference has no tag)
+	AllTags      bool   // every tag of the repository (the reference has no tag)
 	RegistryAuth string // the X-Registry-Auth header as sent (base64url JSON)
 	// Progress receives each status message as the pull goes; the apiserver
 	// writes it to the client's JSON stream and flushes. Never nil.
