@@ -394,3 +394,14 @@ func TestImagePruneAndDF(t *testing.T) {
 		t.Errorf("skiff system df:\n%s\ndocker:\n%s", mine, want)
 	}
 }
+
+// An image imported from a tar whose root entry is 0700 (a tar of a mktemp
+// -d directory, as hack/mkbusybox.sh makes) still has "/" at 0755 in its
+// containers, as with Docker, so other users can work in it.
+func TestImportedRootIsSearchable(t *testing.T) {
+	d := startDaemon(t)
+	d.importBusybox()
+	if out := d.must("run", "--rm", "-u", "nobody", "busybox", "sh", "-c", "stat -c %a /; ls /bin/sh"); out != "755\n/bin/sh\n" {
+		t.Fatalf("as nobody: %q", out)
+	}
+}

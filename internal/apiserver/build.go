@@ -139,14 +139,20 @@ func (s *Server) build(w *respWriter, r *http.Request) error {
 	return nil
 }
 
-// finishBuild writes a build error into the stream (it always is one: the
-// docker CLI reads errors of a build from the stream, with the failing
-// RUN's exit code as errorDetail.code, which becomes its own exit status).
+// finishBuild writes a build error into the stream once it has started, and
+// always for a failing RUN (the docker CLI reads its exit code from
+// errorDetail.code and exits with it); before any output other errors are
+// the reply's HTTP status, as with dockerd.
 func finishBuild(js *jsonStream, err error) error {
 	code := 1
 	var ec exitCoder
 	if errors.As(err, &ec) && ec.ExitCode() != 0 {
 		code = ec.ExitCode()
+	} else if !js.w.started() {
+		// Nothing streamed yet (a bad Dockerfile, a missing base image):
+		// an HTTP error, which clients show as dockerd's "Error response
+		// from daemon: ...".
+		return err
 	}
 	if !js.w.started() {
 		js.w.Header()["Content-Type"] = hdrJSON

@@ -213,6 +213,9 @@ func (s *Snapshotter) create(ctx context.Context, kind Kind, key, parent string,
 	if err := os.Mkdir(filepath.Join(tmp, "fs"), 0o755); err != nil {
 		return nil, fmt.Errorf("create snapshot %s: %w", key, err)
 	}
+	if err := os.Chmod(filepath.Join(tmp, "fs"), 0o755); err != nil { // whatever the umask
+		return nil, fmt.Errorf("create snapshot %s: %w", key, err)
+	}
 	if kind == KindActive {
 		if err := os.Mkdir(filepath.Join(tmp, "work"), 0o700); err != nil {
 			return nil, fmt.Errorf("create snapshot %s: %w", key, err)
@@ -237,16 +240,15 @@ func (s *Snapshotter) create(ctx context.Context, kind Kind, key, parent string,
 			if p.Kind != KindCommitted {
 				return errdefs.Invalid("parent snapshot %s is not committed", parent)
 			}
-			// The new layer's root directory takes the owner and mode of
-			// the layer it sits on, so "/" in the container looks as the
-			// image made it.
+			// The new layer's root directory (which overlayfs shows as
+			// "/") takes the owner of the layer it sits on, and mode
+			// 0755 whatever the image's root entry said: Docker's
+			// overlay2 and containerd do the same, so an image imported
+			// from a tar of a 0700 temp directory still lets USER nobody in.
 			var st unix.Stat_t
 			if err := unix.Lstat(s.fsDir(p.ID), &st); err == nil {
 				upper := filepath.Join(tmp, "fs")
 				if err := unix.Lchown(upper, int(st.Uid), int(st.Gid)); err != nil {
-					return fmt.Errorf("create snapshot %s: %w", key, err)
-				}
-				if err := unix.Chmod(upper, st.Mode&0o7777); err != nil {
 					return fmt.Errorf("create snapshot %s: %w", key, err)
 				}
 			}

@@ -364,6 +364,8 @@ func TestCrashLeftoversCleaned(t *testing.T) {
 	}
 }
 
+// A new snapshot's root takes its parent's owner but mode 0755 (as Docker's
+// overlay2): an image whose root entry was 0700 still lets other users in.
 func TestCommitKeepsRootOwnership(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newSnapshotter(t)
@@ -371,7 +373,7 @@ func TestCommitKeepsRootOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	up, _ := s.UpperDir(ctx, "a")
-	os.Chmod(up, 0o750)
+	os.Chmod(up, 0o700)
 	os.Lchown(up, 1000, 1001)
 	if err := s.Commit(ctx, "base", "a"); err != nil {
 		t.Fatal(err)
@@ -382,7 +384,7 @@ func TestCommitKeepsRootOwnership(t *testing.T) {
 	up, _ = s.UpperDir(ctx, "b")
 	var st unix.Stat_t
 	unix.Lstat(up, &st)
-	if st.Mode&0o7777 != 0o750 || st.Uid != 1000 || st.Gid != 1001 {
-		t.Fatalf("upper root mode %o owner %d:%d, want the parent's 750 1000:1001", st.Mode&0o7777, st.Uid, st.Gid)
+	if st.Mode&0o7777 != 0o755 || st.Uid != 1000 || st.Gid != 1001 {
+		t.Fatalf("upper root mode %o owner %d:%d, want 755 and the parent's 1000:1001", st.Mode&0o7777, st.Uid, st.Gid)
 	}
 }
