@@ -404,4 +404,8 @@ func TestImportedRootIsSearchable(t *testing.T) {
 	if out := d.must("run", "--rm", "-u", "nobody", "busybox", "sh", "-c", "stat -c %a /; ls /bin/sh"); out != "755\n/bin/sh\n" {
 		t.Fatalf("as nobody: %q", out)
 	}
+	// As dockerd, the primary group is among the supplementary ones.
+	if out := d.must("run", "--rm", "-u", "nobody", "busybox", "id"); !strings.Contains(out, "groups=50(staff),65534(nogroup)") {
+		t.Fatalf("id as nobody: %q", out)
+	}
 }

@@ -38,7 +38,8 @@ type groupEntry struct {
 //     needs none), which gives the gid and home;
 //   - ":group" (name or gid) replaces the gid; without it a matched user
 //     also gets the groups that list it in /etc/group;
-//   - the spec's additional gids come last.
+//   - the supplementary groups are the gid, then those, then the spec's
+//     additional gids (Docker puts the gid first).
 func resolveUser(p *procConfig, passwd, group io.Reader) (*execUser, error) {
 	u := &execUser{UID: p.UID, GID: p.GID, Home: "/"}
 	userArg, groupArg, _ := strings.Cut(p.User, ":")
@@ -100,7 +101,9 @@ func resolveUser(p *procConfig, passwd, group io.Reader) (*execUser, error) {
 			}
 		}
 	}
-	u.Sgids = append(u.Sgids, p.AdditionalGids...)
+	// As dockerd: the primary group leads the supplementary ones, so
+	// `id` shows groups=65534(nogroup) for nobody.
+	u.Sgids = append(append([]uint32{u.GID}, u.Sgids...), p.AdditionalGids...)
 	return u, nil
 }
 

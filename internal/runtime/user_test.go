@@ -33,15 +33,15 @@ func TestResolveUser(t *testing.T) {
 		want    execUser
 		wantErr string
 	}{
-		{name: "default root", p: procConfig{}, want: execUser{UID: 0, GID: 0, Sgids: []uint32{10}, Home: "/root"}},
-		{name: "name", p: procConfig{User: "app"}, want: execUser{UID: 1000, GID: 1000, Sgids: []uint32{29, 50}, Home: "/home/app"}},
-		{name: "uid with entry", p: procConfig{User: "65534"}, want: execUser{UID: 65534, GID: 65534, Sgids: []uint32{29}, Home: "/nonexistent"}},
-		{name: "uid without entry", p: procConfig{User: "4242"}, want: execUser{UID: 4242, GID: 0, Home: "/"}},
-		{name: "name and group name", p: procConfig{User: "app:staff"}, want: execUser{UID: 1000, GID: 50, Home: "/home/app"}},
-		{name: "name and gid", p: procConfig{User: "app:777"}, want: execUser{UID: 1000, GID: 777, Home: "/home/app"}},
-		{name: "uid and gid", p: procConfig{User: "5:6"}, want: execUser{UID: 5, GID: 6, Home: "/"}},
-		{name: "spec ids", p: procConfig{UID: 1, GID: 1}, want: execUser{UID: 1, GID: 1, Sgids: []uint32{29}, Home: "/usr/sbin"}},
-		{name: "additional gids", p: procConfig{User: "nobody", AdditionalGids: []uint32{100}}, want: execUser{UID: 65534, GID: 65534, Sgids: []uint32{29, 100}, Home: "/nonexistent"}},
+		{name: "default root", p: procConfig{}, want: execUser{UID: 0, GID: 0, Sgids: []uint32{0, 10}, Home: "/root"}},
+		{name: "name", p: procConfig{User: "app"}, want: execUser{UID: 1000, GID: 1000, Sgids: []uint32{1000, 29, 50}, Home: "/home/app"}},
+		{name: "uid with entry", p: procConfig{User: "65534"}, want: execUser{UID: 65534, GID: 65534, Sgids: []uint32{65534, 29}, Home: "/nonexistent"}},
+		{name: "uid without entry", p: procConfig{User: "4242"}, want: execUser{UID: 4242, GID: 0, Sgids: []uint32{0}, Home: "/"}},
+		{name: "name and group name", p: procConfig{User: "app:staff"}, want: execUser{UID: 1000, GID: 50, Sgids: []uint32{50}, Home: "/home/app"}},
+		{name: "name and gid", p: procConfig{User: "app:777"}, want: execUser{UID: 1000, GID: 777, Sgids: []uint32{777}, Home: "/home/app"}},
+		{name: "uid and gid", p: procConfig{User: "5:6"}, want: execUser{UID: 5, GID: 6, Sgids: []uint32{6}, Home: "/"}},
+		{name: "spec ids", p: procConfig{UID: 1, GID: 1}, want: execUser{UID: 1, GID: 1, Sgids: []uint32{1, 29}, Home: "/usr/sbin"}},
+		{name: "additional gids", p: procConfig{User: "nobody", AdditionalGids: []uint32{100}}, want: execUser{UID: 65534, GID: 65534, Sgids: []uint32{65534, 29, 100}, Home: "/nonexistent"}},
 		{name: "unknown user", p: procConfig{User: "xyz"}, wantErr: "unable to find user xyz: no matching entries in passwd file"},
 		{name: "unknown group", p: procConfig{User: "app:nope"}, wantErr: "unable to find group nope: no matching entries in group file"},
 	}
