@@ -138,7 +138,7 @@ func (t *tarWriter) entry(dfd int, prefix, name string) error {
 		}
 	case unix.S_IFLNK:
 		hdr.Typeflag = tar.TypeSymlink
-		target, err := readlinkat(dfd, name)
+		target, err := Readlinkat(dfd, name)
 		if err != nil {
 			return fmt.Errorf("readlink %q: %w", hdr.Name, err)
 		}
@@ -249,7 +249,9 @@ func (t *tarWriter) write(hdr *tar.Header) error {
 	return nil
 }
 
-func readlinkat(dfd int, name string) (string, error) {
+// Readlinkat reads the target of the symlink name in directory dfd,
+// whatever its length.
+func Readlinkat(dfd int, name string) (string, error) {
 	for size := 256; ; size *= 2 {
 		buf := make([]byte, size)
 		n, err := unix.Readlinkat(dfd, name, buf)

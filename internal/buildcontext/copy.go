@@ -371,7 +371,7 @@ func (lw *layerWriter) entry(n *node, name string) error {
 		lw.chmod(hdr)
 		return lw.write(hdr)
 	case unix.S_IFLNK:
-		link, err := readlinkat(n.dfd, n.name)
+		link, err := archive.Readlinkat(n.dfd, n.name)
 		if err != nil {
 			return pathErr("readlink", n.rel, err)
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/skiff-dev/skiff/internal/archive"
 )
 
 // Every lookup from a root descriptor resolves ".." and symlinks as if the
@@ -127,7 +129,7 @@ func resolve(root int, rel string, followLast, allowMissing bool) (resolved, err
 		if err != nil {
 			return r, err
 		}
-		target, err := readlinkat(dfd, c)
+		target, err := archive.Readlinkat(dfd, c)
 		unix.Close(dfd)
 		if err != nil {
 			return r, err
@@ -152,19 +154,6 @@ func splitComps(p string, rest []string) []string {
 		}
 	}
 	return append(out, rest...)
-}
-
-func readlinkat(dfd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
-	}
 }
 
 // dirent is one name of a directory and its type from getdents (DT_*;

@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
+	"github.com/skiff-dev/skiff/internal/archive"
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/meta"
 )
@@ -287,7 +288,7 @@ func (c *Context) recordOf(n *node) (record, bool, error) {
 		rec.kind = 'd'
 	case unix.S_IFLNK:
 		rec.kind = 'l'
-		link, err := readlinkat(n.dfd, n.name)
+		link, err := archive.Readlinkat(n.dfd, n.name)
 		if err != nil {
 			return rec, false, pathErr("readlink", n.rel, err)
 		}
