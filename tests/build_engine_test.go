@@ -43,3 +43,19 @@ func TestBuildEngineKilledMidRun(t *testing.T) {
 		t.Fatalf("built image: %q", got)
 	}
 }
+
+// VOLUME with a relative path (Docker's builder accepts it) is mounted
+// under "/" when the image runs, as dockerd does.
+func TestBuildRelativeVolume(t *testing.T) {
+	d := startDaemon(t)
+	d.importBusybox()
+	d.must("build", "-t", "relvol:1", writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nVOLUME data\n"}))
+	out := d.must("run", "--name", "rv", "relvol:1", "sh", "-c", "grep -c ' /data ' /proc/mounts")
+	if out != "1\n" {
+		t.Fatalf("/data is not a mount in the container: %q", out)
+	}
+	if got := d.must("inspect", "-f", "{{range .Mounts}}{{.Destination}}{{end}}", "rv"); got != "/data\n" {
+		t.Fatalf("mounts: %q", got)
+	}
+	d.must("rm", "-v", "rv")
+}
