@@ -334,7 +334,7 @@ func TestErrors(t *testing.T) {
 		{"bad tag", "FROM busybox\n", Options{Tags: []string{"UPPER:x"}}, errdefs.KindInvalid, "invalid reference format"},
 		{"bad network", "FROM busybox\n", Options{NetworkMode: "container:x"}, errdefs.KindInvalid, "network mode"},
 		{"duplicate stage", "FROM busybox AS a\nFROM busybox AS a\n", Options{}, errdefs.KindInvalid, "Dockerfile:2: a stage name already used"},
-		{"bad stop signal", "FROM busybox\nSTOPSIGNAL SIGNOPE\n", Options{}, errdefs.KindInvalid, "Dockerfile:2: invalid signal: SIGNOPE"},
+		{"bad stop signal", "FROM busybox\nSTOPSIGNAL SIGNOPE\n", Options{}, errdefs.KindInvalid, "Dockerfile:2: Invalid signal: SIGNOPE"},
 		{"copy from itself", "FROM busybox AS a\nCOPY --from=a /x /y\n", Options{}, errdefs.KindInvalid, "invalid from flag value a"},
 		{"blank base", "ARG B\nFROM $B\n", Options{}, errdefs.KindInvalid, "Dockerfile:2: base name ($B) should not be blank"},
 	}

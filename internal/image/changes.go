@@ -214,7 +214,7 @@ func setEnv(env *[]string, key, value string) {
 func CheckSignal(s string) error {
 	if n, err := strconv.Atoi(s); err == nil {
 		if n <= 0 || n > 64 {
-			return errdefs.Invalid("invalid signal: %s", s)
+			return errdefs.Invalid("Invalid signal: %s", s)
 		}
 		return nil
 	}
@@ -225,5 +225,5 @@ func CheckSignal(s string) error {
 	if unix.SignalNum(name) != 0 || strings.HasPrefix(name, "SIGRTMIN") || strings.HasPrefix(name, "SIGRTMAX") {
 		return nil
 	}
-	return errdefs.Invalid("invalid signal: %s", s)
+	return errdefs.Invalid("Invalid signal: %s", s)
 }

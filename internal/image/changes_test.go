@@ -93,7 +93,7 @@ func TestApplyChangesErrors(t *testing.T) {
 		{"BOGUS x", "is not a valid change command"},
 		{"ENV", "dockerfile parse error"},
 		{"EXPOSE notaport", "dockerfile parse error"},
-		{"STOPSIGNAL SIGNOPE", "invalid signal"},
+		{"STOPSIGNAL SIGNOPE", "Invalid signal"},
 		{"WORKDIR", "dockerfile parse error"},
 		{"ONBUILD FROM x", "dockerfile parse error"},
 	}
