@@ -40,8 +40,21 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	for _, b := range []struct{ out, pkg string }{{"skiff", "../cmd/skiff"}, {"skiff-shim", "../cmd/skiff-shim"}, {"skiff-init", "../cmd/skiff-init"}} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
+	// Built as hack/build.sh builds them (the shim static, skiff-init
+	// without cgo), so the tests run what users run.
+	for _, b := range []struct {
+		out, pkg string
+		flags    []string
+	}{
+		{"skiff", "../cmd/skiff", nil},
+		{"skiff-shim", "../cmd/skiff-shim", []string{"-tags", "netgo,osusergo", "-ldflags", "-linkmode external -extldflags -static"}},
+		{"skiff-init", "../cmd/skiff-init", nil},
+	} {
+		args := append(append([]string{"build"}, b.flags...), "-o", filepath.Join(dir, b.out), b.pkg)
+		cmd := exec.Command("go", args...)
+		if b.out == "skiff-init" {
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		}
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Println("build", b.pkg, "failed:", err)
