@@ -5,6 +5,8 @@ need=()
 command -v go >/dev/null || { echo "Go is required (expected at /usr/local/go/bin)"; exit 1; }
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
+# skiff-shim links statically against libc.a
+command -v gcc >/dev/null && [ ! -f "$(gcc -print-file-name=libc.a)" ] && need+=(libc6-dev)
 command -v ip >/dev/null || need+=(iproute2)
 # nft lists tables in the networking tests' leak check (skiff itself needs no nft binary)
 command -v nft >/dev/null || need+=(nftables)
