@@ -84,6 +84,7 @@ type server struct {
 	outputDone bool
 	started    bool
 	startErr   error
+	startDone  chan struct{} // closed once a start has its outcome (startErr set)
 	stdinOwner bool // StdinOnce: the first stdin attacher has been seen
 	exitRec    chan struct{}
 	exit       Exit // valid once exitRec is closed
@@ -267,6 +268,15 @@ func (s *server) finish(st ExitStatus, ln *net.UnixListener, outR, errR *os.File
 		}
 	}
 
+	// A start whose execve failed makes the process exit too; its error,
+	// not that exit status, is what exit.json must say. Wait for the
+	// start in flight to know its outcome.
+	s.mu.Lock()
+	startDone := s.startDone
+	s.mu.Unlock()
+	if startDone != nil {
+		<-startDone
+	}
 	s.mu.Lock()
 	ex := Exit{ExitCode: st.Code, OOMKilled: st.OOMKilled, FinishedAt: finishedAt}
 	if st.Signal != 0 {
@@ -440,14 +450,16 @@ func (s *server) start() reply {
 		return errReply(errdefs.NotModified("container already started"))
 	}
 	s.started = true
+	s.startDone = make(chan struct{})
 	s.mu.Unlock()
 	err := s.proc.Start()
+	s.mu.Lock()
+	s.startErr = err
+	close(s.startDone)
+	s.mu.Unlock()
 	if err == nil {
 		return reply{Pid: s.proc.Pid()}
 	}
-	s.mu.Lock()
-	s.startErr = err
-	s.mu.Unlock()
 	// The process will not run the program: make sure it is gone, and reply
 	// once exit.json records the failure.
 	s.proc.Signal(syscall.SIGKILL)
