@@ -332,6 +332,16 @@ func (d *daemon) must(args ...string) string {
 	return out
 }
 
+// mustIn is must with stdin.
+func (d *daemon) mustIn(stdin io.Reader, args ...string) string {
+	d.t.Helper()
+	out, errOut, code := d.skiffIn(stdin, args...)
+	if code != 0 {
+		d.t.Fatalf("skiff %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
 // importBusybox imports the busybox tarball as busybox:latest.
 func (d *daemon) importBusybox() {
 	d.t.Helper()

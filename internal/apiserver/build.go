@@ -9,9 +9,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/moby/moby/api/types/registry"
 	"io"
 	"net"
 	"net/http"
@@ -84,6 +86,9 @@ type BuildRequest struct {
 	Quiet       bool
 	Rm          bool // remove intermediate containers after a successful build (default true)
 	ForceRm     bool // and after a failed one
+	// AuthConfigs are the client's registry credentials (X-Registry-Config),
+	// by registry (config.json keys), for pulls during the build.
+	AuthConfigs map[string]registry.AuthConfig
 }
 
 // exitCoder is an error that carries a process exit code (a failing RUN).
@@ -98,6 +103,7 @@ func (s *Server) build(w *respWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	req.AuthConfigs = decodeRegistryConfig(r.Header.Get("X-Registry-Config"))
 	ctx := r.Context()
 	switch {
 	case r.Header.Get(HeaderContextDir) != "":
@@ -161,6 +167,26 @@ func finishBuild(js *jsonStream, err error) error {
 	_ = js.enc.Encode(streamError{Detail: jsonstream.Error{Code: code, Message: err.Error()}, Message: err.Error()})
 	js.w.Flush()
 	return nil
+}
+
+// decodeRegistryConfig reads X-Registry-Config: base64url JSON of registry
+// key -> credentials. Like dockerd, a header it cannot read means no
+// credentials, not a failed build.
+func decodeRegistryConfig(h string) map[string]registry.AuthConfig {
+	if h == "" {
+		return nil
+	}
+	raw, err := base64.URLEncoding.DecodeString(h)
+	if err != nil {
+		if raw, err = base64.StdEncoding.DecodeString(h); err != nil {
+			return nil
+		}
+	}
+	var m map[string]registry.AuthConfig
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	return m
 }
 
 func parseBuildQuery(q url.Values) (*BuildRequest, error) {

@@ -16,8 +16,9 @@ type Backend interface {
 	// ImageGet returns the local image refOrID; errdefs NotFound when absent.
 	ImageGet(ctx context.Context, refOrID string) (*image.Image, error)
 	// ImagePull pulls ref (FROM of an image not present, or --pull) for
-	// platform ("" = the host's), writing one human line per status to out.
-	ImagePull(ctx context.Context, ref, platform string, out io.Writer) error
+	// platform ("" = the host's) with registryAuth (an X-Registry-Auth
+	// value, "" for none), writing one human line per status to out.
+	ImagePull(ctx context.Context, ref, platform, registryAuth string, out io.Writer) error
 	// ImageRootFS gives read-only access to the root filesystem of image
 	// imageID ("" = scratch: an empty directory) as a directory path that
 	// works from any goroutine, valid until release is called. Nothing is

@@ -342,7 +342,11 @@ func (bd *build) pull(ctx context.Context, ref string) error {
 	if strings.EqualFold(p, "local") {
 		p = ""
 	}
-	return bd.b.be.ImagePull(ctx, ref, p, bd.out)
+	auth := ""
+	if bd.opts.RegistryAuth != nil {
+		auth = bd.opts.RegistryAuth(ref)
+	}
+	return bd.b.be.ImagePull(ctx, ref, p, auth, bd.out)
 }
 
 // step is one image-making step.

@@ -47,6 +47,10 @@ type Options struct {
 	NetworkMode       string // "", "default", "bridge", "host", "none"
 	Platform          string
 	ForceRm, Rm       bool // accepted; intermediate containers are always removed
+	// RegistryAuth returns the X-Registry-Auth value for pulling ref (FROM
+	// or COPY --from an image not present, --pull): the credentials the
+	// client sent for ref's registry, "" for none. nil: no credentials.
+	RegistryAuth func(ref string) string
 }
 
 // Builder builds images; one Builder serves concurrent builds.

@@ -705,6 +705,13 @@ func TestPull(t *testing.T) {
 	if len(e.be.pulls) != 2 {
 		t.Errorf("pulls %v: --pull pulls once per build", e.be.pulls)
 	}
+	// The client's credentials go with each pull, picked for its ref.
+	var asked []string
+	auth := func(ref string) string { asked = append(asked, ref); return "creds-for-" + ref }
+	e.mustBuild("FROM busybox\n", Options{Pull: true, RegistryAuth: auth})
+	if got := e.be.pullAuths[len(e.be.pullAuths)-1]; len(asked) != 1 || got != "creds-for-"+asked[0] {
+		t.Errorf("pull auth %q for %v", got, asked)
+	}
 }
 
 func TestHeredocs(t *testing.T) {

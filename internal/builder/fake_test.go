@@ -40,6 +40,7 @@ type fakeBackend struct {
 	runs      []*container.Config
 	hostCfgs  []*container.HostConfig
 	pulls     []string
+	pullAuths []string // the registryAuth of each pull
 	tags      map[string]string
 	addLayers int
 	rootfs    int
@@ -151,9 +152,10 @@ func (f *fakeBackend) ImageGet(ctx context.Context, refOrID string) (*image.Imag
 	return nil, errdefs.NotFound("No such image: %s", refOrID)
 }
 
-func (f *fakeBackend) ImagePull(ctx context.Context, ref, platform string, out io.Writer) error {
+func (f *fakeBackend) ImagePull(ctx context.Context, ref, platform, registryAuth string, out io.Writer) error {
 	f.mu.Lock()
 	f.pulls = append(f.pulls, ref)
+	f.pullAuths = append(f.pullAuths, registryAuth)
 	fi, ok := f.registry[normRef(f.t, ref)]
 	f.mu.Unlock()
 	if !ok {

@@ -152,6 +152,9 @@ func (c *CLI) runBuild(ctx context.Context, o *buildOptions) error {
 		BuildArgs:      buildArgsMap(o.buildArgs.GetSlice()),
 		Labels:         opts.ConvertKVStringsToMap(o.labels.GetSlice()),
 		Target:         o.target,
+		// Every registry's credentials, as docker sends them: the
+		// Dockerfile decides which images get pulled.
+		AuthConfigs: allRegistryAuths(),
 	}
 	if o.platform != "" {
 		p, err := parsePlatform(o.platform)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moby/moby/api/types/registry"
 	"io"
 	"strings"
 
@@ -51,6 +52,27 @@ func encodedAuthFor(ref string) string {
 		Username: ac.Username, Password: ac.Password, Auth: ac.Auth, ServerAddress: key,
 		IdentityToken: ac.IdentityToken, RegistryToken: ac.RegistryToken,
 	})
+}
+
+// allRegistryAuths is every credential in ~/.docker/config.json (or
+// $DOCKER_CONFIG), credential helpers included, for X-Registry-Config.
+func allRegistryAuths() map[string]registry.AuthConfig {
+	cf, err := config.Load(config.Dir())
+	if err != nil {
+		return nil
+	}
+	all, err := cf.GetAllCredentials()
+	if err != nil || len(all) == 0 {
+		return nil
+	}
+	out := make(map[string]registry.AuthConfig, len(all))
+	for k, a := range all {
+		out[k] = registry.AuthConfig{
+			Username: a.Username, Password: a.Password, Auth: a.Auth, ServerAddress: a.ServerAddress,
+			IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken,
+		}
+	}
+	return out
 }
 
 // showProgress renders the daemon's JSON progress stream: bars on a

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/registry"
+	regclient "github.com/skiff-dev/skiff/internal/registry"
 	"io"
 	"os"
 	"path/filepath"
@@ -64,6 +67,7 @@ func (s *buildService) Build(ctx context.Context, req *apiserver.BuildRequest, o
 		// Quiet is the apiserver's: it keeps the output and shows it only
 		// when the build fails, as dockerd does.
 		NetworkMode: req.NetworkMode, Platform: req.Platform, ForceRm: req.ForceRm, Rm: req.Rm,
+		RegistryAuth: registryAuthFor(req.AuthConfigs),
 	}, out)
 	var exit *builder.ExitError
 	if errors.As(err, &exit) {
@@ -82,3 +86,33 @@ type runExitError struct {
 func (e runExitError) Error() string { return e.err.Error() }
 func (e runExitError) Unwrap() error { return e.err }
 func (e runExitError) ExitCode() int { return e.code }
+
+// registryAuthFor picks, for an image reference, the client's credentials
+// for its registry (keys as docker's config.json has them: a host, maybe
+// with a scheme; Docker Hub as https://index.docker.io/v1/) and encodes
+// them as an X-Registry-Auth value for the pull.
+func registryAuthFor(auths map[string]registry.AuthConfig) func(ref string) string {
+	if len(auths) == 0 {
+		return nil
+	}
+	return func(ref string) string {
+		n, err := reference.ParseNormalizedNamed(ref)
+		if err != nil {
+			return ""
+		}
+		host := reference.Domain(n)
+		keys := []string{host, "https://" + host, "http://" + host}
+		if host == "docker.io" {
+			keys = []string{"https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"}
+		}
+		for _, k := range keys {
+			if a, ok := auths[k]; ok {
+				return regclient.EncodeAuth(regclient.Auth{
+					Username: a.Username, Password: a.Password, Auth: a.Auth, ServerAddress: a.ServerAddress,
+					IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken,
+				})
+			}
+		}
+		return ""
+	}
+}

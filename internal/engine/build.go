@@ -83,8 +83,8 @@ func (b *BuildBackend) ImageGet(ctx context.Context, refOrID string) (*image.Ima
 // ImagePull pulls ref through the engine's pull, writing each status as a
 // plain line ("ID: Status") to out; the byte-count updates of downloads are
 // left out, as a non-terminal docker client shows them.
-func (b *BuildBackend) ImagePull(ctx context.Context, ref, platform string, out io.Writer) error {
-	return b.e.ImagePull(ctx, ref, PullOptions{Platform: platform, Progress: func(m jsonstream.Message) {
+func (b *BuildBackend) ImagePull(ctx context.Context, ref, platform, registryAuth string, out io.Writer) error {
+	return b.e.ImagePull(ctx, ref, PullOptions{Platform: platform, RegistryAuth: registryAuth, Progress: func(m jsonstream.Message) {
 		if m.Progress != nil && (m.Progress.Current > 0 || m.Progress.Total > 0) {
 			return
 		}
