@@ -85,7 +85,7 @@ type server struct {
 	started    bool
 	startErr   error
 	startDone  chan struct{} // closed once a start has its outcome (startErr set)
-	stdinOwner bool // StdinOnce: the first stdin attacher has been seen
+	stdinOwner bool          // StdinOnce: the first stdin attacher has been seen
 	exitRec    chan struct{}
 	exit       Exit // valid once exitRec is closed
 
