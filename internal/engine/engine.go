@@ -16,6 +16,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/skiff-dev/skiff/internal/cgroups"
 	"github.com/skiff-dev/skiff/internal/content"
 	"github.com/skiff-dev/skiff/internal/image"
 	"github.com/skiff-dev/skiff/internal/meta"
@@ -145,7 +146,22 @@ func (e *Engine) Close() error {
 	e.cancel()
 	e.wg.Wait()
 	e.closeNetworking()
+	e.removeCgroupParent()
 	return e.db.Close()
+}
+
+// removeCgroupParent removes the engine's cgroup parent directories when
+// they are empty (rmdir refuses a cgroup with children, so containers that
+// keep running keep it), so a stopped engine leaves the host's cgroup tree
+// as it found it, like its bridges and nftables table.
+func (e *Engine) removeCgroupParent() {
+	m, err := cgroups.New(e.cfg.CgroupParent, nil)
+	if err != nil {
+		return
+	}
+	for _, d := range m.Dirs() {
+		os.Remove(d) // best effort: busy or absent is fine
+	}
 }
 
 func (e *Engine) containerDir(id string) string {
