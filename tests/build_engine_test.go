@@ -59,3 +59,46 @@ func TestBuildRelativeVolume(t *testing.T) {
 	}
 	d.must("rm", "-v", "rv")
 }
+
+// system prune and builder prune, through our CLI and docker's (docker's
+// system prune calls POST /build/prune too).
+func TestSystemAndBuilderPrune(t *testing.T) {
+	d := startDaemon(t)
+	d.importBusybox()
+	d.must("run", "--name", "stopped", "--net", "none", "busybox", "true")
+	d.must("network", "create", "--subnet", "10.251.7.0/24", "unusednet")
+	v1 := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nLABEL v=1\n"})
+	v2 := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nLABEL v=2\n"})
+	d.must("build", "-t", "pr:1", v1)
+	oldID := strings.TrimSpace(d.must("image", "inspect", "-f", "{{.Id}}", "pr:1"))
+	d.must("build", "-t", "pr:1", v2) // the v=1 image is now dangling
+
+	out := d.must("system", "prune", "-f")
+	for _, want := range []string{"Deleted Containers:\n", "Deleted Networks:\nunusednet\n", "Deleted Images:\n", "deleted: " + oldID, "Total reclaimed space:"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("system prune output lacks %q:\n%s", want, out)
+		}
+	}
+	if out := d.must("ps", "-aq"); out != "" {
+		t.Fatalf("containers left: %q", out)
+	}
+	if _, _, code := d.skiff("image", "inspect", oldID); code == 0 {
+		t.Fatal("the dangling image survived system prune")
+	}
+	// The cache entry of the pruned image went with it; pr:1's stays.
+	if out := d.must("build", "-t", "pr:1", v2); !strings.Contains(out, "Using cache") {
+		t.Fatalf("rebuild after system prune:\n%s", out)
+	}
+	if out, errOut, code := d.docker("system", "prune", "-f"); code != 0 {
+		t.Fatalf("docker system prune: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if out, errOut, code := d.docker("builder", "prune", "-f"); code != 0 {
+		t.Fatalf("docker builder prune: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if out := d.must("builder", "prune", "-a", "-f"); !strings.Contains(out, "Deleted build cache objects:") {
+		t.Fatalf("builder prune -a:\n%s", out)
+	}
+	if out := d.must("build", "-t", "pr:1", v2); strings.Contains(out, "Using cache") {
+		t.Fatalf("a cache hit after builder prune -a:\n%s", out)
+	}
+}

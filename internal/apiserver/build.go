@@ -62,6 +62,9 @@ type BuildBackend interface {
 	// as it comes, each Write one message. A failing RUN step's error
 	// carries the step's exit code (ExitCode() int).
 	Build(ctx context.Context, req *BuildRequest, out io.Writer) (imageID string, err error)
+	// PruneCache removes build cache entries: those whose image is gone,
+	// or every one with all (POST /build/prune).
+	PruneCache(ctx context.Context, all bool) (build.CachePruneReport, error)
 }
 
 // BuildRequest is a POST /build request, read.
@@ -167,6 +170,22 @@ func finishBuild(js *jsonStream, err error) error {
 	_ = js.enc.Encode(streamError{Detail: jsonstream.Error{Code: code, Message: err.Error()}, Message: err.Error()})
 	js.w.Flush()
 	return nil
+}
+
+// buildPrune is POST /build/prune (`builder prune`, and a step of `docker
+// system prune`).
+func (s *Server) buildPrune(w *respWriter, r *http.Request) error {
+	if s.builds == nil {
+		return errdefs.NotImplemented("builds are not supported by this daemon")
+	}
+	rep, err := s.builds.PruneCache(r.Context(), boolValue(r.URL.Query(), "all"))
+	if err != nil {
+		return err
+	}
+	if rep.CachesDeleted == nil {
+		rep.CachesDeleted = []string{}
+	}
+	return writeJSON(w, http.StatusOK, rep)
 }
 
 // decodeRegistryConfig reads X-Registry-Config: base64url JSON of registry

@@ -33,6 +33,13 @@ type fakeBuilds struct {
 	fn      func(out io.Writer) (string, error)
 }
 
+func (f *fakeBuilds) PruneCache(ctx context.Context, all bool) (build.CachePruneReport, error) {
+	if all {
+		return build.CachePruneReport{CachesDeleted: []string{"k1", "k2"}}, nil
+	}
+	return build.CachePruneReport{CachesDeleted: []string{"k1"}}, nil
+}
+
 func (f *fakeBuilds) Build(ctx context.Context, req *BuildRequest, out io.Writer) (string, error) {
 	f.got = req
 	if req.Context != nil {

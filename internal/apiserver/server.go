@@ -235,6 +235,7 @@ func (s *Server) routes() {
 	s.handle("POST /images/prune", s.imagesPrune)
 	s.handle("POST /commit", s.commit)
 	s.handle("POST /build", s.build) // build.go
+	s.handle("POST /build/prune", s.buildPrune)
 	s.handle("GET /containers/{id}/export", s.containerExport)
 	s.handle("GET /system/df", s.systemDF)
 	s.handle("GET /images/json", s.imageList)

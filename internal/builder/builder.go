@@ -20,6 +20,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -256,4 +257,29 @@ func (bd *build) lineError(line int, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s:%d: %w", bd.file, line, err)
+}
+
+// Prune removes build cache entries (`builder prune`, `system prune`): those
+// whose image is gone, or with all every one, so the next build of those
+// steps runs them again. It returns the entries removed. The images the
+// steps made are images: `image prune` removes the unused ones.
+func (b *Builder) Prune(ctx context.Context, all bool) ([]string, error) {
+	ents, err := b.cache.entries()
+	if err != nil {
+		return nil, err
+	}
+	var gone []string
+	for key, id := range ents {
+		if !all {
+			if _, err := b.be.ImageGet(ctx, id); err == nil || !errdefs.IsNotFound(err) {
+				continue
+			}
+		}
+		gone = append(gone, key)
+	}
+	sort.Strings(gone)
+	if err := b.cache.remove(gone); err != nil {
+		return nil, err
+	}
+	return gone, nil
 }

@@ -615,6 +615,28 @@ func TestCacheEntryOfDeletedImageIsAMiss(t *testing.T) {
 	}
 }
 
+// Prune drops the entries of deleted images, and with all every entry, so
+// the steps run again.
+func TestPrune(t *testing.T) {
+	e := newTestEnv(t)
+	kept, _ := e.mustBuild("FROM busybox\nLABEL keep=1\n", Options{})
+	gone, _ := e.mustBuild("FROM busybox\nLABEL gone=1\n", Options{})
+	delete(e.be.images, gone.ID)
+	pruned, err := e.b.Prune(context.Background(), false)
+	if err != nil || len(pruned) != 1 {
+		t.Fatalf("prune: %v %v (want the one entry whose image is gone)", pruned, err)
+	}
+	if _, out := e.mustBuild("FROM busybox\nLABEL keep=1\n", Options{}); !strings.Contains(out, "Using cache") {
+		t.Errorf("the kept entry (%s) was pruned:\n%s", kept.ID, out)
+	}
+	if pruned, err := e.b.Prune(context.Background(), true); err != nil || len(pruned) != 1 {
+		t.Fatalf("prune all: %v %v", pruned, err)
+	}
+	if _, out := e.mustBuild("FROM busybox\nLABEL keep=1\n", Options{}); strings.Contains(out, "Using cache") {
+		t.Errorf("a cache hit after prune --all:\n%s", out)
+	}
+}
+
 func TestChownAndChmod(t *testing.T) {
 	e := newTestEnv(t)
 	e.write(map[string]string{"f": "data"})

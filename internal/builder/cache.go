@@ -90,3 +90,45 @@ func (c *cache) put(key, id string) error {
 	}
 	return nil
 }
+
+// entries lists the cache as key -> image id.
+func (c *cache) entries() (map[string]string, error) {
+	out := map[string]string{}
+	err := c.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCache)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			out[string(k)] = string(v)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read build cache: %w", err)
+	}
+	return out, nil
+}
+
+// remove deletes the entries keys.
+func (c *cache) remove(keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCache)
+		if b == nil {
+			return nil
+		}
+		for _, k := range keys {
+			if err := b.Delete([]byte(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("prune build cache: %w", err)
+	}
+	return nil
+}

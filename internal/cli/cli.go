@@ -191,6 +191,7 @@ func (c *CLI) newRootCommand() *cobra.Command {
 		c.newContainerCommand(),
 		c.newImageCommand(),
 		c.newSystemCommand(),
+		c.newBuilderCommand(),
 		// top-level shortcuts, like docker's
 		c.newCreateCommand(),
 		c.newRunCommand(),
@@ -277,7 +278,7 @@ func (c *CLI) newImageCommand() *cobra.Command {
 func (c *CLI) newSystemCommand() *cobra.Command {
 	cmd := managementCommand("system", "Manage skiff")
 	cmd.AddCommand(c.newInfoCommand(), c.newEventsCommand())
-	cmd.AddCommand(c.newSystemDFCommand())
+	cmd.AddCommand(c.newSystemDFCommand(), c.newSystemPruneCommand())
 	return cmd
 }
 

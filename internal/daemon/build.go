@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/registry"
 	regclient "github.com/skiff-dev/skiff/internal/registry"
 	"io"
@@ -74,6 +75,13 @@ func (s *buildService) Build(ctx context.Context, req *apiserver.BuildRequest, o
 		err = runExitError{err: err, code: exit.Code}
 	}
 	return id, err
+}
+
+// PruneCache removes build cache entries (POST /build/prune). They own no
+// data of their own, so no space is reclaimed.
+func (s *buildService) PruneCache(ctx context.Context, all bool) (build.CachePruneReport, error) {
+	keys, err := s.b.Prune(ctx, all)
+	return build.CachePruneReport{CachesDeleted: keys}, err
 }
 
 // runExitError gives the apiserver a failing RUN's exit code, which it

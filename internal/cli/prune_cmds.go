@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/docker/go-units"
+	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+
+	"github.com/skiff-dev/skiff/internal/cli/opts"
+)
+
+// newBuilderCommand is `skiff builder` (docker's management command for
+// the build cache).
+func (c *CLI) newBuilderCommand() *cobra.Command {
+	cmd := managementCommand("builder", "Manage builds")
+	cmd.AddCommand(c.newBuildCommand(), c.newBuilderPruneCommand())
+	return cmd
+}
+
+func (c *CLI) newBuilderPruneCommand() *cobra.Command {
+	var force, all bool
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove build cache",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			warning := "WARNING! This will remove all dangling build cache."
+			if all {
+				warning = "WARNING! This will remove all build cache."
+			}
+			if !force && !c.confirm(warning+" Are you sure you want to continue?") {
+				return errors.New("builder prune has been cancelled")
+			}
+			api, err := c.Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := api.BuildCachePrune(cmd.Context(), client.BuildCachePruneOptions{All: all})
+			if err != nil {
+				return err
+			}
+			c.printPruned("Deleted build cache objects:", res.Report.CachesDeleted, int64(res.Report.SpaceReclaimed))
+			return nil
+		},
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused build cache, not just dangling ones")
+	return cmd
+}
+
+// newSystemPruneCommand is `skiff system prune`: stopped containers, unused
+// networks, dangling (or with -a unused) images, build cache and, with
+// --volumes, unused anonymous volumes, in docker's order and words.
+func (c *CLI) newSystemPruneCommand() *cobra.Command {
+	var force, all, volumes bool
+	filter := opts.NewFilterOpt()
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove unused data",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			what := []string{"all stopped containers", "all networks not used by at least one container"}
+			if volumes {
+				what = append(what, "all anonymous volumes not used by at least one container")
+			}
+			if all {
+				what = append(what, "all images without at least one container associated to them", "all build cache")
+			} else {
+				what = append(what, "all dangling images", "unused build cache")
+			}
+			if !force && !c.confirm("WARNING! This will remove:\n  - "+strings.Join(what, "\n  - ")+"\n\nAre you sure you want to continue?") {
+				return errors.New("system prune has been cancelled")
+			}
+			return c.systemPrune(cmd.Context(), filter, all, volumes)
+		},
+		DisableFlagsInUseLine: true,
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	f.BoolVarP(&all, "all", "a", false, "Remove all unused images not just dangling ones")
+	f.BoolVar(&volumes, "volumes", false, "Prune anonymous volumes")
+	f.Var(&filter, "filter", `Provide filter values (e.g. "label=<key>=<value>")`)
+	return cmd
+}
+
+func (c *CLI) systemPrune(ctx context.Context, filter opts.FilterOpt, all, volumes bool) error {
+	api, err := c.Client(ctx)
+	if err != nil {
+		return err
+	}
+	var space uint64
+	section := func(heading string, items []string) {
+		if len(items) == 0 {
+			return
+		}
+		fmt.Fprintln(c.out, heading)
+		for _, it := range items {
+			fmt.Fprintln(c.out, it)
+		}
+		fmt.Fprintln(c.out)
+	}
+	cres, err := api.ContainerPrune(ctx, client.ContainerPruneOptions{Filters: filter.Value()})
+	if err != nil {
+		return err
+	}
+	section("Deleted Containers:", cres.Report.ContainersDeleted)
+	space += cres.Report.SpaceReclaimed
+	nres, err := api.NetworkPrune(ctx, client.NetworkPruneOptions{Filters: filter.Value()})
+	if err != nil {
+		return err
+	}
+	section("Deleted Networks:", nres.Report.NetworksDeleted)
+	if volumes {
+		vres, err := api.VolumePrune(ctx, client.VolumePruneOptions{Filters: filter.Value()})
+		if err != nil {
+			return err
+		}
+		section("Deleted Volumes:", vres.Report.VolumesDeleted)
+		space += vres.Report.SpaceReclaimed
+	}
+	imgFilter := filter.Value().Clone()
+	if all {
+		imgFilter.Add("dangling", "false")
+	} else {
+		imgFilter.Add("dangling", "true")
+	}
+	ires, err := api.ImagePrune(ctx, client.ImagePruneOptions{Filters: imgFilter})
+	if err != nil {
+		return err
+	}
+	var deleted []string
+	for _, st := range ires.Report.ImagesDeleted {
+		if st.Untagged != "" {
+			deleted = append(deleted, "untagged: "+st.Untagged)
+		} else {
+			deleted = append(deleted, "deleted: "+st.Deleted)
+		}
+	}
+	section("Deleted Images:", deleted)
+	space += ires.Report.SpaceReclaimed
+	bres, err := api.BuildCachePrune(ctx, client.BuildCachePruneOptions{All: all})
+	if err != nil {
+		return err
+	}
+	section("Deleted build cache objects:", bres.Report.CachesDeleted)
+	space += bres.Report.SpaceReclaimed
+	fmt.Fprintln(c.out, "Total reclaimed space:", units.HumanSize(float64(space)))
+	return nil
+}
