@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	imagetypes "github.com/moby/moby/api/types/image"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
-	"github.com/docker/go-units"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
@@ -238,19 +237,7 @@ func (c *CLI) newImagePruneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(res.Report.ImagesDeleted) > 0 {
-				var sb strings.Builder
-				sb.WriteString("Deleted Images:\n")
-				for _, st := range res.Report.ImagesDeleted {
-					if st.Untagged != "" {
-						sb.WriteString("untagged: " + st.Untagged + "\n")
-					} else {
-						sb.WriteString("deleted: " + st.Deleted + "\n")
-					}
-				}
-				fmt.Fprintln(c.out, sb.String())
-			}
-			fmt.Fprintln(c.out, "Total reclaimed space:", units.HumanSize(float64(res.Report.SpaceReclaimed)))
+			c.printPruned("Deleted Images:", deletedImageLines(res.Report.ImagesDeleted), int64(res.Report.SpaceReclaimed))
 			return nil
 		},
 		DisableFlagsInUseLine: true,
@@ -294,4 +281,17 @@ func (c *CLI) runSystemDF(ctx context.Context, format string, verbose bool) erro
 		{Type: "Build Cache", Total: du.BuildCache.TotalCount, Active: du.BuildCache.ActiveCount, Size: du.BuildCache.TotalSize, Reclaimable: du.BuildCache.Reclaimable},
 	}
 	return formatter.DiskUsageWrite(formatter.Context{Output: c.out, Format: formatter.NewDiskUsageFormat(format)}, rows)
+}
+
+// deletedImageLines are docker's lines for an image prune's deletions.
+func deletedImageLines(items []imagetypes.DeleteResponse) []string {
+	var out []string
+	for _, st := range items {
+		if st.Untagged != "" {
+			out = append(out, "untagged: "+st.Untagged)
+		} else {
+			out = append(out, "deleted: "+st.Deleted)
+		}
+	}
+	return out
 }

@@ -133,15 +133,7 @@ func (c *CLI) systemPrune(ctx context.Context, filter opts.FilterOpt, all, volum
 	if err != nil {
 		return err
 	}
-	var deleted []string
-	for _, st := range ires.Report.ImagesDeleted {
-		if st.Untagged != "" {
-			deleted = append(deleted, "untagged: "+st.Untagged)
-		} else {
-			deleted = append(deleted, "deleted: "+st.Deleted)
-		}
-	}
-	section("Deleted Images:", deleted)
+	section("Deleted Images:", deletedImageLines(ires.Report.ImagesDeleted))
 	space += ires.Report.SpaceReclaimed
 	bres, err := api.BuildCachePrune(ctx, client.BuildCachePruneOptions{All: all})
 	if err != nil {
