@@ -76,6 +76,28 @@ type HashCache struct {
 	reads atomic.Int64 // files whose content was read (tests)
 }
 
+// Clear forgets every hash, in memory and in bbolt (`builder prune -a`):
+// the next build reads its context's files again.
+func (hc *HashCache) Clear() error {
+	hc.mu.Lock()
+	defer hc.mu.Unlock()
+	hc.entries, hc.dirty = map[fileID]hashEntry{}, map[fileID]hashEntry{}
+	hc.loaded = true
+	if hc.db == nil {
+		return nil
+	}
+	err := hc.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketHashes) == nil {
+			return nil
+		}
+		return tx.DeleteBucket(bucketHashes)
+	})
+	if err != nil {
+		return fmt.Errorf("clear build context hashes: %w", err)
+	}
+	return nil
+}
+
 // NewHashCache returns the cache persisted in db's bucket
 // buildcontext.hashes.v1 (read on first use). A nil db keeps it in memory
 // only.

@@ -170,6 +170,35 @@ func TestHashCacheNoRereads(t *testing.T) {
 	}
 }
 
+// Clear (builder prune -a) forgets every hash, on disk too.
+func TestHashCacheClear(t *testing.T) {
+	noRacyWindow(t)
+	db, err := meta.Open(filepath.Join(t.TempDir(), "meta.db"))
+	must(t, err)
+	defer db.Close()
+	dir := t.TempDir()
+	mkfs(t, dir, "a=1", "b=2", "c/d=3")
+	hc, err := NewHashCache(db)
+	must(t, err)
+	c, err := FromDir(dir, hc)
+	must(t, err)
+	defer c.Close()
+	first := checksum(t, c, ".")
+	must(t, hc.Clear())
+	if got := checksum(t, c, "."); got != first || hc.reads.Load() != 6 {
+		t.Errorf("after Clear: %s (want %s), %d reads in all (want 6: every file again)", got, first, hc.reads.Load())
+	}
+	must(t, hc.Clear())
+	hc2, err := NewHashCache(db)
+	must(t, err)
+	c2, err := FromDir(dir, hc2)
+	must(t, err)
+	defer c2.Close()
+	if got := checksum(t, c2, "."); got != first || hc2.reads.Load() != 3 {
+		t.Errorf("a new cache after Clear: %s, %d reads (want 3: nothing left in bbolt)", got, hc2.reads.Load())
+	}
+}
+
 func TestHashCacheRacy(t *testing.T) {
 	old := racyWindow
 	racyWindow = time.Hour // every file is "just changed"

@@ -77,10 +77,14 @@ func (s *buildService) Build(ctx context.Context, req *apiserver.BuildRequest, o
 	return id, err
 }
 
-// PruneCache removes build cache entries (POST /build/prune). They own no
-// data of their own, so no space is reclaimed.
+// PruneCache removes build cache entries (POST /build/prune); with all it
+// also forgets the context file hashes. They own no data of their own, so
+// no space is reclaimed.
 func (s *buildService) PruneCache(ctx context.Context, all bool) (build.CachePruneReport, error) {
 	keys, err := s.b.Prune(ctx, all)
+	if err == nil && all {
+		err = s.cache.Clear()
+	}
 	return build.CachePruneReport{CachesDeleted: keys}, err
 }
 
