@@ -121,6 +121,9 @@ func TestBridgeNetworking(t *testing.T) {
 		t.Fatalf("skiff port web: %q", out)
 	}
 	d.must("rm", "-f", "web")
+	// The same host port, right away: its rules go in the background, and
+	// a start that asks for it waits for them rather than failing.
+	d.must("run", "--rm", "-p", "127.0.0.1:"+hostPorts[1]+":80", "busybox", "true")
 	if _, err := (&http.Client{Timeout: time.Second}).Get("http://127.0.0.1:" + hostPorts[0] + "/"); err == nil {
 		t.Fatal("published port still answers after the container is gone")
 	}
