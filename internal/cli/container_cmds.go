@@ -585,32 +585,17 @@ func (c *CLI) runExec(ctx context.Context, ctr string, command []string, o *exec
 }
 
 func (c *CLI) newPruneCommand() *cobra.Command {
-	var force bool
-	filter := opts.NewFilterOpt()
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove all stopped containers",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if !force && !c.confirm("WARNING! This will remove all stopped containers.\nAre you sure you want to continue?") {
-				return errors.New("container prune has been cancelled")
-			}
-			api, err := c.Client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			res, err := api.ContainerPrune(cmd.Context(), client.ContainerPruneOptions{Filters: filter.Value()})
-			if err != nil {
-				return err
-			}
-			c.printPruned("Deleted Containers:", res.Report.ContainersDeleted, int64(res.Report.SpaceReclaimed))
-			return nil
+	return c.newPruneCmd(pruneSpec{
+		short: "Remove all stopped containers", what: "container",
+		warning: func(bool) string {
+			return "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?"
 		},
-		DisableFlagsInUseLine: true,
-	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	cmd.Flags().Var(&filter, "filter", `Provide filter values (e.g. "until=<timestamp>")`)
-	return cmd
+		filterHelp: `Provide filter values (e.g. "until=<timestamp>")`,
+		run: func(ctx context.Context, api client.APIClient, _ bool, f client.Filters) (string, []string, int64, error) {
+			res, err := api.ContainerPrune(ctx, client.ContainerPruneOptions{Filters: f})
+			return "Deleted Containers:", res.Report.ContainersDeleted, int64(res.Report.SpaceReclaimed), err
+		},
+	})
 }
 
 // printPruned writes a prune report as docker does: the heading and the

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -209,43 +210,21 @@ func (c *CLI) newHistoryCommand() *cobra.Command {
 }
 
 func (c *CLI) newImagePruneCommand() *cobra.Command {
-	var force, all bool
-	filter := opts.NewFilterOpt()
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove unused images",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			warning := "WARNING! This will remove all dangling images."
+	return c.newPruneCmd(pruneSpec{
+		short: "Remove unused images", what: "image",
+		warning: func(all bool) string {
 			if all {
-				warning = "WARNING! This will remove all images without at least one container associated to them."
+				return "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?"
 			}
-			if !force && !c.confirm(warning+"\nAre you sure you want to continue?") {
-				return errors.New("image prune has been cancelled")
-			}
-			f := filter.Value()
-			if all {
-				f.Add("dangling", "false")
-			} else {
-				f.Add("dangling", "true")
-			}
-			api, err := c.Client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			res, err := api.ImagePrune(cmd.Context(), client.ImagePruneOptions{Filters: f})
-			if err != nil {
-				return err
-			}
-			c.printPruned("Deleted Images:", deletedImageLines(res.Report.ImagesDeleted), int64(res.Report.SpaceReclaimed))
-			return nil
+			return "WARNING! This will remove all dangling images.\nAre you sure you want to continue?"
 		},
-		DisableFlagsInUseLine: true,
-	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused images, not just dangling ones")
-	cmd.Flags().Var(&filter, "filter", `Provide filter values (e.g. "until=<timestamp>")`)
-	return cmd
+		allHelp:    "Remove all unused images, not just dangling ones",
+		filterHelp: `Provide filter values (e.g. "until=<timestamp>")`,
+		run: func(ctx context.Context, api client.APIClient, all bool, f client.Filters) (string, []string, int64, error) {
+			res, err := api.ImagePrune(ctx, client.ImagePruneOptions{Filters: f.Add("dangling", strconv.FormatBool(!all))})
+			return "Deleted Images:", deletedImageLines(res.Report.ImagesDeleted), int64(res.Report.SpaceReclaimed), err
+		},
+	})
 }
 
 func (c *CLI) newSystemDFCommand() *cobra.Command {

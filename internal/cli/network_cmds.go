@@ -153,32 +153,17 @@ func (c *CLI) newNetworkRmCommand() *cobra.Command {
 }
 
 func (c *CLI) newNetworkPruneCommand() *cobra.Command {
-	var force bool
-	filter := opts.NewFilterOpt()
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove all unused networks",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if !force && !c.confirm("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?") {
-				return errors.New("network prune has been cancelled")
-			}
-			api, err := c.Client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			res, err := api.NetworkPrune(cmd.Context(), client.NetworkPruneOptions{Filters: filter.Value()})
-			if err != nil {
-				return err
-			}
-			c.printPruned("Deleted Networks:", res.Report.NetworksDeleted, -1)
-			return nil
+	return c.newPruneCmd(pruneSpec{
+		short: "Remove all unused networks", what: "network",
+		warning: func(bool) string {
+			return "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?"
 		},
-		DisableFlagsInUseLine: true,
-	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	cmd.Flags().Var(&filter, "filter", "Provide filter values (e.g. \"label=<label>\")")
-	return cmd
+		filterHelp: "Provide filter values (e.g. \"label=<label>\")",
+		run: func(ctx context.Context, api client.APIClient, _ bool, f client.Filters) (string, []string, int64, error) {
+			res, err := api.NetworkPrune(ctx, client.NetworkPruneOptions{Filters: f})
+			return "Deleted Networks:", res.Report.NetworksDeleted, -1, err
+		},
+	})
 }
 
 func (c *CLI) newNetworkConnectCommand() *cobra.Command {

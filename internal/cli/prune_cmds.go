@@ -21,36 +21,69 @@ func (c *CLI) newBuilderCommand() *cobra.Command {
 	return cmd
 }
 
-func (c *CLI) newBuilderPruneCommand() *cobra.Command {
+// pruneSpec is one of docker's `X prune` commands: a warning to confirm
+// (unless -f), one API call, and a report of what went.
+type pruneSpec struct {
+	short      string
+	what       string // "container", for "container prune has been cancelled"
+	warning    func(all bool) string
+	allHelp    string // the -a flag's help; "" for no -a
+	filterHelp string // the --filter flag's help; "" for no --filter
+	// run prunes and says what went: a heading, the items, and the space
+	// reclaimed (negative: none to report, as network prune).
+	run func(ctx context.Context, api client.APIClient, all bool, f client.Filters) (heading string, items []string, space int64, err error)
+}
+
+func (c *CLI) newPruneCmd(s pruneSpec) *cobra.Command {
 	var force, all bool
+	filter := opts.NewFilterOpt()
 	cmd := &cobra.Command{
 		Use:   "prune [OPTIONS]",
-		Short: "Remove build cache",
+		Short: s.short,
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			warning := "WARNING! This will remove all dangling build cache."
-			if all {
-				warning = "WARNING! This will remove all build cache."
-			}
-			if !force && !c.confirm(warning+" Are you sure you want to continue?") {
-				return errors.New("builder prune has been cancelled")
+			if !force && !c.confirm(s.warning(all)) {
+				return errors.New(s.what + " prune has been cancelled")
 			}
 			api, err := c.Client(cmd.Context())
 			if err != nil {
 				return err
 			}
-			res, err := api.BuildCachePrune(cmd.Context(), client.BuildCachePruneOptions{All: all})
+			heading, items, space, err := s.run(cmd.Context(), api, all, filter.Value().Clone())
 			if err != nil {
 				return err
 			}
-			c.printPruned("Deleted build cache objects:", res.Report.CachesDeleted, int64(res.Report.SpaceReclaimed))
+			c.printPruned(heading, items, space)
 			return nil
 		},
 		DisableFlagsInUseLine: true,
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused build cache, not just dangling ones")
+	f := cmd.Flags()
+	f.BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	if s.allHelp != "" {
+		f.BoolVarP(&all, "all", "a", false, s.allHelp)
+	}
+	if s.filterHelp != "" {
+		f.Var(&filter, "filter", s.filterHelp)
+	}
 	return cmd
+}
+
+func (c *CLI) newBuilderPruneCommand() *cobra.Command {
+	return c.newPruneCmd(pruneSpec{
+		short: "Remove build cache", what: "builder",
+		warning: func(all bool) string {
+			if all {
+				return "WARNING! This will remove all build cache. Are you sure you want to continue?"
+			}
+			return "WARNING! This will remove all dangling build cache. Are you sure you want to continue?"
+		},
+		allHelp: "Remove all unused build cache, not just dangling ones",
+		run: func(ctx context.Context, api client.APIClient, all bool, _ client.Filters) (string, []string, int64, error) {
+			res, err := api.BuildCachePrune(ctx, client.BuildCachePruneOptions{All: all})
+			return "Deleted build cache objects:", res.Report.CachesDeleted, int64(res.Report.SpaceReclaimed), err
+		},
+	})
 }
 
 // newSystemPruneCommand is `skiff system prune`: stopped containers, unused

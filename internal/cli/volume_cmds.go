@@ -131,40 +131,19 @@ func (c *CLI) newVolumeRmCommand() *cobra.Command {
 }
 
 func (c *CLI) newVolumePruneCommand() *cobra.Command {
-	var force, all bool
-	filter := opts.NewFilterOpt()
-	cmd := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove unused local volumes",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			msg := "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue?"
+	return c.newPruneCmd(pruneSpec{
+		short: "Remove unused local volumes", what: "volume",
+		warning: func(all bool) string {
 			if all {
-				msg = "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue?"
+				return "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue?"
 			}
-			if !force && !c.confirm(msg) {
-				return errors.New("volume prune has been cancelled")
-			}
-			return c.volumePrune(cmd.Context(), all, filter)
+			return "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue?"
 		},
-		DisableFlagsInUseLine: true,
-	}
-	f := cmd.Flags()
-	f.BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	f.BoolVarP(&all, "all", "a", false, "Remove all unused volumes, not just anonymous ones")
-	f.Var(&filter, "filter", "Provide filter values (e.g. \"label=<label>\")")
-	return cmd
-}
-
-func (c *CLI) volumePrune(ctx context.Context, all bool, filter opts.FilterOpt) error {
-	api, err := c.Client(ctx)
-	if err != nil {
-		return err
-	}
-	res, err := api.VolumePrune(ctx, client.VolumePruneOptions{All: all, Filters: filter.Value()})
-	if err != nil {
-		return err
-	}
-	c.printPruned("Deleted Volumes:", res.Report.VolumesDeleted, int64(res.Report.SpaceReclaimed))
-	return nil
+		allHelp:    "Remove all unused volumes, not just anonymous ones",
+		filterHelp: "Provide filter values (e.g. \"label=<label>\")",
+		run: func(ctx context.Context, api client.APIClient, all bool, f client.Filters) (string, []string, int64, error) {
+			res, err := api.VolumePrune(ctx, client.VolumePruneOptions{All: all, Filters: f})
+			return "Deleted Volumes:", res.Report.VolumesDeleted, int64(res.Report.SpaceReclaimed), err
+		},
+	})
 }
