@@ -58,6 +58,10 @@ func TestBuildRelativeVolume(t *testing.T) {
 		t.Fatalf("mounts: %q", got)
 	}
 	d.must("rm", "-v", "rv")
+	// The same through the docker CLI.
+	if out, errOut, code := d.docker("run", "--rm", "relvol:1", "sh", "-c", "grep -c ' /data ' /proc/mounts"); code != 0 || out != "1\n" {
+		t.Fatalf("docker run: exit %d: %q %s", code, out, errOut)
+	}
 }
 
 // system prune and builder prune, through our CLI and docker's (docker's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -192,6 +193,11 @@ func mergeImageConfig(cfg *container.Config, img *image.Image) {
 			cfg.Volumes = map[string]struct{}{}
 		}
 		for v := range ic.Volumes {
+			if !path.IsAbs(v) {
+				// An image may say VOLUME data (Docker's builder lets
+				// it): dockerd mounts it at /data.
+				v = path.Join("/", v)
+			}
 			cfg.Volumes[v] = struct{}{}
 		}
 	}

@@ -93,16 +93,7 @@ func (s *mountSet) add(m *MountPoint, explicit bool) error {
 func (e *Engine) setupMounts(ctx context.Context, c *Container) (err error) {
 	cfg, hc := c.Config, c.HostConfig
 	s := &mountSet{byDst: map[string]*MountPoint{}, explicit: map[string]bool{}}
-	var imageVolumes map[string]struct{}
-	if img, err := e.images.Get(ctx, c.ImageID); err == nil {
-		imageVolumes = img.Config.Config.Volumes
-	}
 	for dst := range cfg.Volumes {
-		if _, fromImage := imageVolumes[dst]; fromImage && !path.IsAbs(dst) {
-			// An image may say VOLUME data (Docker's builder lets it):
-			// dockerd mounts it at /data.
-			dst = path.Join("/", dst)
-		}
 		if err := checkDestination(dst, "volume", ""); err != nil {
 			return err
 		}
