@@ -401,6 +401,18 @@ func (f *follower) expect(t *testing.T, want []string) {
 				t.Fatalf("followed %q, want %q", got, w)
 			}
 		case err := <-f.done:
+			// Read may return right after delivering its last records;
+			// select picks at random between ready cases, so the records
+			// can still be waiting in ch.
+			select {
+			case got := <-f.ch:
+				f.done <- err // for whoever waits for the end next
+				if got != w {
+					t.Fatalf("followed %q, want %q", got, w)
+				}
+				continue
+			default:
+			}
 			t.Fatalf("follow ended early (%v) waiting for %q", err, w)
 		case <-time.After(5 * time.Second):
 			t.Fatalf("timed out waiting for %q", w)
