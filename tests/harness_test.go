@@ -150,7 +150,8 @@ func startDaemonWith(t *testing.T, cgroup2 bool) *daemon {
 func (d *daemon) start() {
 	d.t.Helper()
 	cfg := filepath.Join(d.root, "daemon.json")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"cgroup-parent": %q, %s}`, d.cgParent, netConfigFor(d.root))), 0o644)
+	// favordynmods off: tests leave the host's cgroup mounts as they found them.
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"cgroup-parent": %q, "cgroup-favordynmods": false, %s}`, d.cgParent, netConfigFor(d.root))), 0o644)
 	logf, err := os.OpenFile(filepath.Join(d.root, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		d.t.Fatal(err)

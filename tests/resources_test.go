@@ -151,6 +151,11 @@ func TestCgroupV2Host(t *testing.T) {
 	if err != nil || len(strings.Fields(string(procs))) == 0 {
 		t.Errorf("container cgroup %s: %q %v", dir, procs, err)
 	}
+	// An exec is born in the container's cgroup too (outside it, its
+	// cgroup namespace would show it above the root: 0::/../..).
+	if out := d.must("exec", id, "grep", "^0::", "/proc/self/cgroup"); out != "0::/\n" {
+		t.Errorf("cgroup of an exec: %q", out)
+	}
 	d.must("rm", "-f", id)
 	if _, err := os.Stat(dir); err == nil {
 		t.Errorf("cgroup %s left after rm", dir)

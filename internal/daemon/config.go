@@ -16,6 +16,11 @@ type Config struct {
 
 	InsecureRegistries []string `json:"insecure-registries,omitempty"` // host[:port] or CIDR
 	RegistryMirrors    []string `json:"registry-mirrors,omitempty"`    // for docker.io names
+
+	// CgroupFavorDynMods (default true) lets the daemon set the cgroup mount
+	// option favordynmods on hosts where containers are moved into cgroup
+	// v1 hierarchies: see cgroups.FavorDynMods.
+	CgroupFavorDynMods *bool `json:"cgroup-favordynmods,omitempty"`
 }
 
 const (

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/skiff-dev/skiff/internal/apiserver"
+	"github.com/skiff-dev/skiff/internal/cgroups"
 	"github.com/skiff-dev/skiff/internal/engine"
 	"github.com/skiff-dev/skiff/internal/errdefs"
 )
@@ -35,7 +36,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 	}
 	known := map[string]bool{
 		"hosts": true, "data-root": true, "exec-root": true, "debug": true, "log-level": true,
-		"log-opts": true, "log-driver": true, "cgroup-parent": true, "live-restore": true,
+		"log-opts": true, "log-driver": true, "cgroup-parent": true, "cgroup-favordynmods": true, "live-restore": true,
 		"bip": true, "mtu": true, "fixed-cidr": true, "insecure-registries": true, "registry-mirrors": true,
 		"default-ulimits": true, "dns": true, "dns-search": true, "dns-opts": true, "storage-driver": true,
 	}
@@ -72,6 +73,9 @@ func LoadConfigFile(path string, cfg *Config) error {
 	}
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = fileCfg.CgroupParent
+	}
+	if cfg.CgroupFavorDynMods == nil {
+		cfg.CgroupFavorDynMods = fileCfg.CgroupFavorDynMods
 	}
 	cfg.mergeNetwork(fileCfg.NetworkConfig)
 	return nil
@@ -116,6 +120,14 @@ func Run(ctx context.Context, cfg Config) error {
 	// A daemon writing to a closed terminal must not die of SIGPIPE.
 	signal.Ignore(syscall.SIGPIPE, syscall.SIGHUP)
 
+	if cfg.CgroupFavorDynMods == nil || *cfg.CgroupFavorDynMods {
+		// A host tuning, not state of ours: it stays when the daemon stops.
+		if target, err := cgroups.FavorDynMods(); err != nil {
+			logger.Warn("cgroup moves stay slow (an RCU grace period per container start and exec); set cgroup-favordynmods to false to skip this", "err", err)
+		} else if target != "" {
+			logger.Info("set the cgroup mount option favordynmods: moving processes between cgroups no longer waits for an RCU grace period", "mount", target)
+		}
+	}
 	eng, err := engine.New(ctx, engine.Config{
 		DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, ShimPath: cfg.ShimPath,
 		CgroupParent: cfg.CgroupParent, LogOpts: cfg.LogOpts, Logger: logger,

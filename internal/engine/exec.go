@@ -131,10 +131,12 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 	if cfg.Privileged {
 		spec.Process.Capabilities = nil
 	}
-	cmd, err := runtime.ExecCommand(runtime.ExecOpts{ShimPath: e.cfg.ShimPath, ContainerPid: pid, Spec: spec, Process: proc})
+	xcmd, err := runtime.ExecCommand(runtime.ExecOpts{ShimPath: e.cfg.ShimPath, ContainerPid: pid, Spec: spec, Process: proc})
 	if err != nil {
 		return fmt.Errorf("exec in container %s: %w", c.ID, err)
 	}
+	defer xcmd.Close()
+	cmd := xcmd.Cmd
 	// Stdin goes through our own pipe so Wait doesn't block on a client
 	// that never closes its side.
 	var stdinW io.WriteCloser

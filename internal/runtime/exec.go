@@ -8,6 +8,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -35,13 +36,32 @@ type ExecOpts struct {
 	Process specs.Process
 }
 
+// ExecCmd is a process to run in a running container (see ExecCommand).
+// Close releases what only its start needs; call it once it has started, or
+// when it will not be.
+type ExecCmd struct {
+	*exec.Cmd
+	cgroupDir *os.File // cgroup v2: the directory the process is born in
+}
+
+// Close releases the cgroup directory held for the start.
+func (c *ExecCmd) Close() error {
+	if c.cgroupDir == nil {
+		return nil
+	}
+	err := c.cgroupDir.Close()
+	c.cgroupDir = nil
+	return err
+}
+
 // ExecCommand returns a command that runs opts.Process inside the container:
 // `skiff-shim exec` joins the container's cgroup and namespaces before the Go
 // runtime starts, forks into its pid namespace and execs. The caller sets
-// Stdin/Stdout/Stderr (and SysProcAttr for a terminal), then Start and Wait.
+// Stdin/Stdout/Stderr (and Setsid/Setctty for a terminal, keeping the other
+// SysProcAttr fields), then Start, Close and Wait.
 // The exit status is the program's, 128+signal if it was killed, 127 with a
 // message on stderr if it was not found, 126 if it could not be run.
-func ExecCommand(opts ExecOpts) (*exec.Cmd, error) {
+func ExecCommand(opts ExecOpts) (*ExecCmd, error) {
 	spec := opts.Spec
 	if spec == nil || spec.Process == nil || spec.Linux == nil {
 		return nil, errdefs.Invalid("exec: spec needs process and linux sections")
@@ -68,26 +88,35 @@ func ExecCommand(opts ExecOpts) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, errdefs.System("exec: encode config: %v", err)
 	}
-	env := []string{
-		envNsenter + "=" + strconv.Itoa(opts.ContainerPid),
-		envConfig + "=" + string(cfg),
+	c := &ExecCmd{Cmd: &exec.Cmd{
+		Path:        opts.ShimPath,
+		Args:        []string{"skiff-shim", "exec"},
+		Env:         []string{envNsenter + "=" + strconv.Itoa(opts.ContainerPid), envConfig + "=" + string(cfg)},
+		SysProcAttr: &syscall.SysProcAttr{},
+	}}
+	if spec.Linux.CgroupsPath == "" {
+		return c, nil
 	}
-	if spec.Linux.CgroupsPath != "" {
-		cg, err := cgroups.New(spec.Linux.CgroupsPath, nil)
-		if err != nil {
-			return nil, err
-		}
-		var files []string
-		for _, d := range cg.Dirs() {
-			files = append(files, d+"/cgroup.procs")
-		}
-		env = append(env, envProcs+"="+strings.Join(files, ":"))
+	cg, err := cgroups.New(spec.Linux.CgroupsPath, nil)
+	if err != nil {
+		return nil, err
 	}
-	return &exec.Cmd{
-		Path: opts.ShimPath,
-		Args: []string{"skiff-shim", "exec"},
-		Env:  env,
-	}, nil
+	if cg.Unified() {
+		// Born in the cgroup (CLONE_INTO_CGROUP): a move would take the
+		// kernel's threadgroup lock for writing, an RCU grace period.
+		if c.cgroupDir, err = os.Open(cg.Dirs()[""]); err != nil {
+			return nil, errdefs.System("exec: open cgroup: %v", err)
+		}
+		c.SysProcAttr.UseCgroupFD = true
+		c.SysProcAttr.CgroupFD = int(c.cgroupDir.Fd())
+		return c, nil
+	}
+	var files []string
+	for _, d := range cg.Dirs() {
+		files = append(files, d+"/cgroup.procs")
+	}
+	c.Env = append(c.Env, envProcs+"="+strings.Join(files, ":"))
+	return c, nil
 }
 
 // ExecMain is the Go side of `skiff-shim exec`, running in the container's

@@ -49,6 +49,7 @@ func runExecIn(t *testing.T, c *Container, spec *specs.Spec, p specs.Process) (s
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer cmd.Close()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()
@@ -108,6 +109,7 @@ func TestExecCgroupAndSignals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer cmd.Close()
 	outR, outW, _ := os.Pipe()
 	defer outR.Close()
 	cmd.Stdout = outW
