@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Builds skiff and skiff-shim into ./bin (side by side: the daemon finds the
-# shim next to itself).
+# Builds skiff, skiffd, skiff-shim and skiff-init into ./bin (side by side:
+# `skiff daemon` runs the skiffd next to it, which finds the shim next to
+# itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin
-go build -trimpath -o bin/skiff ./cmd/skiff
+# The CLI starts for every command: without cgo it is static and skips the
+# dynamic loader; it links none of the engine (that is skiffd).
+CGO_ENABLED=0 go build -trimpath -o bin/skiff ./cmd/skiff
+go build -trimpath -o bin/skiffd ./cmd/skiffd
 # skiff-shim runs two or three times per container start: linked statically
 # (its cgo is only the nsenter constructor), it skips the dynamic loader,
 # about a millisecond each time on this VM.

@@ -40,19 +40,20 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	// Built as hack/build.sh builds them (the shim static, skiff-init
-	// without cgo), so the tests run what users run.
+	// Built as hack/build.sh builds them (the shim static, skiff and
+	// skiff-init without cgo), so the tests run what users run.
 	for _, b := range []struct {
 		out, pkg string
 		flags    []string
 	}{
 		{"skiff", "../cmd/skiff", nil},
+		{"skiffd", "../cmd/skiffd", nil},
 		{"skiff-shim", "../cmd/skiff-shim", []string{"-tags", "netgo,osusergo", "-ldflags", "-linkmode external -extldflags -static"}},
 		{"skiff-init", "../cmd/skiff-init", nil},
 	} {
 		args := append(append([]string{"build"}, b.flags...), "-o", filepath.Join(dir, b.out), b.pkg)
 		cmd := exec.Command("go", args...)
-		if b.out == "skiff-init" {
+		if b.out == "skiff-init" || b.out == "skiff" {
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		}
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr

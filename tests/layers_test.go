@@ -27,7 +27,7 @@ var rank = map[string]int{
 	// engine and front ends
 	"internal/engine": 7, "internal/builder": 8,
 	"internal/apiserver": 9, "internal/daemon": 10, "internal/cli": 11,
-	"cmd/skiff": 12, "cmd/skiff-shim": 12, "cmd/skiff-init": 12,
+	"cmd/skiff": 12, "cmd/skiffd": 12, "cmd/skiff-shim": 12, "cmd/skiff-init": 12,
 }
 
 func rankOf(pkg string) (int, bool) {
@@ -113,6 +113,21 @@ func TestShimStaysSmall(t *testing.T) {
 		for _, f := range forbidden {
 			if d == f || strings.HasPrefix(d, f+"/") {
 				t.Errorf("skiff-shim depends on %s", d)
+			}
+		}
+	}
+}
+
+// Every skiff command starts the CLI: it must not link the engine, whose
+// packages' initialization and page faults would slow each of them.
+func TestCLIStaysClientOnly(t *testing.T) {
+	pkgs := listPackages(t, "../cmd/skiff")
+	forbidden := []string{"go.etcd.io/bbolt", "github.com/moby/buildkit", "github.com/google/nftables", "github.com/miekg/dns",
+		mod + "internal/daemon", mod + "internal/engine", mod + "internal/apiserver", mod + "internal/runtime", mod + "internal/image"}
+	for _, d := range pkgs[0].Deps {
+		for _, f := range forbidden {
+			if d == f || strings.HasPrefix(d, f+"/") {
+				t.Errorf("the skiff CLI depends on %s", d)
 			}
 		}
 	}

@@ -49,7 +49,6 @@ type CLI struct {
 	startDaemon func(ctx context.Context) error
 	// daemonLogPath replaces the auto-started daemon's log file (tests).
 	daemonLogPath string
-	extra         []*cobra.Command
 	now           func() time.Time
 
 	hosts    opts.ListOpts // -H
@@ -63,11 +62,6 @@ type CLI struct {
 
 // Option configures a CLI.
 type Option func(*CLI)
-
-// WithCommands adds top-level commands (main adds `skiff daemon`).
-func WithCommands(cmds ...*cobra.Command) Option {
-	return func(c *CLI) { c.extra = append(c.extra, cmds...) }
-}
 
 // WithStreams replaces stdin, stdout and stderr.
 func WithStreams(in io.Reader, out, errw io.Writer) Option {
@@ -227,7 +221,7 @@ func (c *CLI) newRootCommand() *cobra.Command {
 	root.AddCommand(c.newVolumeCommand(), c.newCpCommand())    // volume_cmds.go, cp_cmds.go
 	root.AddCommand(c.newNetworkCommand(), c.newPortCommand()) // network_cmds.go
 	root.AddCommand(c.livingCommands()...)                     // living_cmds.go
-	root.AddCommand(c.extra...)
+	root.AddCommand(c.newDaemonCommand())                       // daemon_cmd.go
 	return root
 }
 

@@ -511,12 +511,14 @@ func (c *CLI) runExec(ctx context.Context, ctr string, command []string, o *exec
 		return err
 	}
 	// "No such container" comes before the tty check, and the check comes
-	// before the exec is created so that a refused one leaks nothing.
-	if _, err := api.ContainerInspect(ctx, ctr, client.ContainerInspectOptions{}); err != nil {
-		return err
-	}
+	// before the exec is created so that a refused one leaks nothing. The
+	// container is looked up only when the check fails: otherwise creating
+	// the exec reports a missing one in the same words, one round trip less.
 	if !o.detach {
 		if err := c.in.CheckTty(eo.AttachStdin, eo.TTY); err != nil {
+			if _, ierr := api.ContainerInspect(ctx, ctr, client.ContainerInspectOptions{}); ierr != nil {
+				return ierr
+			}
 			return err
 		}
 	}

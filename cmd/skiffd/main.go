@@ -1,0 +1,23 @@
+// Command skiffd is the skiff engine: what `skiff daemon` runs. It lives
+// apart from the CLI so that every `skiff` command starts without loading
+// (or paying the package initialization of) the engine.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/skiff-dev/skiff/internal/cli/daemoncmd"
+	"github.com/skiff-dev/skiff/internal/daemon"
+)
+
+func main() {
+	cmd := daemoncmd.New(daemoncmd.Runner{Run: daemon.Run, LoadConfigFile: daemon.LoadConfigFile})
+	cmd.Use = "skiffd [OPTIONS]"
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	cmd.SetArgs(os.Args[1:])
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "skiffd:", err)
+		os.Exit(1)
+	}
+}
