@@ -2,8 +2,9 @@
 // is multithreaded before main runs, and the kernel refuses setns into a
 // mount namespace from a multithreaded process; so, like runc's nsenter, a
 // constructor that runs before the Go runtime starts joins the container's
-// cgroup and namespaces, forks into its pid namespace, and lets the child go
-// on into Go (runtime.ExecMain) while the parent waits and forwards signals.
+// cgroup and namespaces and forks into its pid namespace; the child applies
+// the process (rlimits, user, capabilities, cwd) and execs it, while the
+// parent waits and forwards signals. The Go runtime never starts for an exec.
 //
 // It does nothing unless _SKIFF_NSENTER is set (see runtime.ExecCommand).
 // Only cmd/skiff-shim imports it, for its side effect.
