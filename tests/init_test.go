@@ -1,7 +1,13 @@
 package tests
 
 import (
+	"bufio"
+	"errors"
+	"io"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -76,4 +82,44 @@ func TestInitStopSignalStopTimeout(t *testing.T) {
 		t.Errorf("bad stop signal: %d %s", code, errOut)
 	}
 	d.must("rm", "in", "ss", "st")
+}
+
+// A signal sent to `skiff run` (and `start -a`) reaches the container's
+// process: the CLI proxies every signal it can catch.
+func TestRunProxiesSignals(t *testing.T) {
+	d := startDaemon(t)
+	d.importBusybox()
+	script := `trap "echo got USR1; exit 3" USR1; echo ready; while :; do sleep 0.1; done`
+	for _, args := range [][]string{
+		{"run", "--rm", "busybox", "sh", "-c", script},
+		{"start", "-a", "sp"},
+	} {
+		if args[0] == "start" {
+			d.must("create", "--name", "sp", "busybox", "sh", "-c", script)
+		}
+		cmd := exec.Command(filepath.Join(binDir, "skiff"), append([]string{"-H", d.host}, args...)...)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// A signal that is not passed on leaves the container looping.
+		timer := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+		defer timer.Stop()
+		r := bufio.NewReader(out)
+		if line, err := r.ReadString('\n'); line != "ready\n" {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("%s: first line %q %v", args[0], line, err)
+		}
+		cmd.Process.Signal(syscall.SIGUSR1)
+		rest, _ := io.ReadAll(r)
+		err = cmd.Wait()
+		var ee *exec.ExitError
+		if string(rest) != "got USR1\n" || !errors.As(err, &ee) || ee.ExitCode() != 3 {
+			t.Errorf("%s: after SIGUSR1: %q, %v (want the trap's output and exit 3)", args[0], rest, err)
+		}
+	}
 }

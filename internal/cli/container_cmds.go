@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	gosignal "os/signal"
 	"strconv"
 	"strings"
 
@@ -74,12 +72,12 @@ func (c *CLI) runStart(ctx context.Context, containers []string, attach, interac
 	ctr := res.Container
 	tty := ctr.Config != nil && ctr.Config.Tty
 	autoRemove := ctr.HostConfig != nil && ctr.HostConfig.AutoRemove
+	var proxy *signalProxy
 	if !tty {
-		sigc := make(chan os.Signal, 128)
-		gosignal.Notify(sigc)
-		defer gosignal.Stop(sigc)
-		go forwardAllSignals(context.WithoutCancel(ctx), api, ctr.ID, sigc)
+		proxy = newSignalProxy()
+		proxy.forward(context.WithoutCancel(ctx), api, ctr.ID)
 	}
+	defer proxy.stop()
 	opts := client.ContainerAttachOptions{
 		Stream:     true,
 		Stdin:      interactive && ctr.Config != nil && ctr.Config.OpenStdin,
@@ -93,6 +91,7 @@ func (c *CLI) runStart(ctx context.Context, containers []string, attach, interac
 	}
 	defer closeFn()
 	statusC := c.waitExitOrRemoved(ctx, api, ctr.ID, autoRemove)
+	proxy.wait()
 	if _, err := api.ContainerStart(ctx, ctr.ID, client.ContainerStartOptions{}); err != nil {
 		cancel()
 		<-errCh

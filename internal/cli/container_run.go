@@ -301,17 +301,18 @@ func (c *CLI) runContainer(ctx context.Context, o *runOptions, copts *containerO
 	if err != nil {
 		return err // no engine: reported as is, exit 1, like docker
 	}
+	attach := config.AttachStdin || config.AttachStdout || config.AttachStderr
+	var proxy *signalProxy
+	if o.sigProxy && attach && !config.Tty {
+		proxy = newSignalProxy() // in place before the start, below
+	}
+	defer proxy.stop()
 	id, err := c.createContainer(ctx, api, cfg, &o.createOptions)
 	if err != nil {
 		return toRunError(err, "run")
 	}
-
-	attach := config.AttachStdin || config.AttachStdout || config.AttachStderr
-	if o.sigProxy && attach && !config.Tty {
-		sigc := make(chan os.Signal, 128)
-		gosignal.Notify(sigc)
-		defer gosignal.Stop(sigc)
-		go forwardAllSignals(context.WithoutCancel(ctx), api, id, sigc)
+	if proxy != nil {
+		proxy.forward(context.WithoutCancel(ctx), api, id)
 	}
 
 	// The stream lives until the container's output ends, whatever happens
@@ -339,6 +340,7 @@ func (c *CLI) runContainer(ctx context.Context, o *runOptions, copts *containerO
 	defer cancelStatus()
 	statusC := c.waitExitOrRemoved(statusCtx, api, id, copts.autoRemove)
 
+	proxy.wait()
 	if _, err := api.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		if attach {
 			cancel()
@@ -464,6 +466,47 @@ func (c *CLI) waitExitOrRemoved(ctx context.Context, api client.APIClient, id st
 		}
 	}()
 	return statusC
+}
+
+// signalProxy forwards the signals the CLI receives to a container. Go
+// enables the ~65 signals one by one, each with a round trip to a thread of
+// its own (about 3 ms in all), so the handlers are installed in the
+// background while the CLI makes its first API calls.
+type signalProxy struct {
+	sigc  chan os.Signal
+	ready chan struct{}
+}
+
+func newSignalProxy() *signalProxy {
+	p := &signalProxy{sigc: make(chan os.Signal, 128), ready: make(chan struct{})}
+	go func() {
+		gosignal.Notify(p.sigc)
+		close(p.ready)
+	}()
+	return p
+}
+
+// forward sends what arrives to container id, once the handlers are in.
+func (p *signalProxy) forward(ctx context.Context, api client.ContainerAPIClient, id string) {
+	go func() {
+		<-p.ready
+		forwardAllSignals(ctx, api, id, p.sigc)
+	}()
+}
+
+// wait returns once every signal is caught: call it before the container
+// starts, so that none of its signals is missed. A nil proxy is a no-op.
+func (p *signalProxy) wait() {
+	if p != nil {
+		<-p.ready
+	}
+}
+
+func (p *signalProxy) stop() {
+	if p != nil {
+		<-p.ready
+		gosignal.Stop(p.sigc)
+	}
 }
 
 // forwardAllSignals sends the signals the CLI receives to the container.

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	gosignal "os/signal"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -81,10 +79,9 @@ func (c *CLI) runAttach(ctx context.Context, ref string, noStdin, sigProxy bool,
 		return err
 	}
 	if sigProxy && !ctr.Config.Tty {
-		sigc := make(chan os.Signal, 128)
-		gosignal.Notify(sigc)
-		defer gosignal.Stop(sigc)
-		go forwardAllSignals(context.WithoutCancel(ctx), api, ctr.ID, sigc)
+		proxy := newSignalProxy()
+		defer proxy.stop()
+		proxy.forward(context.WithoutCancel(ctx), api, ctr.ID)
 	}
 	statusC := c.waitExitOrRemoved(ctx, api, ctr.ID, false)
 	closeFn, errCh, err := c.attachContainer(ctx, api, ctr.ID, ctr.Config, client.ContainerAttachOptions{

@@ -123,6 +123,13 @@ func (r *registry) add(c *Container) {
 	r.mu.Unlock()
 }
 
+// has reports whether c is (still) registered.
+func (r *registry) has(c *Container) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.byID[c.ID] == c
+}
+
 func (r *registry) remove(c *Container) {
 	r.mu.Lock()
 	delete(r.byID, c.ID)

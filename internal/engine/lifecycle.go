@@ -276,12 +276,16 @@ func (e *Engine) onExit(c *Container, exited chan struct{}) {
 	if c.State.FinishedAt.IsZero() {
 		c.State.FinishedAt = time.Now().UTC()
 	}
-	if e.ctx.Err() == nil {
+	// A --rm container (never one with a restart policy: create refuses
+	// that) is removed right below, which deletes its record: the exit is
+	// written only if that removal fails, one commit (two fdatasyncs) less
+	// before `run --rm` returns.
+	autoRemove := c.HostConfig.AutoRemove
+	if e.ctx.Err() == nil && !autoRemove {
 		// While the engine shuts down the record stays "running": the next
 		// engine finds out what happened from exit.json.
 		e.persist(c)
 	}
-	autoRemove := c.HostConfig.AutoRemove
 	waiters := c.takeWaiters(container.WaitConditionNextExit, container.WaitConditionNotRunning)
 	c.mu.Unlock()
 	close(exited)
@@ -298,6 +302,11 @@ func (e *Engine) onExit(c *Container, exited chan struct{}) {
 	if autoRemove && e.ctx.Err() == nil {
 		if err := e.remove(context.Background(), c, false); err != nil {
 			e.log.Warn("auto-remove failed", "container", c.ID, "err", err)
+			c.mu.Lock()
+			if e.reg.has(c) {
+				e.persist(c)
+			}
+			c.mu.Unlock()
 		} else {
 			e.removeAnonVolumes(c)
 		}
