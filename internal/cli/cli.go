@@ -221,7 +221,7 @@ func (c *CLI) newRootCommand() *cobra.Command {
 	root.AddCommand(c.newVolumeCommand(), c.newCpCommand())    // volume_cmds.go, cp_cmds.go
 	root.AddCommand(c.newNetworkCommand(), c.newPortCommand()) // network_cmds.go
 	root.AddCommand(c.livingCommands()...)                     // living_cmds.go
-	root.AddCommand(c.newDaemonCommand())                       // daemon_cmd.go
+	root.AddCommand(c.newDaemonCommand())                      // daemon_cmd.go
 	return root
 }
 
