@@ -3,9 +3,10 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/moby/moby/api/types/registry"
 	"io"
 	"strings"
 
@@ -13,12 +14,11 @@ import (
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/config/types"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/client"
 	"github.com/moby/moby/client/pkg/jsonmessage"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
-
-	regclient "github.com/skiff-dev/skiff/internal/registry"
 )
 
 // indexServer is the key docker uses for Docker Hub in config.json.
@@ -48,10 +48,17 @@ func encodedAuthFor(ref string) string {
 	if err != nil || (ac.Username == "" && ac.IdentityToken == "" && ac.Auth == "") {
 		return ""
 	}
-	return regclient.EncodeAuth(regclient.Auth{
+	return encodeAuth(registry.AuthConfig{
 		Username: ac.Username, Password: ac.Password, Auth: ac.Auth, ServerAddress: key,
 		IdentityToken: ac.IdentityToken, RegistryToken: ac.RegistryToken,
 	})
+}
+
+// encodeAuth is the X-Registry-Auth header: base64url JSON, as the daemon's
+// registry.DecodeAuth reads it. (The CLI does not link the registry client.)
+func encodeAuth(a registry.AuthConfig) string {
+	b, _ := json.Marshal(a)
+	return base64.URLEncoding.EncodeToString(b)
 }
 
 // allRegistryAuths is every credential in ~/.docker/config.json (or
