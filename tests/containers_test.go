@@ -321,3 +321,32 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A --rm container's root is a volatile overlay (nothing of it needs to
+// reach the disk), and a restart, which mounts it again, still works; other
+// containers' roots are not volatile.
+func TestAutoRemoveRootIsVolatile(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	d.importBusybox()
+	rootOpts := func(name string) string {
+		return d.must("exec", name, "sh", "-c", "grep '^overlay / ' /proc/mounts")
+	}
+	d.must("run", "-d", "--rm", "--name", "vol", "busybox", "sleep", "600")
+	if o := rootOpts("vol"); !strings.Contains(o, "volatile") {
+		t.Errorf("--rm root: %q, want volatile", o)
+	}
+	d.must("exec", "vol", "sh", "-c", "echo kept > /data")
+	d.must("restart", "-t", "0", "vol")
+	if out := d.must("exec", "vol", "cat", "/data"); out != "kept\n" {
+		t.Errorf("after restart: %q", out)
+	}
+	if o := rootOpts("vol"); !strings.Contains(o, "volatile") {
+		t.Errorf("--rm root after restart: %q, want volatile", o)
+	}
+	d.must("run", "-d", "--name", "plain", "busybox", "sleep", "600")
+	if o := rootOpts("plain"); strings.Contains(o, "volatile") {
+		t.Errorf("root of a container that stays: %q", o)
+	}
+	d.must("rm", "-f", "vol", "plain")
+}

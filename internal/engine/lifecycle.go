@@ -180,6 +180,23 @@ func (e *Engine) startFailed(c *Container, err error) error {
 	return fmt.Errorf("failed to create task for container: %w", err)
 }
 
+// volatileOverlay adds overlayfs's volatile option to the root of a --rm
+// container: its upper layer goes with it, so nothing needs to reach the
+// disk, and the unmount when it exits skips syncing the whole upper file
+// system (3 to 4 ms of every `run --rm` here). Overlay leaves a marker,
+// work/incompat/volatile, that makes it refuse the next mount. A start
+// after the first (a restart) finds it from a clean unmount on this boot:
+// a --rm container that was running when the host went down is removed
+// when the engine restores. So it is removed first.
+func volatileOverlay(opts string) string {
+	for _, o := range strings.Split(opts, ",") {
+		if wd, ok := strings.CutPrefix(o, "workdir="); ok {
+			os.RemoveAll(filepath.Join(wd, "work", "incompat"))
+		}
+	}
+	return opts + ",volatile"
+}
+
 func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) error {
 	mounts, err := e.snaps.Mounts(ctx, c.SnapshotKey)
 	if err != nil {
@@ -189,10 +206,14 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) e
 	cfg, hc := *c.Config, *c.HostConfig
 	c.mu.Unlock()
 	dir := e.containerDir(c.ID)
+	ovl := snapshot.OverlayOptions(mounts)
+	if hc.AutoRemove && ovl != "" {
+		ovl = volatileOverlay(ovl)
+	}
 	spec, err := ocispec.Build(ocispec.Input{
 		ID: c.ID, Config: &cfg, HostConfig: &hc,
 		RootPath:   filepath.Join(bundle, "rootfs"),
-		Overlay:    snapshot.OverlayOptions(mounts),
+		Overlay:    ovl,
 		CgroupPath: filepath.Join(e.cgroupParent(&hc), c.ID),
 		HostsPath:  filepath.Join(dir, "hosts"), HostnamePath: filepath.Join(dir, "hostname"),
 		ResolvConfPath: filepath.Join(dir, "resolv.conf"),

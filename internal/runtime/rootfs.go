@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,6 +66,15 @@ func setupRootfs(cfg *initConfig) error {
 // target. mount(2) takes at most a page of options; longer ones (many layers)
 // go through fsconfig, one lower layer at a time.
 func mountOverlay(data, target string) error {
+	err := mountOverlayData(data, target)
+	if base, ok := strings.CutSuffix(data, ",volatile"); ok && errors.Is(err, unix.EINVAL) {
+		// Kernels before 5.10 refuse the option: mount without it.
+		err = mountOverlayData(base, target)
+	}
+	return err
+}
+
+func mountOverlayData(data, target string) error {
 	if len(data) < 4000 {
 		if err := unix.Mount("overlay", target, "overlay", 0, data); err != nil {
 			return fmt.Errorf("mount overlay rootfs on %s: %w", target, err)
