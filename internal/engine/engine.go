@@ -20,6 +20,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/content"
 	"github.com/skiff-dev/skiff/internal/image"
 	"github.com/skiff-dev/skiff/internal/meta"
+	"github.com/skiff-dev/skiff/internal/monitor"
 	"github.com/skiff-dev/skiff/internal/snapshot"
 	"github.com/skiff-dev/skiff/internal/volume"
 )
@@ -59,6 +60,9 @@ type Engine struct {
 	events  *eventLog
 	execs   *execRegistry
 	started time.Time
+	// monitors keeps one monitor started ahead for the next container
+	// start (monitor.Pool).
+	monitors *monitor.Pool
 
 	wg       sync.WaitGroup // watchers of monitors
 	ctx      context.Context
@@ -137,6 +141,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.restoreNetworking()
 	e.removeBuildLeftovers(ctx)
+	e.monitors = monitor.NewPool(cfg.ShimPath)
 	return e, nil
 }
 
@@ -144,6 +149,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // keep running (live restore): their monitors do not depend on the engine.
 func (e *Engine) Close() error {
 	e.cancel()
+	e.monitors.Close()
 	e.wg.Wait()
 	e.closeNetworking()
 	e.removeCgroupParent()

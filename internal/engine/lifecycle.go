@@ -84,7 +84,7 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 		return err
 	}
 	t1 := time.Now()
-	proc, err := monitor.Spawn(ctx, e.cfg.ShimPath, bundle)
+	proc, err := e.monitors.Spawn(ctx, bundle)
 	if err != nil {
 		return e.startFailed(c, err)
 	}

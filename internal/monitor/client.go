@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,16 +46,27 @@ func Spawn(ctx context.Context, shimPath, bundle string) (*os.Process, error) {
 		return nil, fmt.Errorf("spawn monitor: %w", err)
 	}
 	defer r.Close()
-	proc, err := os.StartProcess(shimPath, []string{shimPath, "monitor", "--bundle", bundle}, &os.ProcAttr{
-		Dir:   bundle,
-		Env:   append(os.Environ(), "GOMAXPROCS=1"), // see Main
-		Files: []*os.File{devnull, w, logf},
-		Sys:   &syscall.SysProcAttr{Setsid: true},
-	})
+	proc, err := execMonitor(shimPath, []string{"--bundle", bundle}, bundle, devnull, w, logf)
 	w.Close()
 	if err != nil {
 		return nil, fmt.Errorf("spawn monitor: %w", err)
 	}
+	return awaitReady(ctx, proc, r, bundle)
+}
+
+// execMonitor starts `shimPath monitor ARGS` in a session of its own.
+func execMonitor(shimPath string, args []string, dir string, stdin, stdout, stderr *os.File) (*os.Process, error) {
+	return os.StartProcess(shimPath, append([]string{shimPath, "monitor"}, args...), &os.ProcAttr{
+		Dir:   dir,
+		Env:   append(os.Environ(), "GOMAXPROCS=1"), // see Main
+		Files: []*os.File{stdin, stdout, stderr},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+}
+
+// awaitReady reads the monitor's status line from r: the process on
+// "ready", the error it reports otherwise (the process then reaped).
+func awaitReady(ctx context.Context, proc *os.Process, r *os.File, bundle string) (*os.Process, error) {
 	line, err := readReady(ctx, r)
 	if err != nil {
 		// Gone wrong or given up on: do not leave a monitor half set up. The
@@ -74,6 +86,131 @@ func Spawn(ctx context.Context, shimPath, bundle string) (*os.Process, error) {
 		return nil, parseErrorLine(rest)
 	}
 	return nil, errdefs.System("spawn monitor: unexpected line %q%s", line, logTail(bundle))
+}
+
+// Pool keeps one monitor started ahead of need, its Go runtime up, waiting
+// on its stdin for the bundle to serve (`monitor --bundle-stdin`): a start
+// then skips the monitor's exec and runtime start-up, 2 to 3 ms. Spawn
+// takes it and starts the next one in the background. The waiting monitor
+// exits when its stdin closes: at Close, or when the engine dies.
+type Pool struct {
+	shimPath string
+
+	mu     sync.Mutex
+	next   *warmMonitor
+	closed bool
+	wg     sync.WaitGroup // refills under way
+}
+
+type warmMonitor struct {
+	proc    *os.Process
+	bundleW *os.File // its stdin
+	readyR  *os.File // its stdout
+}
+
+// NewPool returns a pool of monitors of shimPath; the first one starts now.
+func NewPool(shimPath string) *Pool {
+	p := &Pool{shimPath: shimPath}
+	p.refill()
+	return p
+}
+
+// Spawn is Spawn with the waiting monitor when there is one.
+func (p *Pool) Spawn(ctx context.Context, bundle string) (*os.Process, error) {
+	p.mu.Lock()
+	m := p.next
+	p.next = nil
+	p.mu.Unlock()
+	if m == nil {
+		return Spawn(ctx, p.shimPath, bundle)
+	}
+	// The next one starts once this start is done, not competing with it
+	// for the CPU.
+	defer p.refill()
+	bundle, err := filepath.Abs(bundle)
+	if err == nil {
+		_, err = m.bundleW.WriteString(bundle + "\n")
+	}
+	m.bundleW.Close()
+	defer m.readyR.Close()
+	if err != nil {
+		// It died while waiting (EPIPE): reap it, start one the usual way.
+		m.proc.Kill()
+		m.proc.Wait()
+		return Spawn(ctx, p.shimPath, bundle)
+	}
+	return awaitReady(ctx, m.proc, m.readyR, bundle)
+}
+
+// refill starts the next waiting monitor in the background.
+func (p *Pool) refill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		m, err := startWarm(p.shimPath)
+		if err != nil {
+			return // Spawn falls back to a cold start
+		}
+		p.mu.Lock()
+		if p.closed || p.next != nil {
+			p.mu.Unlock()
+			m.stop()
+			return
+		}
+		p.next = m
+		p.mu.Unlock()
+	}()
+}
+
+func startWarm(shimPath string) (*warmMonitor, error) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer devnull.Close()
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer inR.Close()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inW.Close()
+		return nil, err
+	}
+	defer outW.Close()
+	proc, err := execMonitor(shimPath, []string{"--bundle-stdin"}, "/", inR, outW, devnull)
+	if err != nil {
+		inW.Close()
+		outR.Close()
+		return nil, err
+	}
+	return &warmMonitor{proc: proc, bundleW: inW, readyR: outR}, nil
+}
+
+// stop ends a monitor that never got a bundle: its stdin closes, it exits.
+func (m *warmMonitor) stop() {
+	m.bundleW.Close()
+	m.readyR.Close()
+	m.proc.Wait()
+}
+
+// Close stops the waiting monitor; Spawn then starts monitors the usual way.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	m := p.next
+	p.next = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+	if m != nil {
+		m.stop()
+	}
 }
 
 // parseErrorLine reads what follows "error" on the ready line:

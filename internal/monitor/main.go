@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +33,9 @@ func Main(create CreateFunc) {
 	debug.SetMemoryLimit(8 << 20)
 
 	bundle := bundleArg(os.Args[1:])
+	if bundle == "" && slices.Contains(os.Args[1:], "--bundle-stdin") {
+		bundle = bundleFromStdin() // started ahead by a Pool
+	}
 	if bundle == "" {
 		fmt.Fprintln(os.Stdout, "error invalid: usage: skiff-shim monitor --bundle DIR")
 		os.Exit(2)
@@ -74,6 +79,32 @@ func Main(create CreateFunc) {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// bundleFromStdin waits for the one line a Pool writes: the bundle to
+// serve. Stdin then becomes /dev/null and stderr the bundle's monitor.log,
+// as Spawn sets them for a monitor started for its bundle. A closed stdin
+// (the pool closed, the engine gone) ends the monitor quietly.
+func bundleFromStdin() string {
+	var buf []byte
+	b := make([]byte, 512)
+	for !bytes.Contains(buf, []byte("\n")) {
+		n, err := os.Stdin.Read(b)
+		buf = append(buf, b[:n]...)
+		if err != nil || len(buf) > 64<<10 {
+			os.Exit(0)
+		}
+	}
+	bundle, _, _ := strings.Cut(string(buf), "\n")
+	if fd, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0); err == nil {
+		syscall.Dup3(fd, 0, 0)
+		syscall.Close(fd)
+	}
+	if fd, err := syscall.Open(filepath.Join(bundle, MonitorLog), syscall.O_WRONLY|syscall.O_CREAT|syscall.O_APPEND|syscall.O_CLOEXEC, 0o600); err == nil {
+		syscall.Dup3(fd, 2, 0)
+		syscall.Close(fd)
+	}
+	return bundle
 }
 
 // ready writes the status line for Spawn, then points stdout at /dev/null:

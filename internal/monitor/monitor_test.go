@@ -783,6 +783,68 @@ func TestSpawn(t *testing.T) {
 	}
 }
 
+// A pool's monitor is started ahead and serves the next bundle; the pool
+// then starts another, and Close ends the one left waiting.
+func TestPool(t *testing.T) {
+	t.Setenv("MONITOR_TEST_ROLE", "monitor")
+	p := NewPool(os.Args[0])
+	waiting := func() *os.Process {
+		for i := 0; i < 500; i++ {
+			p.mu.Lock()
+			m := p.next
+			p.mu.Unlock()
+			if m != nil {
+				return m.proc
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("no monitor started ahead")
+		return nil
+	}
+	warm := waiting()
+	dir := spawnBundle(t, "/bin/sh", "-c", "echo served; exit 4")
+	proc, err := p.Spawn(ctxT(t), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if proc.Pid != warm.Pid {
+		t.Errorf("served by pid %d, not the waiting monitor %d", proc.Pid, warm.Pid)
+	}
+	c, err := Dial(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if ex, err := c.Wait(ctxT(t)); err != nil || ex.ExitCode != 4 {
+		t.Errorf("wait %+v %v", ex, err)
+	}
+	proc.Wait()
+	if b, _ := os.ReadFile(filepath.Join(dir, "c-json.log")); !bytes.Contains(b, []byte("served")) {
+		t.Errorf("log: %s", b)
+	}
+	next := waiting()
+	if next.Pid == warm.Pid {
+		t.Fatal("no new monitor started after the first was taken")
+	}
+	p.Close()
+	// Close reaped it: signal 0 to its pid finds nothing.
+	if err := syscall.Kill(next.Pid, 0); err == nil {
+		t.Errorf("waiting monitor %d still there after Close", next.Pid)
+	}
+	// After Close, a start still works, the usual way.
+	dir2 := spawnBundle(t, "/bin/sh", "-c", "exit 0")
+	proc2, err := p.Spawn(ctxT(t), dir2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := Dial(dir2)
+	c2.Start(ctxT(t))
+	c2.Wait(ctxT(t))
+	proc2.Wait()
+}
+
 func TestSpawnErrors(t *testing.T) {
 	t.Setenv("MONITOR_TEST_ROLE", "monitor")
 	// No fake.json: Create fails with NotFound, reported on the ready line.
