@@ -4,6 +4,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -45,8 +46,9 @@ func newCapSet(names []string, last int) capSet {
 
 func (s capSet) has(c int) bool { return s&(1<<uint(c)) != 0 }
 
-// lastCap is the highest capability the running kernel knows.
-func lastCap() int {
+// lastCap is the highest capability the running kernel knows (read once:
+// the engine asks for every exec).
+var lastCap = sync.OnceValue(func() int {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
@@ -54,7 +56,7 @@ func lastCap() int {
 		}
 	}
 	return unix.CAP_LAST_CAP
-}
+})
 
 // caps holds the sets to apply; they are computed before the user switch so
 // the sequence below does not read files in between.
