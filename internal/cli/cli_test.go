@@ -520,3 +520,47 @@ func TestRunWithoutEngineIs125(t *testing.T) {
 		t.Errorf("exit %d for %v, want 125", got, err)
 	}
 }
+
+func TestRequestedCommand(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"exec", "c", "true"}, "exec"},
+		{[]string{"-H", "unix:///x.sock", "run", "--rm", "busybox"}, "run"},
+		{[]string{"--host=unix:///x.sock", "-D", "ps", "-a"}, "ps"},
+		{[]string{"-l", "debug", "logs", "c"}, "logs"},
+		{[]string{"-DH", "unix:///x.sock", "ps"}, ""}, // clustered: full tree
+		{[]string{"--version"}, ""},
+		{[]string{"--", "ps"}, ""},
+		{nil, ""},
+	} {
+		if got := requestedCommand(tt.args); got != tt.want {
+			t.Errorf("requestedCommand(%q) = %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}
+
+// A hot command built alone is the command of the full tree: same usage,
+// flags and help.
+func TestHotCommandsMatchTheFullTree(t *testing.T) {
+	c := New()
+	full := c.newRootCommand("")
+	for name := range hotCommands {
+		alone := c.newRootCommand(name)
+		a, _, err := alone.Find([]string{name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _, err := full.Find([]string{name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Name() != name || a.UsageString() != f.UsageString() || a.Long != f.Long {
+			t.Errorf("%s alone differs from the full tree's:\n%s\nvs\n%s", name, a.UsageString(), f.UsageString())
+		}
+		if len(alone.Commands()) != 1 {
+			t.Errorf("%s: %d commands built, want only it", name, len(alone.Commands()))
+		}
+	}
+}
