@@ -22,7 +22,11 @@ skiff_rss=$(rss_kib "$dpid")
 
 for i in $(seq "$C"); do "$bin/skiff" run -d --net none busybox sleep 600 >/dev/null; done
 total=0; n=0
-for p in $(pgrep -f "skiff-shim monitor --bundle $root"); do total=$((total + $(pss_kib "$p"))); n=$((n + 1)); done
+# A monitor works in its bundle directory; the one the engine keeps started
+# ahead (`--bundle-stdin`, no container yet) is still in / and not counted.
+for p in $(pgrep -f "skiff-shim monitor"); do
+  case $(readlink "/proc/$p/cwd") in "$root"/*) total=$((total + $(pss_kib "$p"))); n=$((n + 1)) ;; esac
+done
 skiff_mon=$(awk -v t="$total" -v n="$n" 'BEGIN {printf "%.2f", t/n/1024}')
 ids=$("$bin/skiff" ps -q); "$bin/skiff" rm -f $ids >/dev/null
 

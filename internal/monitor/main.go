@@ -18,7 +18,8 @@ import (
 // prSetChildSubreaper is PR_SET_CHILD_SUBREAPER (not in package syscall).
 const prSetChildSubreaper = 36
 
-// Main is `skiff-shim monitor --bundle DIR`: it runs the monitor for DIR
+// Main is `skiff-shim monitor --bundle DIR` (or `--bundle-stdin`, DIR read
+// from stdin: see Pool): it runs the monitor for DIR
 // with create making the container's process, reports "ready" or
 // "error KIND: MSG" on stdout (see Spawn) and exits when the container has
 // exited (status 0) or could not be set up (status 1).
