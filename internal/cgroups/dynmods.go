@@ -108,29 +108,19 @@ func hasController(opts []string) bool {
 	return false
 }
 
+// perMountFlags are the per-mount options mountinfo shows, as mount flags.
+var perMountFlags = map[string]uintptr{
+	"ro": unix.MS_RDONLY, "nosuid": unix.MS_NOSUID, "nodev": unix.MS_NODEV, "noexec": unix.MS_NOEXEC,
+	"noatime": unix.MS_NOATIME, "nodiratime": unix.MS_NODIRATIME, "relatime": unix.MS_RELATIME,
+	"strictatime": unix.MS_STRICTATIME,
+}
+
 // mountFlags turns a mount's per-mount options into the flags a remount
 // must repeat: a remount sets them anew, and leaving one out would clear it.
 func mountFlags(opts string) uintptr {
 	var f uintptr
 	for _, o := range strings.Split(opts, ",") {
-		switch o {
-		case "ro":
-			f |= unix.MS_RDONLY
-		case "nosuid":
-			f |= unix.MS_NOSUID
-		case "nodev":
-			f |= unix.MS_NODEV
-		case "noexec":
-			f |= unix.MS_NOEXEC
-		case "noatime":
-			f |= unix.MS_NOATIME
-		case "nodiratime":
-			f |= unix.MS_NODIRATIME
-		case "relatime":
-			f |= unix.MS_RELATIME
-		case "strictatime":
-			f |= unix.MS_STRICTATIME
-		}
+		f |= perMountFlags[o]
 	}
 	return f
 }

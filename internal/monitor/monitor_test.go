@@ -716,16 +716,7 @@ func TestLongBundlePath(t *testing.T) {
 	if err := <-ready; err != nil {
 		t.Fatal(err)
 	}
-	c, err := Dial(long)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Start(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	if ex, err := c.Wait(ctxT(t)); err != nil || ex.ExitCode != 4 {
-		t.Errorf("wait %+v %v", ex, err)
-	}
+	startAndWait(t, long, 4)
 	<-done
 	if _, err := os.Stat(filepath.Join(long, SocketFile)); err == nil {
 		t.Error("socket left behind")
@@ -810,16 +801,7 @@ func TestPool(t *testing.T) {
 	if proc.Pid != warm.Pid {
 		t.Errorf("served by pid %d, not the waiting monitor %d", proc.Pid, warm.Pid)
 	}
-	c, err := Dial(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Start(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	if ex, err := c.Wait(ctxT(t)); err != nil || ex.ExitCode != 4 {
-		t.Errorf("wait %+v %v", ex, err)
-	}
+	startAndWait(t, dir, 4)
 	proc.Wait()
 	if b, _ := os.ReadFile(filepath.Join(dir, "c-json.log")); !bytes.Contains(b, []byte("served")) {
 		t.Errorf("log: %s", b)
@@ -839,10 +821,24 @@ func TestPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2, _ := Dial(dir2)
-	c2.Start(ctxT(t))
-	c2.Wait(ctxT(t))
+	startAndWait(t, dir2, 0)
 	proc2.Wait()
+}
+
+// startAndWait starts the container of the monitor serving dir and checks
+// its exit code.
+func startAndWait(t *testing.T, dir string, code int) {
+	t.Helper()
+	c, err := Dial(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if ex, err := c.Wait(ctxT(t)); err != nil || ex.ExitCode != code {
+		t.Errorf("wait %+v %v, want exit %d", ex, err, code)
+	}
 }
 
 func TestSpawnErrors(t *testing.T) {
