@@ -15,7 +15,11 @@ func main() {
 	cmd := daemoncmd.New(daemoncmd.Runner{Run: daemon.Run, LoadConfigFile: daemon.LoadConfigFile})
 	cmd.Use = "skiffd [OPTIONS]"
 	cmd.SilenceErrors, cmd.SilenceUsage = true, true
-	cmd.SetArgs(os.Args[1:])
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "daemon" { // started as `skiff daemon`
+		args = args[1:]
+	}
+	cmd.SetArgs(args)
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "skiffd:", err)
 		os.Exit(1)

@@ -26,7 +26,9 @@ func (c *CLI) newDaemonCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			argv := []string{path}
+			// The process keeps showing as `skiff daemon ...` in ps (skiffd
+			// takes the leading "daemon"); its name (comm) is skiffd.
+			argv := []string{binName, "daemon"}
 			if c.debug { // `skiff -D daemon`
 				argv = append(argv, "--debug")
 			}
