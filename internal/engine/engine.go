@@ -123,25 +123,30 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg: cfg, log: cfg.Logger, db: db, content: cs, snaps: sn, images: is, vols: vs,
 		reg: newRegistry(), events: newEventLog(), execs: newExecRegistry(),
 		started: time.Now(), ctx: ectx, cancel: cancel,
+		// Before restore: the restarts it schedules may start containers
+		// at once.
+		monitors: monitor.NewPool(cfg.ShimPath),
+	}
+	fail := func(err error) (*Engine, error) {
+		cancel()
+		e.monitors.Close()
+		db.Close()
+		return nil, err
 	}
 	if err := db.Bolt().Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketContainers)
 		return err
 	}); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("init container bucket: %w", err)
+		return fail(fmt.Errorf("init container bucket: %w", err))
 	}
 	if err := e.initNetworking(ctx); err != nil {
-		db.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := e.restore(ctx); err != nil {
-		db.Close()
-		return nil, err
+		return fail(err)
 	}
 	e.restoreNetworking()
 	e.removeBuildLeftovers(ctx)
-	e.monitors = monitor.NewPool(cfg.ShimPath)
 	return e, nil
 }
 
