@@ -102,6 +102,10 @@ type Pool struct {
 	wg     sync.WaitGroup // refills under way
 }
 
+// cmdlineRoom is the room a waiting monitor's command line keeps for its
+// bundle's path.
+const cmdlineRoom = 512
+
 type warmMonitor struct {
 	proc    *os.Process
 	bundleW *os.File // its stdin
@@ -184,7 +188,9 @@ func startWarm(shimPath string) (*warmMonitor, error) {
 		return nil, err
 	}
 	defer outW.Close()
-	proc, err := execMonitor(shimPath, []string{"--bundle-stdin"}, "/", inR, outW, devnull)
+	// The last argument is room for the command line the monitor shows
+	// once it has its bundle (see setCmdline).
+	proc, err := execMonitor(shimPath, []string{"--bundle-stdin", strings.Repeat(" ", cmdlineRoom)}, "/", inR, outW, devnull)
 	if err != nil {
 		inW.Close()
 		outR.Close()

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // prSetChildSubreaper is PR_SET_CHILD_SUBREAPER (not in package syscall).
@@ -36,6 +37,7 @@ func Main(create CreateFunc) {
 	bundle := bundleArg(os.Args[1:])
 	if bundle == "" && slices.Contains(os.Args[1:], "--bundle-stdin") {
 		bundle = bundleFromStdin() // started ahead by a Pool
+		setCmdline([]string{os.Args[0], "monitor", "--bundle", bundle})
 	}
 	if bundle == "" {
 		fmt.Fprintln(os.Stdout, "error invalid: usage: skiff-shim monitor --bundle DIR")
@@ -106,6 +108,34 @@ func bundleFromStdin() string {
 		syscall.Close(fd)
 	}
 	return bundle
+}
+
+// setCmdline makes /proc/self/cmdline (what ps and pgrep show) read args:
+// a monitor started ahead was exec'd without its bundle, and people and
+// scripts find a container's monitor by it. The kernel reads the command
+// line from our own argv strings, so they are overwritten in place, within
+// their length (a Pool starts the monitor with room to spare); the Go
+// strings of os.Args that point there are not read again. A command line
+// that does not fit, or argv laid out other than the kernel's way, stays.
+func setCmdline(args []string) {
+	if len(os.Args) == 0 {
+		return
+	}
+	first := unsafe.StringData(os.Args[0])
+	size := 0
+	for _, a := range os.Args {
+		if unsafe.StringData(a) != (*byte)(unsafe.Add(unsafe.Pointer(first), size)) {
+			return // not one contiguous block
+		}
+		size += len(a) + 1
+	}
+	want := strings.Join(args, "\x00") + "\x00"
+	if len(want) > size {
+		return
+	}
+	area := unsafe.Slice(first, size)
+	n := copy(area, want)
+	clear(area[n:])
 }
 
 // ready writes the status line for Spawn, then points stdout at /dev/null:

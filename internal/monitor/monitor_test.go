@@ -801,6 +801,10 @@ func TestPool(t *testing.T) {
 	if proc.Pid != warm.Pid {
 		t.Errorf("served by pid %d, not the waiting monitor %d", proc.Pid, warm.Pid)
 	}
+	// Its command line names its bundle, as a monitor started for it does.
+	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", proc.Pid)); !bytes.Contains(b, []byte("\x00monitor\x00--bundle\x00"+dir+"\x00")) {
+		t.Errorf("command line of the monitor serving %s: %q", dir, b)
+	}
 	startAndWait(t, dir, 4)
 	proc.Wait()
 	if b, _ := os.ReadFile(filepath.Join(dir, "c-json.log")); !bytes.Contains(b, []byte("served")) {
