@@ -88,8 +88,18 @@ func Create(ctx context.Context, opts CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	cg := opts.Cgroup
+	var pidsLimit *specs.LinuxPids
 	if cg == nil && spec.Linux.CgroupsPath != "" {
-		if cg, err = cgroups.New(spec.Linux.CgroupsPath, spec.Linux.Resources); err != nil {
+		res := spec.Linux.Resources
+		if res != nil && res.Pids != nil {
+			// The pids limit is set once init is ready: until then the
+			// threads of init's Go runtime count against it, and a low one
+			// (--pids-limit 5) failed init now and then. execve leaves one.
+			r := *res
+			pidsLimit, r.Pids = r.Pids, nil
+			res = &r
+		}
+		if cg, err = cgroups.New(spec.Linux.CgroupsPath, res); err != nil {
 			return nil, err
 		}
 	}
@@ -104,10 +114,23 @@ func Create(ctx context.Context, opts CreateOpts) (c *Container, err error) {
 		return nil, errdefs.System("runtime: encode init config: %v", err)
 	}
 
-	if cg != nil {
+	// On cgroup v2 init is born in its cgroup, which must exist first. On
+	// v1 it is moved in before it gets its config (it runs nothing before
+	// that), so the cgroup is made while init's Go runtime starts, on the
+	// other core: a millisecond or two off every start.
+	cgroupFirst := cg != nil && cg.Unified()
+	createCgroup := func() error {
 		if err := cg.Create(); err != nil {
-			return nil, wrapSystem(err)
+			return wrapSystem(err)
 		}
+		return nil
+	}
+	if cgroupFirst {
+		if err := createCgroup(); err != nil {
+			return nil, err
+		}
+	}
+	if cg != nil {
 		defer func() {
 			if err != nil {
 				cg.Destroy()
@@ -167,9 +190,12 @@ func Create(ctx context.Context, opts CreateOpts) (c *Container, err error) {
 	}()
 	childSock.Close()
 
-	if cg != nil && !cg.Unified() {
+	if cg != nil && !cgroupFirst {
 		// cgroup v1 has no CLONE_INTO_CGROUP; init waits for its config, so
 		// it runs nothing before it is in every hierarchy.
+		if err := createCgroup(); err != nil {
+			return nil, err
+		}
 		if err := cg.Enter(cmd.Process.Pid); err != nil {
 			return nil, wrapSystem(err)
 		}
@@ -189,6 +215,11 @@ func Create(ctx context.Context, opts CreateOpts) (c *Container, err error) {
 		return nil, decodeError(p)
 	case typ != msgReady:
 		return nil, errdefs.System("runtime: unexpected message %q from init", typ)
+	}
+	if pidsLimit != nil {
+		if err := cg.Update(&specs.LinuxResources{Pids: pidsLimit}); err != nil {
+			return nil, wrapSystem(err)
+		}
 	}
 	if opts.Terminal {
 		if c.console, err = recvFd(parentSock); err != nil {
