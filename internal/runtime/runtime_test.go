@@ -442,6 +442,22 @@ func TestPidsLimit(t *testing.T) {
 	}
 }
 
+// A limit below what init's own Go runtime needs in threads still lets the
+// container start: the limit applies from execve, where one task is left.
+func TestPidsLimitBelowInitThreads(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	spec := testSpec(t, busyboxRoot(t), "sh", "-c", "echo started; true & wait")
+	spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr(int64(1))}
+	res := runContainer(t, spec)
+	if res.startErr != nil {
+		t.Fatal(res.startErr)
+	}
+	if res.stdout != "started\n" || !strings.Contains(res.stderr, "can't fork") {
+		t.Fatalf("stdout %q stderr %q, want the echo and a refused fork", res.stdout, res.stderr)
+	}
+}
+
 func TestCPUQuota(t *testing.T) {
 	requireRoot(t)
 	// Not parallel: it measures CPU time.
