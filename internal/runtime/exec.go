@@ -156,6 +156,10 @@ func ExecMain() {
 	os.Exit(126)
 }
 
+// maxUserFile bounds what is read of a container's /etc/passwd and
+// /etc/group.
+const maxUserFile = 4 << 20
+
 // resolveUserOf resolves pc's user in the /etc/passwd and /etc/group of the
 // root of process pid (the container's), confined to that root.
 func resolveUserOf(pid int, pc *procConfig) (*execUser, error) {
@@ -164,8 +168,11 @@ func resolveUserOf(pid int, pc *procConfig) (*execUser, error) {
 		return nil, errdefs.Conflict("exec: the container's root is gone: %v", err)
 	}
 	defer unix.Close(root)
+	// The files are the container's: the engine reads them only if they
+	// are regular files (not a FIFO that never answers, or /dev/zero), and
+	// no more than maxUserFile of each.
 	open := func(name string) (io.Reader, func(), error) {
-		fd, err := openInRoot(root, name, unix.O_RDONLY)
+		fd, err := openInRoot(root, name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY)
 		if err == unix.ENOENT {
 			return nil, func() {}, nil
 		}
@@ -173,7 +180,11 @@ func resolveUserOf(pid int, pc *procConfig) (*execUser, error) {
 			return nil, nil, fmt.Errorf("read %s: %w", name, err)
 		}
 		f := os.NewFile(uintptr(fd), name)
-		return f, func() { f.Close() }, nil
+		if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+			f.Close()
+			return nil, nil, fmt.Errorf("read %s: not a regular file", name)
+		}
+		return io.LimitReader(f, maxUserFile), func() { f.Close() }, nil
 	}
 	passwd, closeP, err := open("/etc/passwd")
 	if err != nil {

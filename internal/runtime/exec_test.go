@@ -188,3 +188,34 @@ func TestJoinNamespacesByPath(t *testing.T) {
 		t.Fatalf("stdout %q, want %q", res.stdout, want)
 	}
 }
+
+// The engine reads the container's /etc/passwd to resolve an exec's user:
+// one that is not a regular file (a FIFO would block the engine forever)
+// fails the exec at once, 126 with a message.
+func TestExecRefusesSpecialUserFiles(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	c, spec := runningContainer(t)
+	passwd := filepath.Join(spec.Root.Path, "etc", "passwd")
+	if err := os.Remove(passwd); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(passwd, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var stderr string
+	var code int
+	go func() {
+		defer close(done)
+		_, stderr, code = runExecIn(t, c, spec, specs.Process{Args: []string{"true"}, User: specs.User{Username: "nobody"}})
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("exec hung on a FIFO /etc/passwd")
+	}
+	if code != 126 || !strings.Contains(stderr, "/etc/passwd: not a regular file") {
+		t.Errorf("exec with a FIFO passwd: code %d stderr %q", code, stderr)
+	}
+}
