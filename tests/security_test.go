@@ -3,13 +3,15 @@ package tests
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
 
-// --security-opt: no-new-privileges applies; seccomp=unconfined is what
-// skiff runs anyway; a seccomp profile is refused (skiff applies none yet),
-// through both CLIs, with nothing created.
+// --security-opt: no-new-privileges applies; containers get Docker's
+// default seccomp profile unless unconfined or privileged; a profile file
+// (inlined by both CLIs) replaces it; a bad profile fails the run (125)
+// with nothing created.
 func TestSecurityOpts(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
@@ -17,16 +19,78 @@ func TestSecurityOpts(t *testing.T) {
 	if out := d.must("run", "--rm", "--security-opt", "no-new-privileges", "busybox", "grep", "NoNewPrivs", "/proc/self/status"); !strings.Contains(out, "NoNewPrivs:\t1") {
 		t.Errorf("no-new-privileges: %q", out)
 	}
-	d.must("run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", "true")
-	profile := filepath.Join(t.TempDir(), "profile.json")
-	os.WriteFile(profile, []byte(`{"defaultAction":"SCMP_ACT_ALLOW"}`), 0o644)
+	if out := d.must("info", "--format", "{{json .SecurityOptions}}"); !strings.Contains(out, "name=seccomp,profile=builtin") {
+		t.Errorf("info security options: %q", out)
+	}
+	// A user namespace needs no capability: only the filter refuses it.
+	probe := "grep '^Seccomp:' /proc/self/status; busybox unshare -U true && echo unshared || echo refused"
+	dir := t.TempDir()
+	noMkdir := filepath.Join(dir, "nomkdir.json")
+	os.WriteFile(noMkdir, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}`), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"default", nil, "Seccomp:\t2\nrefused\n"},
+		{"builtin", []string{"--security-opt", "seccomp=builtin"}, "Seccomp:\t2\nrefused\n"},
+		{"unconfined", []string{"--security-opt", "seccomp=unconfined"}, "Seccomp:\t0\nunshared\n"},
+		{"privileged", []string{"--privileged"}, "Seccomp:\t0\nunshared\n"},
+	} {
+		if tc.name == "privileged" && !fullBoundingSet(t) {
+			// All capabilities cannot be given from a host that lacks some.
+			t.Log("privileged: skipped, the host's bounding set is not full")
+			continue
+		}
+		args := append(append([]string{"run", "--rm"}, tc.args...), "busybox", "sh", "-c", probe)
+		if out := d.must(args...); out != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, out, tc.want)
+		}
+	}
+	// An exec'd process is filtered too.
+	d.must("run", "-d", "--name", "sc", "busybox", "sleep", "60")
+	if out := d.must("exec", "sc", "sh", "-c", probe); out != "Seccomp:\t2\nrefused\n" {
+		t.Errorf("exec: %q", out)
+	}
+	d.must("rm", "-f", "sc")
+
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"defaultAction":"SCMP_ACT_BOGUS"}`), 0o644)
+	broken := filepath.Join(dir, "broken.json")
+	os.WriteFile(broken, []byte(`{"defaultAction":`), 0o644)
 	for _, cli := range []func(...string) (string, string, int){d.skiff, d.docker} {
-		_, errOut, code := cli("run", "--rm", "--security-opt", "seccomp="+profile, "busybox", "true")
-		if code != 125 || !strings.Contains(errOut, "seccomp profiles are not supported") {
-			t.Errorf("seccomp profile: exit %d %q, want 125 and a clear error", code, errOut)
+		out, errOut, code := cli("run", "--rm", "--security-opt", "seccomp="+noMkdir, "busybox", "sh", "-c", "mkdir /x || echo refused; touch /y && echo touched")
+		if code != 0 || out != "refused\ntouched\n" || !strings.Contains(errOut, "Operation not permitted") {
+			t.Errorf("profile file: exit %d %q %q", code, out, errOut)
+		}
+		_, errOut, code = cli("run", "--rm", "--security-opt", "seccomp="+bad, "busybox", "true")
+		if code != 125 || !strings.Contains(errOut, `unknown action "SCMP_ACT_BOGUS"`) {
+			t.Errorf("bad profile: exit %d %q, want 125 and a clear error", code, errOut)
+		}
+		_, errOut, code = cli("run", "--rm", "--security-opt", "seccomp="+broken, "busybox", "true")
+		if code != 125 || !strings.Contains(errOut, "seccomp profile") {
+			t.Errorf("broken profile: exit %d %q, want 125 and a clear error", code, errOut)
 		}
 	}
 	if out := d.must("ps", "-aq"); out != "" {
 		t.Errorf("refused runs left containers: %q", out)
 	}
+}
+
+// fullBoundingSet reports whether this process has every capability the
+// kernel knows in its bounding set.
+func fullBoundingSet(t *testing.T) bool {
+	status, err1 := os.ReadFile("/proc/self/status")
+	last, err2 := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(last)))
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapBnd:\t"); ok {
+			b, _ := strconv.ParseUint(v, 16, 64)
+			return b == 1<<(n+1)-1
+		}
+	}
+	return false
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/image"
+	"github.com/skiff-dev/skiff/internal/ocispec"
 )
 
 // ContainerCreate validates the request, resolves the image, prepares the
@@ -293,16 +294,11 @@ func validateHostConfig(hc *container.HostConfig) (warnings []string, err error)
 	if hc.AutoRemove && hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != "no" {
 		return nil, errdefs.Invalid("can't create 'AutoRemove' container with restart policy")
 	}
-	for _, o := range hc.SecurityOpt {
-		// skiff applies no seccomp filter yet: a profile asked for (the
-		// builtin one included) is refused as a dockerd built without
-		// seccomp refuses it, rather than silently not applied.
-		k, v, ok := strings.Cut(o, "=")
-		if !ok {
-			k, v, _ = strings.Cut(o, ":")
-		}
-		if k == "seccomp" && v != "unconfined" {
-			return nil, errdefs.Invalid("seccomp profiles are not supported on this daemon, you cannot specify a custom seccomp profile")
+	// A seccomp profile is parsed and compiled here, so a bad one fails
+	// the create (with the capabilities the container will have).
+	if caps, err := ocispec.Capabilities(hc.Privileged, hc.CapAdd, hc.CapDrop); err == nil {
+		if _, _, err := ocispec.SeccompProfile(hc, caps); err != nil {
+			return nil, err
 		}
 	}
 	if hc.LogConfig.Type != "" && hc.LogConfig.Type != "json-file" && hc.LogConfig.Type != "none" {

@@ -115,6 +115,14 @@ func Build(in Input) (*specs.Spec, error) {
 	}
 	s.Linux.Sysctl = hc.Sysctls
 	s.Mounts = mounts(in, hc)
+	prof, prog, err := SeccompProfile(hc, caps)
+	if err != nil {
+		return nil, err
+	}
+	if prof != nil {
+		s.Linux.Seccomp = prof
+		s.Annotations[AnnotationSeccomp] = prog
+	}
 	return s, nil
 }
 
@@ -394,3 +402,9 @@ func hasSecurityOpt(opts []string, name string) bool {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Capabilities is the bounding set Build gives a container (Docker's
+// default set, or all when privileged, with the additions and drops).
+func Capabilities(privileged bool, add, drop []string) ([]string, error) {
+	return capabilities(privileged, add, drop)
+}

@@ -48,6 +48,8 @@ type initConfig struct {
 	Terminal    bool       `json:"terminal,omitempty"`
 	OOMScoreAdj *int       `json:"oomScoreAdj,omitempty"`
 	Process     procConfig `json:"process"`
+	// Seccomp is the compiled filter (AnnotationSeccomp), "" for none.
+	Seccomp string `json:"seccomp,omitempty"`
 }
 
 // procConfig is what both init and exec apply to themselves just before
@@ -178,7 +180,12 @@ func newInitConfig(spec *specs.Spec, plan nsPlan, cg cgroups.Manager, console bo
 			return nil, errdefs.Invalid("invalid sysctl %q", k)
 		}
 	}
+	filter, err := seccompFilter(spec)
+	if err != nil {
+		return nil, err
+	}
 	cfg := &initConfig{
+		Seccomp:       filter,
 		Rootfs:        filepath.Clean(rootfs),
 		Overlay:       spec.Annotations[AnnotationOverlay],
 		ReadonlyRoot:  spec.Root.Readonly,

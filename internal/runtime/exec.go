@@ -63,7 +63,8 @@ func (c *ExecCmd) Close() error {
 // capability sets are computed; `skiff-shim exec` then does the rest in C,
 // before any Go runtime starts: it joins the container's cgroup and
 // namespaces, forks into its pid namespace, applies rlimits, user,
-// capabilities, cwd, umask and no_new_privs, finds the program in the
+// capabilities, cwd, umask and no_new_privs (after the spec's seccomp filter,
+// the one the engine compiled for the container), finds the program in the
 // container's PATH as the container's user, and execs it. (A Go runtime in
 // that child cost about 4 ms per exec.) The caller sets
 // Stdin/Stdout/Stderr (and Setsid/Setctty for a terminal, keeping the other
@@ -107,7 +108,11 @@ func ExecCommand(opts ExecOpts) (*ExecCmd, error) {
 	if fail != nil {
 		u = &execUser{}
 	}
-	blob, err := memfdWith("skiff-exec", encodeExec(fail, &pc, u, newCaps(pc.Caps)))
+	filter, err := seccompFilter(spec)
+	if err != nil {
+		return nil, err
+	}
+	blob, err := memfdWith("skiff-exec", encodeExec(fail, &pc, u, newCaps(pc.Caps), filter))
 	if err != nil {
 		return nil, errdefs.System("exec: %v", err)
 	}
@@ -206,8 +211,9 @@ func resolveUserOf(pid int, pc *procConfig) (*execUser, error) {
 //	argc, argv..., envc, env..., cwd, umask, no_new_privs,
 //	uid, gid, ngroups, gids...,
 //	has_caps, last_cap, bounding, effective, permitted, inheritable, ambient,
-//	nrlimits, (name, resource, soft, hard)...
-func encodeExec(fail error, pc *procConfig, u *execUser, c *caps) []byte {
+//	nrlimits, (name, resource, soft, hard)...,
+//	seccomp filter (AnnotationSeccomp's hex text, "" for none)
+func encodeExec(fail error, pc *procConfig, u *execUser, c *caps, filter string) []byte {
 	var b []byte
 	str := func(s string) { b = append(append(b, s...), 0) }
 	num := func(v uint64) { str(strconv.FormatUint(v, 10)) }
@@ -260,6 +266,7 @@ func encodeExec(fail error, pc *procConfig, u *execUser, c *caps) []byte {
 		num(r.Soft)
 		num(r.Hard)
 	}
+	str(filter)
 	return b
 }
 

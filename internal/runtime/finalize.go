@@ -78,14 +78,22 @@ type prepared struct {
 	user *execUser
 	caps *caps
 	env  []string
+	// filter is the seccomp filter to install, nil for none.
+	filter []unix.SockFilter
 }
 
-func prepare(p *procConfig) (*prepared, error) {
+func prepare(p *procConfig, seccomp string) (*prepared, error) {
 	u, err := resolveUserInRoot(p)
 	if err != nil {
 		return nil, err
 	}
-	return &prepared{proc: p, user: u, caps: newCaps(p.Caps), env: withHome(p.Env, u.Home)}, nil
+	pp := &prepared{proc: p, user: u, caps: newCaps(p.Caps), env: withHome(p.Env, u.Home)}
+	if seccomp != "" {
+		if pp.filter, err = decodeFilter(seccomp); err != nil {
+			return nil, err
+		}
+	}
+	return pp, nil
 }
 
 // execProcess switches to the container's user and capabilities and
@@ -97,6 +105,12 @@ func prepare(p *procConfig) (*prepared, error) {
 // the calling thread.
 func execProcess(pp *prepared) error {
 	p, u := pp.proc, pp.user
+	// The seccomp filter first, while init still has CAP_SYS_ADMIN (no
+	// no_new_privs needed); everything below is then filtered too, as
+	// with runc, and Docker's profiles allow it.
+	if err := installFilter(pp.filter); err != nil {
+		return err
+	}
 	if pp.caps != nil {
 		if err := pp.caps.dropBounding(); err != nil {
 			return errdefs.System("drop bounding capabilities: %v", err)
@@ -131,8 +145,6 @@ func execProcess(pp *prepared) error {
 			return errdefs.System("set no_new_privs: %v", err)
 		}
 	}
-	// TODO(seccomp): load the spec's seccomp filter (Linux.Seccomp) here:
-	// after no_new_privs and the user switch, as close to execve as possible.
 	path, err := lookPath(p.Args[0], pp.env)
 	if err != nil {
 		return err

@@ -93,7 +93,7 @@ func runInit(sock *os.File) error {
 	if err := makeCwd(cfg.Process.Cwd); err != nil {
 		return err
 	}
-	pp, err := prepare(&cfg.Process)
+	pp, err := prepare(&cfg.Process, cfg.Seccomp)
 	if err != nil {
 		return err
 	}

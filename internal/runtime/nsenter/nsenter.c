@@ -9,7 +9,8 @@
 // is still reachable), open a pidfd on the target, setns(pidfd, every
 // namespace the target does not share with us) in one call, then fork: a
 // process does not enter a pid namespace itself, its children do. The child
-// applies rlimits, user, capabilities, cwd, umask and no_new_privs and execs
+// applies rlimits, the seccomp filter, user, capabilities, cwd, umask and
+// no_new_privs and execs
 // (the same sequence as the init's, finalize.go's execProcess, in Go); the
 // parent forwards signals to it and exits with its status. The Go runtime
 // never starts.
@@ -20,6 +21,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -127,6 +130,7 @@ struct proc {
 	uint64_t bounding, effective, permitted, inheritable, ambient;
 	size_t nrlimits;
 	struct rlim *rlimits;
+	struct sock_fprog filter; // len 0: none
 };
 
 // Fields are NUL-terminated strings; next_field fails on a short blob.
@@ -164,6 +168,41 @@ static char **next_list(struct reader *r) {
 	for (size_t i = 0; i < n; i++)
 		v[i] = next_field(r);
 	return v;
+}
+
+static int hexval(char c) {
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+// read_filter decodes the seccomp filter: struct sock_filter array in host
+// byte order, hex-encoded (runtime.AnnotationSeccomp); "" is none.
+static void read_filter(const char *hex, struct sock_fprog *f) {
+	size_t n = strlen(hex);
+	f->len = 0;
+	f->filter = NULL;
+	if (n == 0)
+		return;
+	if (n % (2 * sizeof(struct sock_filter)) || n / (2 * sizeof(struct sock_filter)) > BPF_MAXINSNS) {
+		errno = EINVAL;
+		fail("read the exec's process", "(bad seccomp filter)");
+	}
+	unsigned char *b = malloc(n / 2);
+	if (!b)
+		fail("read the exec's process", NULL);
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0) {
+			errno = EINVAL;
+			fail("read the exec's process", "(bad seccomp filter)");
+		}
+		b[i] = (unsigned char)(hi << 4 | lo);
+	}
+	f->len = (unsigned short)(n / (2 * sizeof(struct sock_filter)));
+	f->filter = (struct sock_filter *)b;
 }
 
 static void read_proc(int fd, struct proc *p) {
@@ -215,6 +254,7 @@ static void read_proc(int fd, struct proc *p) {
 		p->rlimits[i].soft = next_num(&r);
 		p->rlimits[i].hard = next_num(&r);
 	}
+	read_filter(next_field(&r), &p->filter);
 	if (!p->argv[0]) {
 		errno = EINVAL;
 		fail("read the exec's process", "(no command)");
@@ -338,6 +378,10 @@ __attribute__((noreturn)) static void run_proc(const struct proc *p) {
 	if (*p->failure)
 		die(126, "%s", p->failure);
 	set_rlimits(p);
+	// The seccomp filter first, while we still have CAP_SYS_ADMIN
+	// (installFilter in Go): what follows is filtered too.
+	if (p->filter.len && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p->filter, 0, 0) < 0)
+		die(126, "install seccomp filter: %s", go_err(errno));
 	if (p->has_caps) {
 		for (int c = 0; c <= p->last_cap; c++)
 			if (!(p->bounding & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)

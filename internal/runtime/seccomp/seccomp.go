@@ -1,0 +1,448 @@
+// Package seccomp compiles an OCI seccomp profile (specs.LinuxSeccomp) into
+// a classic BPF program for seccomp(2), in pure Go: no cgo, no libseccomp.
+//
+// The engine compiles (once per distinct profile) and hands the program to
+// the runtime encoded (Encode); the shim only installs it, so the syscall
+// tables and this compiler are not linked into skiff-shim.
+//
+// Semantics follow runc with libseccomp where Docker's profiles depend on
+// them:
+//   - architectures: the listed ones (the native one when none is), only
+//     x86_64, x32 and i386 are known; a syscall of any other architecture
+//     gets the default action;
+//   - syscall names unknown on an architecture are skipped;
+//   - rules whose action is the default action are dropped (runc does),
+//     then the first rule of a syscall whose conditions match decides;
+//   - conditions of a rule are ANDed, except that a rule with two
+//     conditions on the same argument has each condition as a rule of its
+//     own (ORed), as runc does;
+//   - SCMP_ACT_ERRNO without errnoRet is EPERM.
+//
+// The syscall tables come from github.com/elastic/go-seccomp-bpf/arch. Its
+// own policy compiler is not used: it supports one architecture per filter,
+// one errno for every ERRNO action, and no masked comparison with a
+// non-zero value, all of which Docker's profiles need.
+package seccomp
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	goruntime "runtime"
+
+	"github.com/elastic/go-seccomp-bpf/arch"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// Offsets in struct seccomp_data: nr, arch, instruction_pointer, args[6].
+const (
+	offNr   = 0
+	offArch = 4
+	offArgs = 16
+)
+
+const x32Bit = 0x40000000 // __X32_SYSCALL_BIT
+
+// maxInsns is the kernel's BPF_MAXINSNS.
+const maxInsns = 4096
+
+// Error is a profile the compiler cannot turn into a filter (an unknown
+// action, operator or architecture).
+type Error struct{ Msg string }
+
+func (e *Error) Error() string { return "seccomp: " + e.Msg }
+
+func errorf(format string, a ...any) error { return &Error{Msg: fmt.Sprintf(format, a...)} }
+
+// table is one architecture section of the filter.
+type table struct {
+	audit  uint32         // AUDIT_ARCH_*
+	names  map[string]int // syscall numbers
+	mask   uint32         // or'ed into the numbers (x32)
+	narrow bool           // 32-bit arguments: compare the low word only
+}
+
+var tables = map[specs.Arch]*table{
+	specs.ArchX86_64: {audit: unix.AUDIT_ARCH_X86_64, names: arch.X86_64.SyscallNames},
+	specs.ArchX32:    {audit: unix.AUDIT_ARCH_X86_64, names: arch.X32.SyscallNames, mask: x32Bit},
+	specs.ArchX86:    {audit: unix.AUDIT_ARCH_I386, names: arch.I386.SyscallNames, narrow: true},
+}
+
+var nativeArch = map[string]specs.Arch{"amd64": specs.ArchX86_64, "386": specs.ArchX86}
+
+// rule is one alternative for a syscall: all conditions must hold.
+type rule struct {
+	conds  []specs.LinuxSeccompArg
+	action uint32
+}
+
+// Compile turns s into a seccomp BPF program. A nil profile is an error:
+// callers decide not to filter.
+func Compile(s *specs.LinuxSeccomp) ([]bpf.RawInstruction, error) {
+	if s == nil {
+		return nil, errorf("no profile")
+	}
+	def, err := action(s.DefaultAction, s.DefaultErrnoRet)
+	if err != nil {
+		return nil, fmt.Errorf("default action: %w", err)
+	}
+	if len(s.ListenerPath) > 0 {
+		return nil, errorf("listenerPath (SCMP_ACT_NOTIFY) is not supported")
+	}
+	for _, f := range s.Flags {
+		// The flags tune how libseccomp loads a filter; none changes what
+		// it decides, except these, which are not supported.
+		if f == specs.LinuxSeccompFlagWaitKillableRecv {
+			return nil, errorf("flag %s is not supported", f)
+		}
+	}
+	// Syscall names in order of first appearance, with their rules in
+	// profile order.
+	var order []string
+	rules := map[string][]rule{}
+	for i, sc := range s.Syscalls {
+		act, err := action(sc.Action, sc.ErrnoRet)
+		if err != nil {
+			return nil, fmt.Errorf("syscalls[%d]: %w", i, err)
+		}
+		for _, a := range sc.Args {
+			if a.Index > 5 {
+				return nil, errorf("syscalls[%d]: argument index %d out of range", i, a.Index)
+			}
+			if err := checkOp(a.Op); err != nil {
+				return nil, fmt.Errorf("syscalls[%d]: %w", i, err)
+			}
+		}
+		if act == def {
+			continue
+		}
+		for _, name := range sc.Names {
+			if _, ok := rules[name]; !ok {
+				order = append(order, name)
+			}
+			rules[name] = append(rules[name], splitRule(sc.Args, act)...)
+		}
+	}
+
+	arches := s.Architectures
+	if len(arches) == 0 {
+		a, ok := nativeArch[goruntime.GOARCH]
+		if !ok {
+			return nil, errorf("no seccomp support for %s", goruntime.GOARCH)
+		}
+		arches = []specs.Arch{a}
+	}
+	var x86_64, x32, i386 bool
+	for _, a := range arches {
+		switch a {
+		case specs.ArchX86_64:
+			x86_64 = true
+		case specs.ArchX32:
+			x32 = true
+		case specs.ArchX86:
+			i386 = true
+		default:
+			// Another machine's architecture (a profile lists many): its
+			// syscalls never reach this kernel, they get the default.
+		}
+	}
+
+	p := &prog{}
+	ret := bpf.RetConstant{Val: def}
+	p.emit(bpf.LoadAbsolute{Off: offArch, Size: 4})
+	// Dispatch on the architecture; each section ends with the default.
+	var secs []func()
+	if x86_64 || x32 {
+		j := p.jumpIfEq(unix.AUDIT_ARCH_X86_64)
+		secs = append(secs, func() {
+			p.target(j)
+			p.emit(bpf.LoadAbsolute{Off: offNr, Size: 4})
+			if !x32 {
+				// x32 syscalls share the x86_64 audit arch.
+				p.emit(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32Bit, SkipTrue: 0, SkipFalse: 1}, ret)
+			} else if !x86_64 {
+				p.emit(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32Bit, SkipTrue: 1, SkipFalse: 0}, ret)
+			}
+			if x86_64 {
+				p.section(tables[specs.ArchX86_64], order, rules, ret)
+			}
+			if x32 {
+				p.section(tables[specs.ArchX32], order, rules, ret)
+			}
+			p.emit(ret)
+		})
+	}
+	if i386 {
+		j := p.jumpIfEq(unix.AUDIT_ARCH_I386)
+		secs = append(secs, func() {
+			p.target(j)
+			p.emit(bpf.LoadAbsolute{Off: offNr, Size: 4})
+			p.section(tables[specs.ArchX86], order, rules, ret)
+			p.emit(ret)
+		})
+	}
+	p.emit(ret) // an architecture not listed
+	for _, sec := range secs {
+		sec()
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	if len(p.insns) > maxInsns {
+		return nil, errorf("profile needs %d BPF instructions, more than the kernel's %d", len(p.insns), maxInsns)
+	}
+	raw, err := bpf.Assemble(p.insns)
+	if err != nil {
+		return nil, errorf("assemble: %v", err)
+	}
+	return raw, nil
+}
+
+// splitRule turns a profile entry's conditions into rules: one rule with
+// all of them, or (when an argument is compared twice) one per condition.
+func splitRule(args []specs.LinuxSeccompArg, act uint32) []rule {
+	seen := map[uint]bool{}
+	for _, a := range args {
+		if seen[a.Index] {
+			var rs []rule
+			for _, a := range args {
+				rs = append(rs, rule{conds: []specs.LinuxSeccompArg{a}, action: act})
+			}
+			return rs
+		}
+		seen[a.Index] = true
+	}
+	return []rule{{conds: args, action: act}}
+}
+
+// action is the SECCOMP_RET_* value of a profile action.
+func action(a specs.LinuxSeccompAction, errnoRet *uint) (uint32, error) {
+	data := func(def uint) uint32 {
+		if errnoRet != nil {
+			def = *errnoRet
+		}
+		return uint32(def) & unix.SECCOMP_RET_DATA
+	}
+	switch a {
+	case specs.ActAllow:
+		return unix.SECCOMP_RET_ALLOW, nil
+	case specs.ActErrno:
+		return unix.SECCOMP_RET_ERRNO | data(uint(unix.EPERM)), nil
+	case specs.ActKill, specs.ActKillThread:
+		return unix.SECCOMP_RET_KILL_THREAD, nil
+	case specs.ActKillProcess:
+		return unix.SECCOMP_RET_KILL_PROCESS, nil
+	case specs.ActTrap:
+		return unix.SECCOMP_RET_TRAP, nil
+	case specs.ActTrace:
+		return unix.SECCOMP_RET_TRACE | data(0), nil
+	case specs.ActLog:
+		return unix.SECCOMP_RET_LOG, nil
+	case specs.ActNotify:
+		return 0, errorf("action %s is not supported", a)
+	default:
+		return 0, errorf("unknown action %q", a)
+	}
+}
+
+func checkOp(op specs.LinuxSeccompOperator) error {
+	switch op {
+	case specs.OpEqualTo, specs.OpNotEqual, specs.OpLessThan, specs.OpLessEqual,
+		specs.OpGreaterThan, specs.OpGreaterEqual, specs.OpMaskedEqual:
+		return nil
+	}
+	return errorf("unknown operator %q", op)
+}
+
+// prog is a program being laid out. Conditional jumps reach 255
+// instructions at most; far targets go through an unconditional jump.
+type prog struct {
+	insns []bpf.Instruction
+	err   error
+}
+
+func (p *prog) emit(in ...bpf.Instruction) { p.insns = append(p.insns, in...) }
+
+// jumpIfEq emits "if A == v goto (later target)" and returns a handle
+// for target. It is a short conditional skip over a long jump.
+func (p *prog) jumpIfEq(v uint32) int {
+	p.emit(bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: v, SkipTrue: 1})
+	p.emit(bpf.Jump{})
+	return len(p.insns) - 1
+}
+
+// target makes the long jump at j land here.
+func (p *prog) target(j int) {
+	p.insns[j] = bpf.Jump{Skip: uint32(len(p.insns) - j - 1)}
+}
+
+// section emits the rules of every syscall known to t, for a syscall
+// number in A. A syscall that matches returns; one whose rules all fail
+// returns ret; others fall through.
+func (p *prog) section(t *table, order []string, rules map[string][]rule, ret bpf.RetConstant) {
+	// Runs of syscalls with one unconditional rule and the same action
+	// share their return instruction.
+	var run []uint32
+	var runAct uint32
+	flush := func() {
+		if len(run) == 0 {
+			return
+		}
+		for i, nr := range run {
+			p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipTrue: uint8(len(run) - i)})
+		}
+		p.emit(bpf.Jump{Skip: 1}, bpf.RetConstant{Val: runAct})
+		run = run[:0]
+	}
+	for _, name := range order {
+		n, ok := t.names[name]
+		if !ok {
+			continue
+		}
+		nr := uint32(n) | t.mask
+		rs := rules[name]
+		for i, r := range rs { // nothing after an unconditional rule is reached
+			if len(r.conds) == 0 {
+				rs = rs[:i+1]
+				break
+			}
+		}
+		if len(rs) == 1 && len(rs[0].conds) == 0 {
+			if len(run) > 0 && (runAct != rs[0].action || len(run) == 250) {
+				flush()
+			}
+			runAct = rs[0].action
+			run = append(run, nr)
+			continue
+		}
+		flush()
+		p.syscall(t, nr, rs, ret)
+	}
+	flush()
+}
+
+// syscall emits: if nr matches, the first rule whose conditions hold
+// returns its action, else ret.
+func (p *prog) syscall(t *table, nr uint32, rs []rule, ret bpf.RetConstant) {
+	p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipTrue: 1})
+	skip := len(p.insns)
+	p.emit(bpf.Jump{}) // to the next syscall, set below
+	for _, r := range rs {
+		// Each condition jumps to fail on failure; fail is the next rule,
+		// patched once this rule is laid out.
+		var fails []int
+		for _, c := range r.conds {
+			fails = append(fails, p.cond(t, c)...)
+		}
+		p.emit(bpf.RetConstant{Val: r.action})
+		for _, f := range fails {
+			p.patchFail(f, len(p.insns))
+		}
+	}
+	p.emit(ret)
+	p.insns[skip] = bpf.Jump{Skip: uint32(len(p.insns) - skip - 1)}
+}
+
+// cond emits the test of one condition on the argument and returns the
+// conditional jumps whose false branch (placeholder) must reach the next
+// rule. A true outcome falls through.
+func (p *prog) cond(t *table, c specs.LinuxSeccompArg) []int {
+	lo := func() { p.emit(bpf.LoadAbsolute{Off: uint32(offArgs + 8*c.Index), Size: 4}) }
+	hi := func() { p.emit(bpf.LoadAbsolute{Off: uint32(offArgs + 8*c.Index + 4), Size: 4}) }
+	v, v2 := c.Value, c.ValueTwo
+	if t.narrow {
+		v, v2 = uint64(uint32(v)), uint64(uint32(v2))
+	}
+	vhi, vlo := uint32(v>>32), uint32(v)
+	var fails []int
+	// failIf emits a jump to the failure target when cond holds on A.
+	failIf := func(cond bpf.JumpTest, val uint32) {
+		fails = append(fails, len(p.insns))
+		p.emit(bpf.JumpIf{Cond: cond, Val: val})
+	}
+	// okIf emits "if cond goto (after the low-word test)"; returns its index.
+	// The word comparisons follow libseccomp's for 64-bit arguments: the
+	// high words decide unless they are equal.
+	switch c.Op {
+	case specs.OpEqualTo:
+		if !t.narrow {
+			hi()
+			failIf(bpf.JumpNotEqual, vhi)
+		}
+		lo()
+		failIf(bpf.JumpNotEqual, vlo)
+	case specs.OpNotEqual:
+		// Not equal: hi differs, or lo differs.
+		if t.narrow {
+			lo()
+			failIf(bpf.JumpEqual, vlo)
+			break
+		}
+		hi()
+		// if hi != vhi: true (skip the low test: 2 instructions)
+		p.emit(bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: vhi, SkipTrue: 2})
+		lo()
+		failIf(bpf.JumpEqual, vlo)
+	case specs.OpMaskedEqual:
+		// (arg & Value) == ValueTwo, per word.
+		if !t.narrow {
+			hi()
+			p.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: vhi})
+			failIf(bpf.JumpNotEqual, uint32(v2>>32))
+		}
+		lo()
+		p.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: vlo})
+		failIf(bpf.JumpNotEqual, uint32(v2))
+	default: // ordered comparisons
+		var loFail bpf.JumpTest // fail when this holds on the low word
+		var hiTrue bpf.JumpTest // true when this holds on the high word
+		switch c.Op {
+		case specs.OpLessThan:
+			loFail, hiTrue = bpf.JumpGreaterOrEqual, bpf.JumpLessThan
+		case specs.OpLessEqual:
+			loFail, hiTrue = bpf.JumpGreaterThan, bpf.JumpLessThan
+		case specs.OpGreaterThan:
+			loFail, hiTrue = bpf.JumpLessOrEqual, bpf.JumpGreaterThan
+		case specs.OpGreaterEqual:
+			loFail, hiTrue = bpf.JumpLessThan, bpf.JumpGreaterThan
+		}
+		if !t.narrow {
+			hi()
+			// hi decides when it differs: true → skip the rest (3 insns).
+			p.emit(bpf.JumpIf{Cond: hiTrue, Val: vhi, SkipTrue: 3})
+			failIf(bpf.JumpNotEqual, vhi)
+		}
+		lo()
+		failIf(loFail, vlo)
+	}
+	return fails
+}
+
+// patchFail points the true branch of the failure jump at i to target.
+func (p *prog) patchFail(i, target int) {
+	d := target - i - 1
+	if d > 255 {
+		if p.err == nil {
+			p.err = errorf("a syscall's rules are too long to compile")
+		}
+		return
+	}
+	j := p.insns[i].(bpf.JumpIf)
+	j.SkipTrue = uint8(d)
+	p.insns[i] = j
+}
+
+// Encode is the program as the runtime takes it (runtime's
+// AnnotationSeccomp and the exec blob): the struct sock_filter array in
+// host byte order, hex-encoded.
+func Encode(prog []bpf.RawInstruction) string {
+	b := make([]byte, 0, 8*len(prog))
+	for _, in := range prog {
+		b = binary.NativeEndian.AppendUint16(b, in.Op)
+		b = append(b, in.Jt, in.Jf)
+		b = binary.NativeEndian.AppendUint32(b, in.K)
+	}
+	return hex.EncodeToString(b)
+}

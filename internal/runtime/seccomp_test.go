@@ -1,0 +1,112 @@
+package runtime
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+
+	profiles "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiff-dev/skiff/internal/runtime/seccomp"
+)
+
+// withProfile gives spec the profile and its compiled filter, as the
+// engine (ocispec) does.
+func withProfile(t *testing.T, spec *specs.Spec, prof *specs.LinuxSeccomp) {
+	t.Helper()
+	prog, err := seccomp.Compile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Linux.Seccomp = prof
+	spec.Annotations[AnnotationSeccomp] = seccomp.Encode(prog)
+}
+
+func defaultProfile(t *testing.T, spec *specs.Spec) *specs.LinuxSeccomp {
+	t.Helper()
+	prof, err := profiles.GetDefaultProfile(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prof
+}
+
+// probe prints the seccomp mode and whether a user namespace, which the
+// capabilities allow, could be made.
+const probe = "grep '^Seccomp:' /proc/self/status; busybox unshare -U true && echo unshared || echo refused; mkdir /x && echo made"
+
+var noMkdir = &specs.LinuxSeccomp{
+	DefaultAction: specs.ActAllow,
+	Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}},
+}
+
+func TestSeccomp(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		profile func(*specs.Spec) *specs.LinuxSeccomp
+		want    string
+	}{
+		{"unconfined", nil, "Seccomp:\t0\nunshared\nmade\n"},
+		{"default", func(s *specs.Spec) *specs.LinuxSeccomp { return defaultProfile(t, s) }, "Seccomp:\t2\nrefused\nmade\n"},
+		{"custom", func(*specs.Spec) *specs.LinuxSeccomp { return noMkdir }, "Seccomp:\t2\nunshared\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			spec := testSpec(t, busyboxRoot(t), "sh", "-c", probe)
+			if tc.profile != nil {
+				withProfile(t, spec, tc.profile(spec))
+			}
+			res := runContainer(t, spec)
+			if res.startErr != nil {
+				t.Fatal(res.startErr)
+			}
+			if res.stdout != tc.want {
+				t.Errorf("stdout %q (stderr %q), want %q", res.stdout, res.stderr, tc.want)
+			}
+		})
+	}
+}
+
+// An exec'd process gets the container's filter.
+func TestExecSeccomp(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	spec := testSpec(t, busyboxRoot(t), "sleep", "30")
+	withProfile(t, spec, defaultProfile(t, spec))
+	c, _, _ := createContainer(t, spec)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Signal(syscall.SIGKILL)
+		c.Wait()
+		destroy(t, c, spec)
+	})
+	for _, tc := range []struct {
+		name, user, want string
+	}{
+		{"root", "", "Seccomp:\t2\nrefused\nmade\n"},
+		// The filter is installed before the switch to the user.
+		{"nobody", "nobody", "Seccomp:\t2\nrefused\n"},
+	} {
+		stdout, stderr, code := runExecIn(t, c, spec, specs.Process{Args: []string{"sh", "-c", probe + "; rmdir /x"}, User: specs.User{Username: tc.user}})
+		if stdout != tc.want || (code != 0) != (tc.user != "") {
+			t.Errorf("%s: stdout %q stderr %q code %d, want %q", tc.name, stdout, stderr, code, tc.want)
+		}
+	}
+}
+
+func TestSeccompNeedsCompiledFilter(t *testing.T) {
+	spec := testSpec(t, "/nonexistent", "true")
+	spec.Linux.Seccomp = noMkdir
+	if _, err := seccompFilter(spec); err == nil || !strings.Contains(err.Error(), "no compiled filter") {
+		t.Errorf("missing filter: %v", err)
+	}
+	spec.Annotations[AnnotationSeccomp] = "zz"
+	if _, err := seccompFilter(spec); err == nil {
+		t.Error("bad filter accepted")
+	}
+}
