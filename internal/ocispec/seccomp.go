@@ -12,9 +12,10 @@ import (
 	"github.com/skiff-dev/skiff/internal/runtime/seccomp"
 )
 
-// AnnotationSeccomp carries the compiled filter of spec.Linux.Seccomp
-// (seccomp.Encode): the engine compiles each distinct profile once, and
-// the shim, which then needs no syscall tables, installs it.
+// AnnotationSeccomp carries the compiled filter of the container's seccomp
+// profile (seccomp.Encode), the only form of it the spec has: the engine
+// compiles each distinct profile once, and the shim, which then needs no
+// syscall tables, installs it.
 const AnnotationSeccomp = "org.skiff.seccomp.bpf"
 
 // compiled is a profile for one set of capabilities, and its filter.

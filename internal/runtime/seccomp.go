@@ -11,23 +11,24 @@ import (
 	"github.com/skiff-dev/skiff/internal/errdefs"
 )
 
-// AnnotationSeccomp carries the compiled seccomp filter of a spec that has
-// Linux.Seccomp: struct sock_filter array, host byte order, hex-encoded
+// AnnotationSeccomp carries the compiled seccomp filter of the container's
+// profile: struct sock_filter array, host byte order, hex-encoded
 // (internal/runtime/seccomp.Encode). The engine compiles a profile once for
 // many containers; the shim only installs it, without linking a compiler
 // and syscall tables.
 const AnnotationSeccomp = "org.skiff.seccomp.bpf"
 
 // seccompFilter returns the spec's compiled filter ("" for none), checked
-// to decode. A profile without its compiled filter is refused rather than
-// run unfiltered.
+// to decode. The engine's specs carry only the compiled filter; a spec
+// with a profile (Linux.Seccomp) but no compiled filter is refused rather
+// than run unfiltered.
 func seccompFilter(spec *specs.Spec) (string, error) {
 	enc := spec.Annotations[AnnotationSeccomp]
-	if spec.Linux.Seccomp == nil {
-		return "", nil
-	}
 	if enc == "" {
-		return "", errdefs.Invalid("runtime: the spec has a seccomp profile but no compiled filter (annotation %s)", AnnotationSeccomp)
+		if spec.Linux.Seccomp != nil {
+			return "", errdefs.Invalid("runtime: the spec has a seccomp profile but no compiled filter (annotation %s)", AnnotationSeccomp)
+		}
+		return "", nil
 	}
 	if _, err := decodeFilter(enc); err != nil {
 		return "", err

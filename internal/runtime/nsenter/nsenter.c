@@ -10,8 +10,8 @@
 // namespace the target does not share with us) in one call, then fork: a
 // process does not enter a pid namespace itself, its children do. The child
 // applies rlimits, the seccomp filter, user, capabilities, cwd, umask and
-// no_new_privs and execs
-// (the same sequence as the init's, finalize.go's execProcess, in Go); the
+// no_new_privs and execs (the same sequence as the init's, finalize.go's
+// execProcess, in Go); the
 // parent forwards signals to it and exits with its status. The Go runtime
 // never starts.
 

@@ -29,6 +29,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	goruntime "runtime"
+	"slices"
+	"sync"
 
 	"github.com/elastic/go-seccomp-bpf/arch"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -44,6 +46,13 @@ const (
 )
 
 const x32Bit = 0x40000000 // __X32_SYSCALL_BIT
+
+// x32Kernel reports whether this kernel runs x32 syscalls (a getpid with
+// the x32 bit succeeds).
+var x32Kernel = sync.OnceValue(func() bool {
+	_, _, e := unix.RawSyscall(x32Bit|unix.SYS_GETPID, 0, 0, 0)
+	return e == 0
+})
 
 // maxInsns is the kernel's BPF_MAXINSNS.
 const maxInsns = 4096
@@ -148,6 +157,10 @@ func Compile(s *specs.LinuxSeccomp) ([]bpf.RawInstruction, error) {
 			// syscalls never reach this kernel, they get the default.
 		}
 	}
+	// A kernel without the x32 ABI fails those syscalls anyway: their
+	// section would only lengthen the program (by a third for Docker's
+	// profile), so they get the default action instead.
+	x32 = x32 && x32Kernel()
 
 	p := &prog{}
 	ret := bpf.RetConstant{Val: def}
@@ -281,27 +294,21 @@ func (p *prog) target(j int) {
 // section emits the rules of every syscall known to t, for a syscall
 // number in A. A syscall that matches returns; one whose rules all fail
 // returns ret; others fall through.
+//
+// Most syscalls of a profile have one unconditional rule (Docker's allows
+// about 350 that way): those are tested as ranges of consecutive numbers
+// with the same action, a few dozen ranges instead of one test each. The
+// kernel converts and compiles the whole program at every install (once
+// per container start and exec), so its length is start-up time.
 func (p *prog) section(t *table, order []string, rules map[string][]rule, ret bpf.RetConstant) {
-	// Runs of syscalls with one unconditional rule and the same action
-	// share their return instruction.
-	var run []uint32
-	var runAct uint32
-	flush := func() {
-		if len(run) == 0 {
-			return
-		}
-		for i, nr := range run {
-			p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipTrue: uint8(len(run) - i)})
-		}
-		p.emit(bpf.Jump{Skip: 1}, bpf.RetConstant{Val: runAct})
-		run = run[:0]
-	}
+	plain := map[uint32][]uint32{} // action → syscall numbers
+	var actions []uint32
+	var conditional []string
 	for _, name := range order {
 		n, ok := t.names[name]
 		if !ok {
 			continue
 		}
-		nr := uint32(n) | t.mask
 		rs := rules[name]
 		for i, r := range rs { // nothing after an unconditional rule is reached
 			if len(r.conds) == 0 {
@@ -309,18 +316,60 @@ func (p *prog) section(t *table, order []string, rules map[string][]rule, ret bp
 				break
 			}
 		}
+		rules[name] = rs
 		if len(rs) == 1 && len(rs[0].conds) == 0 {
-			if len(run) > 0 && (runAct != rs[0].action || len(run) == 250) {
-				flush()
+			act := rs[0].action
+			if _, ok := plain[act]; !ok {
+				actions = append(actions, act)
 			}
-			runAct = rs[0].action
-			run = append(run, nr)
+			plain[act] = append(plain[act], uint32(n)|t.mask)
 			continue
 		}
-		flush()
-		p.syscall(t, nr, rs, ret)
+		conditional = append(conditional, name)
 	}
-	flush()
+	for _, act := range actions {
+		p.ranges(plain[act], act)
+	}
+	for _, name := range conditional {
+		p.syscall(t, uint32(t.names[name])|t.mask, rules[name], ret)
+	}
+}
+
+// ranges emits, for a syscall number in A: if it is one of nrs, return act;
+// else fall through (A unchanged).
+func (p *prog) ranges(nrs []uint32, act uint32) {
+	slices.Sort(nrs)
+	nrs = slices.Compact(nrs)
+	type span struct{ lo, hi uint32 }
+	var spans []span
+	for _, n := range nrs {
+		if len(spans) > 0 && spans[len(spans)-1].hi+1 == n {
+			spans[len(spans)-1].hi = n
+			continue
+		}
+		spans = append(spans, span{n, n})
+	}
+	// Ascending: past a span's end, try the next; inside it, return;
+	// before its start, the number is in no span: leave.
+	var leaves []int
+	for i, sp := range spans {
+		last := i == len(spans)-1
+		skip := uint8(3)
+		if last {
+			skip = 2
+		}
+		p.emit(bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: sp.hi, SkipTrue: skip})
+		if last {
+			p.emit(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: sp.lo, SkipFalse: 1}, bpf.RetConstant{Val: act})
+			break
+		}
+		p.emit(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: sp.lo, SkipFalse: 1}, bpf.RetConstant{Val: act})
+		leaves = append(leaves, len(p.insns))
+		p.emit(bpf.Jump{}) // to the end, set below
+	}
+	for _, j := range leaves {
+		p.insns[j] = bpf.Jump{Skip: uint32(len(p.insns) - j - 1)}
+	}
 }
 
 // syscall emits: if nr matches, the first rule whose conditions hold
