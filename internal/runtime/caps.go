@@ -71,15 +71,36 @@ func newCaps(c *specs.LinuxCapabilities) *caps {
 		return nil
 	}
 	last := lastCap()
+	// A capability outside our own bounding set cannot be granted (capset
+	// refuses the whole call): a privileged container on a host that runs
+	// skiff without, say, CAP_SYS_RESOURCE gets all the others, as with
+	// runc, rather than not starting.
+	have := ownBounding()
 	return &caps{
 		last:        last,
-		bounding:    newCapSet(c.Bounding, last),
-		effective:   newCapSet(c.Effective, last),
-		permitted:   newCapSet(c.Permitted, last),
-		inheritable: newCapSet(c.Inheritable, last),
-		ambient:     newCapSet(c.Ambient, last),
+		bounding:    newCapSet(c.Bounding, last) & have,
+		effective:   newCapSet(c.Effective, last) & have,
+		permitted:   newCapSet(c.Permitted, last) & have,
+		inheritable: newCapSet(c.Inheritable, last) & have,
+		ambient:     newCapSet(c.Ambient, last) & have,
 	}
 }
+
+// ownBounding is this process's bounding set (all capabilities when it
+// cannot be read). The engine, monitor and init share it.
+var ownBounding = sync.OnceValue(func() capSet {
+	b, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
+					return capSet(n)
+				}
+			}
+		}
+	}
+	return ^capSet(0)
+})
 
 // dropBounding removes from the bounding set every capability not in it.
 // It needs CAP_SETPCAP, so it runs before the user switch and capset.
