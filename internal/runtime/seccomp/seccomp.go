@@ -25,6 +25,7 @@
 package seccomp
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -338,32 +339,42 @@ func (p *prog) section(t *table, order []string, rules map[string][]rule, ret bp
 // ranges emits, for a syscall number in A: if it is one of nrs, return act;
 // else fall through (A unchanged).
 func (p *prog) ranges(nrs []uint32, act uint32) {
-	slices.Sort(nrs)
-	nrs = slices.Compact(nrs)
-	type span struct{ lo, hi uint32 }
-	var spans []span
-	for _, n := range nrs {
-		if len(spans) > 0 && spans[len(spans)-1].hi+1 == n {
-			spans[len(spans)-1].hi = n
+	spans := make([]span, len(nrs))
+	for i, n := range nrs {
+		spans[i] = span{n, n}
+	}
+	p.spans(spans, act)
+}
+
+// span is the values lo..hi, both included.
+type span struct{ lo, hi uint32 }
+
+// spans emits, for a value in A: if it falls in one of the spans, return
+// act; else fall through (A unchanged).
+func (p *prog) spans(spans []span, act uint32) {
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
+	var merged []span
+	for _, sp := range spans {
+		if n := len(merged); n > 0 && uint64(sp.lo) <= uint64(merged[n-1].hi)+1 {
+			merged[n-1].hi = max(merged[n-1].hi, sp.hi)
 			continue
 		}
-		spans = append(spans, span{n, n})
+		merged = append(merged, sp)
 	}
 	// Ascending: past a span's end, try the next; inside it, return;
-	// before its start, the number is in no span: leave.
+	// before its start, the value is in no span: leave.
 	var leaves []int
-	for i, sp := range spans {
-		last := i == len(spans)-1
+	for i, sp := range merged {
+		last := i == len(merged)-1
 		skip := uint8(3)
 		if last {
 			skip = 2
 		}
 		p.emit(bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: sp.hi, SkipTrue: skip})
+		p.emit(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: sp.lo, SkipFalse: 1}, bpf.RetConstant{Val: act})
 		if last {
-			p.emit(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: sp.lo, SkipFalse: 1}, bpf.RetConstant{Val: act})
 			break
 		}
-		p.emit(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: sp.lo, SkipFalse: 1}, bpf.RetConstant{Val: act})
 		leaves = append(leaves, len(p.insns))
 		p.emit(bpf.Jump{}) // to the end, set below
 	}
@@ -378,6 +389,19 @@ func (p *prog) syscall(t *table, nr uint32, rs []rule, ret bpf.RetConstant) {
 	p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipTrue: 1})
 	skip := len(p.insns)
 	p.emit(bpf.Jump{}) // to the next syscall, set below
+	if idx, hi, set, act, ok := valueSet(t, rs); ok {
+		// "argument idx is in these ranges": tested as for syscall numbers
+		// (Docker's socket rules list some 30 address families).
+		if !t.narrow {
+			p.emit(bpf.LoadAbsolute{Off: uint32(offArgs + 8*idx + 4), Size: 4})
+			p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: hi, SkipTrue: 1}, ret)
+		}
+		p.emit(bpf.LoadAbsolute{Off: uint32(offArgs + 8*idx), Size: 4})
+		p.spans(set, act)
+		p.emit(ret)
+		p.insns[skip] = bpf.Jump{Skip: uint32(len(p.insns) - skip - 1)}
+		return
+	}
 	for _, r := range rs {
 		// Each condition jumps to fail on failure; fail is the next rule,
 		// patched once this rule is laid out.
@@ -392,6 +416,52 @@ func (p *prog) syscall(t *table, nr uint32, rs []rule, ret bpf.RetConstant) {
 	}
 	p.emit(ret)
 	p.insns[skip] = bpf.Jump{Skip: uint32(len(p.insns) - skip - 1)}
+}
+
+// valueSet reports whether rs is a set of ranges of one argument: every
+// rule one condition on the same argument, EqualTo, LessThan or
+// LessEqual, with the same action and the same high word (for 64-bit
+// arguments; 0 for the two "less" ones, whose range then starts at 0). It
+// returns the argument, the high word, the ranges of the low word and the
+// action.
+func valueSet(t *table, rs []rule) (idx uint, hi uint32, set []span, act uint32, ok bool) {
+	if len(rs) < 2 {
+		return 0, 0, nil, 0, false
+	}
+	for i, r := range rs {
+		if len(r.conds) != 1 {
+			return 0, 0, nil, 0, false
+		}
+		c := r.conds[0]
+		v := c.Value
+		if t.narrow {
+			v = uint64(uint32(v))
+		}
+		var sp span
+		switch c.Op {
+		case specs.OpEqualTo:
+			sp = span{uint32(v), uint32(v)}
+		case specs.OpLessThan:
+			if v>>32 != 0 || v == 0 {
+				return 0, 0, nil, 0, false
+			}
+			sp = span{0, uint32(v - 1)}
+		case specs.OpLessEqual:
+			if v>>32 != 0 {
+				return 0, 0, nil, 0, false
+			}
+			sp = span{0, uint32(v)}
+		default:
+			return 0, 0, nil, 0, false
+		}
+		if i == 0 {
+			idx, hi, act = c.Index, uint32(v>>32), r.action
+		} else if c.Index != idx || uint32(v>>32) != hi || r.action != act {
+			return 0, 0, nil, 0, false
+		}
+		set = append(set, sp)
+	}
+	return idx, hi, set, act, true
 }
 
 // cond emits the test of one condition on the argument and returns the

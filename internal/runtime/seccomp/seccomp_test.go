@@ -363,7 +363,7 @@ func TestCompiledMatchesProfile(t *testing.T) {
 		values := map[uint64]bool{0: true, ^uint64(0): true}
 		for _, sc := range prof.Syscalls {
 			for _, a := range sc.Args {
-				values[a.Value], values[a.ValueTwo], values[a.Value+1] = true, true, true
+				values[a.Value], values[a.ValueTwo], values[a.Value+1], values[a.Value-1] = true, true, true, true
 			}
 		}
 		checked := 0
