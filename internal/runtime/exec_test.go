@@ -28,6 +28,13 @@ func runningContainer(t *testing.T) (*Container, *specs.Spec) {
 	}
 	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/etc/hostname", Type: "bind", Source: hostname, Options: []string{"rbind", "rprivate"}})
 	spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: ptr(int64(50))}
+	return startedContainer(t, spec), spec
+}
+
+// startedContainer creates and starts spec's container; it is killed and
+// destroyed with the test.
+func startedContainer(t *testing.T, spec *specs.Spec) *Container {
+	t.Helper()
 	c, _, _ := createContainer(t, spec)
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
@@ -37,7 +44,7 @@ func runningContainer(t *testing.T) (*Container, *specs.Spec) {
 		c.Wait()
 		destroy(t, c, spec)
 	})
-	return c, spec
+	return c
 }
 
 func runExecIn(t *testing.T, c *Container, spec *specs.Spec, p specs.Process) (stdout, stderr string, code int) {

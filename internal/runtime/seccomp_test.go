@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"strings"
-	"syscall"
 	"testing"
 
 	profiles "github.com/moby/profiles/seccomp"
@@ -76,15 +75,7 @@ func TestExecSeccomp(t *testing.T) {
 	t.Parallel()
 	spec := testSpec(t, busyboxRoot(t), "sleep", "30")
 	withProfile(t, spec, defaultProfile(t, spec))
-	c, _, _ := createContainer(t, spec)
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Signal(syscall.SIGKILL)
-		c.Wait()
-		destroy(t, c, spec)
-	})
+	c := startedContainer(t, spec)
 	for _, tc := range []struct {
 		name, user, want string
 	}{
