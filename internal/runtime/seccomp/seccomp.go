@@ -481,7 +481,6 @@ func (p *prog) cond(t *table, c specs.LinuxSeccompArg) []int {
 		fails = append(fails, len(p.insns))
 		p.emit(bpf.JumpIf{Cond: cond, Val: val})
 	}
-	// okIf emits "if cond goto (after the low-word test)"; returns its index.
 	// The word comparisons follow libseccomp's for 64-bit arguments: the
 	// high words decide unless they are equal.
 	switch c.Op {
