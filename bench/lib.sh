@@ -1,6 +1,7 @@
 # Shared set-up for the bench/ scripts (sourced, not run).
 #
-# bench_daemon SUBNET_OCTET: builds skiff, makes a work dir ($root) and a busybox
+# bench_daemon SUBNET_OCTET: builds skiff, makes a work dir ($root; the exec root,
+# $exec_root, is on tmpfs under /run as the default) and a busybox
 # tarball ($tar), starts a daemon on its own data root, socket, cgroup parent,
 # bridge (10.SUBNET_OCTET.0.1/16) and nftables table, imports busybox, and
 # removes all of it on exit. Exports SKIFF_HOST; sets $bin, $root, $tar, $dpid.
@@ -18,7 +19,9 @@ bench_daemon() {
 {"cgroup-parent": "$bench_cg", "bridge": "skb$$", "bip": "10.$octet.0.1/16",
  "nft-table": "skiff_bench_$$", "ip-forward": false}
 JSON
-  "$bin/skiff" daemon -H "$SKIFF_HOST" --data-root "$root/data" --exec-root "$root/exec" \
+  # The exec root on tmpfs, as the default /run/skiff is.
+  exec_root=/run/skiff-bench-$$
+  "$bin/skiff" daemon -H "$SKIFF_HOST" --data-root "$root/data" --exec-root "$exec_root" \
     --config-file "$root/daemon.json" >"$root/daemon.log" 2>&1 &
   dpid=$!
   trap bench_cleanup EXIT
@@ -36,7 +39,7 @@ bench_cleanup() {
     [ -d "$c" ] && rmdir "$c" 2>/dev/null || true
   done
   if mountpoint -q "$root"; then umount "$root"; fi
-  rm -rf "$root" "$root.img"
+  rm -rf "$root" "$root.img" "$exec_root"
 }
 
 # bench_fresh_fs DIR: with BENCH_FRESH_FS=1 (the storage benches set it),

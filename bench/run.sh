@@ -25,7 +25,7 @@ total=0; n=0
 # A monitor works in its bundle directory; the one the engine keeps started
 # ahead (`--bundle-stdin`, no container yet) is still in / and not counted.
 for p in $(pgrep -f "skiff-shim monitor"); do
-  case $(readlink "/proc/$p/cwd") in "$root"/*) total=$((total + $(pss_kib "$p"))); n=$((n + 1)) ;; esac
+  case $(readlink "/proc/$p/cwd") in "$exec_root"/*) total=$((total + $(pss_kib "$p"))); n=$((n + 1)) ;; esac
 done
 skiff_mon=$(awk -v t="$total" -v n="$n" 'BEGIN {printf "%.2f", t/n/1024}')
 ids=$("$bin/skiff" ps -q); "$bin/skiff" rm -f $ids >/dev/null

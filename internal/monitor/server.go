@@ -319,7 +319,12 @@ func (s *server) finish(st ExitStatus, ln *net.UnixListener, outR, errR *os.File
 	os.Remove(filepath.Join(s.opts.Bundle, SocketFile))
 }
 
-// writeExit writes DIR/exit.json so that it is either whole or absent.
+// writeExit writes DIR/exit.json so that it is either whole or absent
+// (written aside, then renamed). It is not synced: the bundle is runtime
+// state (the exec root, /run by default, is gone at reboot), an engine that
+// crashes still finds it in the page cache, and a host that loses power
+// takes the container down with it; a sync would cost every exit a disk
+// flush where the exec root is on disk.
 func writeExit(bundle string, ex Exit) error {
 	b, err := json.Marshal(ex)
 	if err != nil {
@@ -331,9 +336,6 @@ func writeExit(bundle string, ex Exit) error {
 		return fmt.Errorf("write exit status: %w", err)
 	}
 	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -343,10 +345,6 @@ func writeExit(bundle string, ex Exit) error {
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write exit status: %w", err)
-	}
-	if d, err := os.Open(bundle); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
