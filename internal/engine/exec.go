@@ -131,7 +131,7 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 	if cfg.Privileged {
 		spec.Process.Capabilities = nil
 	}
-	xcmd, err := runtime.ExecCommand(runtime.ExecOpts{ShimPath: e.cfg.ShimPath, ContainerPid: pid, Spec: spec, Process: proc})
+	xcmd, err := runtime.ExecCommand(runtime.ExecOpts{ShimPath: e.cfg.ShimPath, Bundle: e.bundleDir(c.ID), ContainerPid: pid, Spec: spec, Process: proc})
 	if err != nil {
 		return fmt.Errorf("exec in container %s: %w", c.ID, err)
 	}

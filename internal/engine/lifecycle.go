@@ -20,6 +20,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/monitor"
 	"github.com/skiff-dev/skiff/internal/ocispec"
+	"github.com/skiff-dev/skiff/internal/runtime"
 	"github.com/skiff-dev/skiff/internal/snapshot"
 )
 
@@ -227,6 +228,9 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) e
 		return err
 	}
 	if err := e.netSpec(c, spec); err != nil {
+		return err
+	}
+	if err := runtime.MoveSeccompToFile(spec, bundle); err != nil {
 		return err
 	}
 	if err := writeJSON(filepath.Join(bundle, "config.json"), spec); err != nil {

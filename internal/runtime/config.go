@@ -48,8 +48,11 @@ type initConfig struct {
 	Terminal    bool       `json:"terminal,omitempty"`
 	OOMScoreAdj *int       `json:"oomScoreAdj,omitempty"`
 	Process     procConfig `json:"process"`
-	// Seccomp is the compiled filter (AnnotationSeccomp), "" for none.
-	Seccomp string `json:"seccomp,omitempty"`
+	// Seccomp is the compiled filter inline (AnnotationSeccomp), or
+	// SeccompFile the absolute path of a file holding it raw
+	// (AnnotationSeccompFile); both empty for none.
+	Seccomp     string `json:"seccomp,omitempty"`
+	SeccompFile string `json:"seccompFile,omitempty"`
 }
 
 // procConfig is what both init and exec apply to themselves just before
@@ -180,12 +183,19 @@ func newInitConfig(spec *specs.Spec, plan nsPlan, cg cgroups.Manager, console bo
 			return nil, errdefs.Invalid("invalid sysctl %q", k)
 		}
 	}
-	filter, err := seccompFilter(spec)
+	filter, err := seccompOf(spec)
 	if err != nil {
 		return nil, err
 	}
+	if filter.file != "" && !filepath.IsAbs(filter.file) {
+		// Relative to the bundle, our working directory.
+		if filter.file, err = filepath.Abs(filter.file); err != nil {
+			return nil, errdefs.System("seccomp filter: %v", err)
+		}
+	}
 	cfg := &initConfig{
-		Seccomp:       filter,
+		Seccomp:       filter.hex,
+		SeccompFile:   filter.file,
 		Rootfs:        filepath.Clean(rootfs),
 		Overlay:       spec.Annotations[AnnotationOverlay],
 		ReadonlyRoot:  spec.Root.Readonly,

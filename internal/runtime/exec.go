@@ -1,10 +1,12 @@
 package runtime
 
 import (
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +30,7 @@ const (
 // ExecOpts describes a process to run in a running container.
 type ExecOpts struct {
 	ShimPath     string
+	Bundle       string      // the container's bundle: its seccomp filter file is there
 	ContainerPid int         // host pid of the container's first process
 	Spec         *specs.Spec // the container's spec: cgroup, capabilities, rlimits, no_new_privs
 	// Process gives Args, Env and Cwd (default: the container's cwd), and
@@ -108,9 +111,24 @@ func ExecCommand(opts ExecOpts) (*ExecCmd, error) {
 	if fail != nil {
 		u = &execUser{}
 	}
-	filter, err := seccompFilter(spec)
+	src, err := seccompOf(spec)
 	if err != nil {
 		return nil, err
+	}
+	filter := src.hex
+	if src.file != "" {
+		path := src.file
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(opts.Bundle, path)
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, errdefs.System("exec: read seccomp filter: %v", err)
+		}
+		if _, err := rawFilter(raw); err != nil {
+			return nil, err
+		}
+		filter = hex.EncodeToString(raw)
 	}
 	blob, err := memfdWith("skiff-exec", encodeExec(fail, &pc, u, newCaps(pc.Caps), filter))
 	if err != nil {

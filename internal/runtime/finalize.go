@@ -82,18 +82,12 @@ type prepared struct {
 	filter []unix.SockFilter
 }
 
-func prepare(p *procConfig, seccomp string) (*prepared, error) {
+func prepare(p *procConfig, filter []unix.SockFilter) (*prepared, error) {
 	u, err := resolveUserInRoot(p)
 	if err != nil {
 		return nil, err
 	}
-	pp := &prepared{proc: p, user: u, caps: newCaps(p.Caps), env: withHome(p.Env, u.Home)}
-	if seccomp != "" {
-		if pp.filter, err = decodeFilter(seccomp); err != nil {
-			return nil, err
-		}
-	}
-	return pp, nil
+	return &prepared{proc: p, user: u, caps: newCaps(p.Caps), env: withHome(p.Env, u.Home), filter: filter}, nil
 }
 
 // execProcess switches to the container's user and capabilities and

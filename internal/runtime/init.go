@@ -52,6 +52,17 @@ func runInit(sock *os.File) error {
 	if err := json.Unmarshal(payload, &cfg); err != nil {
 		return errdefs.System("init: decode config: %v", err)
 	}
+	// The seccomp filter, read while the host's paths are still in view.
+	var filter []unix.SockFilter
+	switch {
+	case cfg.SeccompFile != "":
+		filter, err = readFilterFile(cfg.SeccompFile)
+	case cfg.Seccomp != "":
+		filter, err = decodeFilter(cfg.Seccomp)
+	}
+	if err != nil {
+		return err
+	}
 	// Files and directories made below get exactly the modes asked for.
 	unix.Umask(0)
 	if cfg.NewCgroupNS {
@@ -93,7 +104,7 @@ func runInit(sock *os.File) error {
 	if err := makeCwd(cfg.Process.Cwd); err != nil {
 		return err
 	}
-	pp, err := prepare(&cfg.Process, cfg.Seccomp)
+	pp, err := prepare(&cfg.Process, filter)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package runtime
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"os"
+	"path/filepath"
 	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -18,29 +20,81 @@ import (
 // and syscall tables.
 const AnnotationSeccomp = "org.skiff.seccomp.bpf"
 
-// seccompFilter returns the spec's compiled filter ("" for none), checked
-// to decode. The engine's specs carry only the compiled filter; a spec
-// with a profile (Linux.Seccomp) but no compiled filter is refused rather
-// than run unfiltered.
-func seccompFilter(spec *specs.Spec) (string, error) {
+// AnnotationSeccompFile names, relative to the bundle, a file holding the
+// compiled filter raw (the same struct sock_filter array). The engine puts
+// the filter there rather than in config.json: a monitor stays resident per
+// container, and its memory grows with the size of the spec it reads
+// (about 0.45 MiB for 6 KB more, measured), which the filter's 8 KB of hex
+// would otherwise add to every running container.
+const AnnotationSeccompFile = "org.skiff.seccomp.file"
+
+// SeccompFile is the name the engine gives that file in a bundle.
+const SeccompFile = "seccomp.bpf"
+
+// MoveSeccompToFile takes an inline compiled filter (AnnotationSeccomp)
+// out of spec into bundle/SeccompFile and points AnnotationSeccompFile at it.
+func MoveSeccompToFile(spec *specs.Spec, bundle string) error {
 	enc := spec.Annotations[AnnotationSeccomp]
 	if enc == "" {
-		if spec.Linux.Seccomp != nil {
-			return "", errdefs.Invalid("runtime: the spec has a seccomp profile but no compiled filter (annotation %s)", AnnotationSeccomp)
+		return nil
+	}
+	raw, err := hex.DecodeString(enc)
+	if err != nil {
+		return errdefs.Invalid("runtime: bad compiled seccomp filter in %s", AnnotationSeccomp)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, SeccompFile), raw, 0o600); err != nil {
+		return errdefs.System("write seccomp filter: %v", err)
+	}
+	delete(spec.Annotations, AnnotationSeccomp)
+	spec.Annotations[AnnotationSeccompFile] = SeccompFile
+	return nil
+}
+
+// seccompSource is where a spec's filter is: inline hex, or a file (the
+// path relative to the bundle, or absolute).
+type seccompSource struct {
+	hex  string
+	file string
+}
+
+// seccompOf reads where spec's filter is. A spec with a profile
+// (Linux.Seccomp) but no compiled filter is refused rather than run
+// unfiltered.
+func seccompOf(spec *specs.Spec) (seccompSource, error) {
+	src := seccompSource{hex: spec.Annotations[AnnotationSeccomp], file: spec.Annotations[AnnotationSeccompFile]}
+	if src.hex == "" && src.file == "" && spec.Linux.Seccomp != nil {
+		return src, errdefs.Invalid("runtime: the spec has a seccomp profile but no compiled filter (annotation %s)", AnnotationSeccomp)
+	}
+	if src.hex != "" {
+		if _, err := decodeFilter(src.hex); err != nil {
+			return src, err
 		}
-		return "", nil
 	}
-	if _, err := decodeFilter(enc); err != nil {
-		return "", err
+	return src, nil
+}
+
+// readFilterFile reads a raw compiled filter.
+func readFilterFile(path string) ([]unix.SockFilter, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, errdefs.System("read seccomp filter: %v", err)
 	}
-	return enc, nil
+	return rawFilter(b)
 }
 
 // decodeFilter turns AnnotationSeccomp's text into instructions.
 func decodeFilter(enc string) ([]unix.SockFilter, error) {
 	b, err := hex.DecodeString(enc)
-	if err != nil || len(b) == 0 || len(b)%8 != 0 || len(b)/8 > 4096 {
+	if err != nil {
 		return nil, errdefs.Invalid("runtime: bad compiled seccomp filter in %s", AnnotationSeccomp)
+	}
+	return rawFilter(b)
+}
+
+// rawFilter turns a struct sock_filter array into instructions.
+func rawFilter(b []byte) ([]unix.SockFilter, error) {
+	if len(b) == 0 || len(b)%8 != 0 || len(b)/8 > 4096 {
+		return nil, errdefs.Invalid("runtime: bad compiled seccomp filter (%d bytes)", len(b))
 	}
 	f := make([]unix.SockFilter, len(b)/8)
 	for i := range f {

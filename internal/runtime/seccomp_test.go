@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -93,11 +94,50 @@ func TestExecSeccomp(t *testing.T) {
 func TestSeccompNeedsCompiledFilter(t *testing.T) {
 	spec := testSpec(t, "/nonexistent", "true")
 	spec.Linux.Seccomp = noMkdir
-	if _, err := seccompFilter(spec); err == nil || !strings.Contains(err.Error(), "no compiled filter") {
+	if _, err := seccompOf(spec); err == nil || !strings.Contains(err.Error(), "no compiled filter") {
 		t.Errorf("missing filter: %v", err)
 	}
 	spec.Annotations[AnnotationSeccomp] = "zz"
-	if _, err := seccompFilter(spec); err == nil {
+	if _, err := seccompOf(spec); err == nil {
 		t.Error("bad filter accepted")
 	}
+}
+
+// The filter handed over in a file of the bundle (as the engine does, to
+// keep config.json small) reaches init and exec alike.
+func TestSeccompFromFile(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	spec := testSpec(t, busyboxRoot(t), "sleep", "30")
+	withProfile(t, spec, noMkdir)
+	bundle := t.TempDir()
+	if err := MoveSeccompToFile(spec, bundle); err != nil {
+		t.Fatal(err)
+	}
+	if spec.Annotations[AnnotationSeccomp] != "" || spec.Annotations[AnnotationSeccompFile] != SeccompFile {
+		t.Fatalf("annotations after the move: %v", spec.Annotations)
+	}
+	// Init finds it from its working directory, the bundle, as under the
+	// monitor; here the test's: make the path absolute.
+	spec.Annotations[AnnotationSeccompFile] = filepath.Join(bundle, SeccompFile)
+	c := startedContainer(t, spec)
+	if out := execOut(t, c, spec, bundle, "sh", "-c", "grep '^Seccomp:' /proc/1/status; mkdir /x && echo made"); out != "Seccomp:\t2\n" {
+		t.Errorf("init with the filter from a file: %q", out)
+	}
+	// Exec resolves a relative name against the bundle it is given.
+	spec.Annotations[AnnotationSeccompFile] = SeccompFile
+	if out := execOut(t, c, spec, bundle, "sh", "-c", "grep '^Seccomp:' /proc/self/status; mkdir /y && echo made"); out != "Seccomp:\t2\n" {
+		t.Errorf("exec with the filter from a file: %q", out)
+	}
+}
+
+func execOut(t *testing.T, c *Container, spec *specs.Spec, bundle string, args ...string) string {
+	t.Helper()
+	cmd, err := ExecCommand(ExecOpts{ShimPath: shimPath, Bundle: bundle, ContainerPid: c.Pid(), Spec: spec, Process: specs.Process{Args: args, Env: spec.Process.Env}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Close()
+	out, _ := cmd.Output()
+	return string(out)
 }
