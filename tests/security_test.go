@@ -70,3 +70,22 @@ func TestSecurityOpts(t *testing.T) {
 		t.Errorf("refused runs left containers: %q", out)
 	}
 }
+
+// Through the docker CLI: a pids limit below what skiff's own init needs
+// still starts the container (and limits it), and --privileged runs on a
+// host whose bounding set lacks a capability (this VM has no
+// CAP_SYS_RESOURCE), unfiltered.
+func TestDockerCLIPidsLimitAndPrivileged(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	d.importBusybox()
+	out, errOut, code := d.docker("run", "--rm", "--pids-limit", "1", "busybox", "sh", "-c", "echo started; true & wait")
+	// sh exits 2 on the refused fork, and run passes its status on.
+	if code != 2 || out != "started\n" || !strings.Contains(errOut, "can't fork") {
+		t.Errorf("--pids-limit 1: exit %d stdout %q stderr %q", code, out, errOut)
+	}
+	out, errOut, code = d.docker("run", "--rm", "--privileged", "busybox", "grep", "^Seccomp:", "/proc/self/status")
+	if code != 0 || out != "Seccomp:\t0\n" {
+		t.Errorf("--privileged: exit %d stdout %q stderr %q", code, out, errOut)
+	}
+}
