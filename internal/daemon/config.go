@@ -21,6 +21,10 @@ type Config struct {
 	// option favordynmods on hosts where containers are moved into cgroup
 	// v1 hierarchies: see cgroups.FavorDynMods.
 	CgroupFavorDynMods *bool `json:"cgroup-favordynmods,omitempty"`
+
+	// DefaultIpcMode is the IPC mode of containers that ask for none:
+	// "private" (Docker 20.10+'s default) or "shareable".
+	DefaultIpcMode string `json:"default-ipc-mode,omitempty"`
 }
 
 const (

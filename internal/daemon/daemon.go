@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
+
 	"github.com/skiff-dev/skiff/internal/apiserver"
 	"github.com/skiff-dev/skiff/internal/cgroups"
 	"github.com/skiff-dev/skiff/internal/engine"
@@ -39,6 +41,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 		"log-opts": true, "log-driver": true, "cgroup-parent": true, "cgroup-favordynmods": true, "live-restore": true,
 		"bip": true, "mtu": true, "fixed-cidr": true, "insecure-registries": true, "registry-mirrors": true,
 		"default-ulimits": true, "dns": true, "dns-search": true, "dns-opts": true, "storage-driver": true,
+		"default-ipc-mode": true,
 	}
 	for _, k := range networkKeys {
 		known[k] = true
@@ -78,6 +81,22 @@ func LoadConfigFile(path string, cfg *Config) error {
 		cfg.CgroupFavorDynMods = fileCfg.CgroupFavorDynMods
 	}
 	cfg.mergeNetwork(fileCfg.NetworkConfig)
+	if cfg.DefaultIpcMode == "" {
+		cfg.DefaultIpcMode = fileCfg.DefaultIpcMode
+	}
+	return verifyDefaultIpcMode(cfg.DefaultIpcMode)
+}
+
+// verifyDefaultIpcMode accepts what dockerd accepts as default-ipc-mode.
+func verifyDefaultIpcMode(mode string) error {
+	const hint = `use "shareable" or "private"`
+	m := container.IpcMode(mode)
+	if !m.Valid() {
+		return errdefs.Invalid("default IPC mode setting (%v) is invalid; "+hint, m)
+	}
+	if m != "" && !m.IsPrivate() && !m.IsShareable() {
+		return errdefs.Invalid(`IPC mode "%v" is not supported as default value; `+hint, m)
+	}
 	return nil
 }
 
@@ -131,7 +150,8 @@ func Run(ctx context.Context, cfg Config) error {
 	eng, err := engine.New(ctx, engine.Config{
 		DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, ShimPath: cfg.ShimPath,
 		CgroupParent: cfg.CgroupParent, LogOpts: cfg.LogOpts, Logger: logger,
-		Net: cfg.engineNet(),
+		DefaultIpcMode: cfg.DefaultIpcMode,
+		Net:            cfg.engineNet(),
 
 		// registry client settings
 		InsecureRegistries: cfg.InsecureRegistries, RegistryMirrors: cfg.RegistryMirrors,

@@ -60,6 +60,10 @@ type Container struct {
 	// Net is the container's network configuration and, while it runs,
 	// its namespace, endpoints and published ports (network.go).
 	Net *containerNet `json:",omitempty"`
+	// ShmPath is the host directory bound at /dev/shm while the container
+	// runs with --ipc shareable, host or container:X: what a container
+	// joining its IPC namespace binds too (namespaces.go).
+	ShmPath string `json:",omitempty"`
 	// HasBeenStartedBefore and ManualStop drive restart policies: a container
 	// stopped by the user is not restarted.
 	HasBeenStartedBefore bool

@@ -44,6 +44,9 @@ type Config struct {
 
 	// Net configures bridge networking (network.go).
 	Net NetConfig
+	// DefaultIpcMode is the IPC mode of a container that asks for none:
+	// "private" (the default) or "shareable" (daemon.json default-ipc-mode).
+	DefaultIpcMode string
 }
 
 // Engine implements the apiserver's Backend.

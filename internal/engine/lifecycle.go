@@ -81,8 +81,13 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 			e.netStop(c)
 		}
 	}()
+	defer func() {
+		if err != nil {
+			e.releaseShm(c) // namespaces.go
+		}
+	}()
 	if err := e.writeBundle(ctx, c, bundle); err != nil {
-		return err
+		return e.specFailed(c, err) // namespaces.go
 	}
 	t1 := time.Now()
 	proc, err := e.monitors.Spawn(ctx, bundle)
@@ -211,6 +216,10 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) e
 	if hc.AutoRemove && ovl != "" {
 		ovl = volatileOverlay(ovl)
 	}
+	nsPaths, shm, err := e.namespaceSpec(c, &hc) // namespaces.go
+	if err != nil {
+		return err
+	}
 	spec, err := ocispec.Build(ocispec.Input{
 		ID: c.ID, Config: &cfg, HostConfig: &hc,
 		RootPath:   filepath.Join(bundle, "rootfs"),
@@ -219,6 +228,7 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) e
 		HostsPath:  filepath.Join(dir, "hosts"), HostnamePath: filepath.Join(dir, "hostname"),
 		ResolvConfPath: filepath.Join(dir, "resolv.conf"),
 		HostNetwork:    hc.NetworkMode.IsHost(),
+		NamespacePaths: nsPaths, ShmPath: shm,
 	})
 	if err != nil {
 		return err
@@ -288,6 +298,7 @@ func (e *Engine) onExit(c *Container, exited chan struct{}) {
 	}
 	os.RemoveAll(bundle)
 	e.netStop(c)
+	e.releaseShm(c) // namespaces.go
 	c.mu.Lock()
 	c.State.Status = container.StateExited
 	c.State.Running = false
@@ -589,6 +600,7 @@ func (e *Engine) remove(ctx context.Context, c *Container, force bool) error {
 	c.mu.Unlock()
 	var errs []error
 	e.netStop(c)
+	e.releaseShm(c) // before the container's directory goes
 	if err := e.snaps.Remove(context.WithoutCancel(ctx), c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("remove root filesystem: %w", err))
 	}

@@ -20,6 +20,9 @@ const (
 	// AnnotationOverlay carries overlay mount data for the root filesystem; the
 	// runtime mounts it inside the container's own mount namespace.
 	AnnotationOverlay = "org.skiff.rootfs.overlay"
+	// AnnotationGroups lists --group-add's names and gids, one a line; the
+	// runtime resolves them in the container's /etc/group.
+	AnnotationGroups = "org.skiff.groups"
 )
 
 // DefaultPath is the PATH a container gets when its image sets none.
@@ -42,6 +45,14 @@ var readonlyPaths = []string{
 	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 }
 
+// DefaultMaskedPaths are the paths Docker hides from a container that is not
+// privileged (HostConfig.MaskedPaths when the client sets none).
+func DefaultMaskedPaths() []string { return append([]string{}, maskedPaths...) }
+
+// DefaultReadonlyPaths are the paths Docker makes read-only in a container
+// that is not privileged.
+func DefaultReadonlyPaths() []string { return append([]string{}, readonlyPaths...) }
+
 // Input is everything Build needs besides the Docker configuration.
 type Input struct {
 	ID         string
@@ -54,6 +65,13 @@ type Input struct {
 	HostsPath, HostnamePath, ResolvConfPath string
 	// HostNetwork shares the host's network namespace (and its /sys).
 	HostNetwork bool
+	// NamespacePaths are the namespaces of other containers to join
+	// (--pid/--ipc container:X), as /proc/PID/ns/* paths.
+	NamespacePaths map[specs.LinuxNamespaceType]string
+	// ShmPath is a host directory bound at /dev/shm (--ipc shareable,
+	// host or container:X); empty for a tmpfs of its own (private), or
+	// nothing at all with --ipc none.
+	ShmPath string
 }
 
 // Build returns the OCI runtime spec for in.
@@ -82,9 +100,10 @@ func Build(in Input) (*specs.Spec, error) {
 		return nil, err
 	}
 	s := &specs.Spec{
-		Version:  specs.Version,
-		Hostname: cfg.Hostname,
-		Root:     &specs.Root{Path: in.RootPath, Readonly: hc.ReadonlyRootfs},
+		Version:    specs.Version,
+		Hostname:   cfg.Hostname,
+		Domainname: cfg.Domainname,
+		Root:       &specs.Root{Path: in.RootPath, Readonly: hc.ReadonlyRootfs},
 		Process: &specs.Process{
 			Terminal:        cfg.Tty,
 			Args:            args,
@@ -99,7 +118,7 @@ func Build(in Input) (*specs.Spec, error) {
 		Linux: &specs.Linux{
 			CgroupsPath: in.CgroupPath,
 			Resources:   resources(hc),
-			Namespaces:  namespaces(in.HostNetwork),
+			Namespaces:  namespaces(in, hc),
 		},
 	}
 	if hc.OomScoreAdj != 0 {
@@ -109,9 +128,31 @@ func Build(in Input) (*specs.Spec, error) {
 	if in.Overlay != "" {
 		s.Annotations[AnnotationOverlay] = in.Overlay
 	}
+	if hc.UTSMode.IsHost() {
+		s.Hostname, s.Domainname = "", ""
+	}
+	// A namespace to join without its path would silently be the host's.
+	if hc.PidMode.IsContainer() && !hasNamespace(s.Linux.Namespaces, specs.PIDNamespace) {
+		return nil, errdefs.System("ocispec: no namespace path for PID mode %s", hc.PidMode)
+	}
+	if hc.IpcMode.IsContainer() && !hasNamespace(s.Linux.Namespaces, specs.IPCNamespace) {
+		return nil, errdefs.System("ocispec: no namespace path for IPC mode %s", hc.IpcMode)
+	}
+	if len(hc.GroupAdd) > 0 {
+		// Resolved in the container's /etc/group by the runtime.
+		s.Annotations[AnnotationGroups] = strings.Join(hc.GroupAdd, "\n")
+	}
+	// Docker's order: the defaults unless privileged, then the host
+	// config's lists when set (empty with systempaths=unconfined).
 	if !hc.Privileged {
-		s.Linux.MaskedPaths = append([]string{}, maskedPaths...)
-		s.Linux.ReadonlyPaths = append([]string{}, readonlyPaths...)
+		s.Linux.MaskedPaths = DefaultMaskedPaths()
+		s.Linux.ReadonlyPaths = DefaultReadonlyPaths()
+	}
+	if hc.MaskedPaths != nil {
+		s.Linux.MaskedPaths = append([]string{}, hc.MaskedPaths...)
+	}
+	if hc.ReadonlyPaths != nil {
+		s.Linux.ReadonlyPaths = append([]string{}, hc.ReadonlyPaths...)
 	}
 	s.Linux.Sysctl = hc.Sysctls
 	s.Mounts = mounts(in, hc)
@@ -128,15 +169,37 @@ func Build(in Input) (*specs.Spec, error) {
 	return s, nil
 }
 
-func namespaces(hostNet bool) []specs.LinuxNamespace {
-	ns := []specs.LinuxNamespace{
-		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
-		{Type: specs.MountNamespace}, {Type: specs.CgroupNamespace},
+// namespaces gives the container new namespaces, but none where it shares
+// the host's (--pid/--ipc/--uts host, --network host) and a path where it
+// joins another container's (--pid/--ipc container:X; the network one is
+// set by the engine).
+func namespaces(in Input, hc *container.HostConfig) []specs.LinuxNamespace {
+	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.CgroupNamespace}}
+	add := func(typ specs.LinuxNamespaceType, host, join bool) {
+		switch {
+		case host:
+		case join:
+			if p := in.NamespacePaths[typ]; p != "" {
+				ns = append(ns, specs.LinuxNamespace{Type: typ, Path: p})
+			}
+		default:
+			ns = append(ns, specs.LinuxNamespace{Type: typ})
+		}
 	}
-	if !hostNet {
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
-	}
+	add(specs.PIDNamespace, hc.PidMode.IsHost(), hc.PidMode.IsContainer())
+	add(specs.IPCNamespace, hc.IpcMode.IsHost(), hc.IpcMode.IsContainer())
+	add(specs.UTSNamespace, hc.UTSMode.IsHost(), false)
+	add(specs.NetworkNamespace, in.HostNetwork, false)
 	return ns
+}
+
+func hasNamespace(ns []specs.LinuxNamespace, typ specs.LinuxNamespaceType) bool {
+	for _, n := range ns {
+		if n.Type == typ {
+			return true
+		}
+	}
+	return false
 }
 
 func mounts(in Input, hc *container.HostConfig) []specs.Mount {
@@ -155,7 +218,14 @@ func mounts(in Input, hc *container.HostConfig) []specs.Mount {
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: sysOpts},
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"ro", "nosuid", "noexec", "nodev"}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", fmt.Sprintf("size=%d", shm)}},
+	}
+	switch {
+	case hc.IpcMode.IsNone():
+		// No /dev/shm at all, as with Docker.
+	case in.ShmPath != "":
+		m = append(m, specs.Mount{Destination: "/dev/shm", Type: "bind", Source: in.ShmPath, Options: []string{"rbind", "rprivate", "nosuid", "noexec", "nodev"}})
+	default:
+		m = append(m, specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", fmt.Sprintf("size=%d", shm)}})
 	}
 	bind := func(dst, src string) {
 		if src != "" {

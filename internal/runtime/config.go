@@ -19,6 +19,20 @@ const AnnotationOverlay = "org.skiff.rootfs.overlay"
 // Process.User.Username is empty.
 const AnnotationUser = "org.skiff.user"
 
+// AnnotationGroups lists the supplementary groups to add (--group-add), one
+// a line, names or gids: names are resolved in the container's /etc/group
+// when its process starts, as Docker does.
+const AnnotationGroups = "org.skiff.groups"
+
+// groupsOf reads AnnotationGroups.
+func groupsOf(annotations map[string]string) []string {
+	v := annotations[AnnotationGroups]
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, "\n")
+}
+
 // initConfig is the part of the spec `skiff-shim init` needs, computed by
 // Create so that init parses a small document and decides nothing twice.
 type initConfig struct {
@@ -71,6 +85,8 @@ type procConfig struct {
 	Caps           *specs.LinuxCapabilities `json:"caps,omitempty"`
 	NoNewPrivs     bool                     `json:"noNewPrivs,omitempty"`
 	Rlimits        []specs.POSIXRlimit      `json:"rlimits,omitempty"`
+	// Groups are --group-add's names or gids, resolved with User.
+	Groups []string `json:"groups,omitempty"`
 }
 
 func newProcConfig(p *specs.Process, annotations map[string]string) (procConfig, error) {
@@ -101,6 +117,7 @@ func newProcConfig(p *specs.Process, annotations map[string]string) (procConfig,
 		UID:            p.User.UID,
 		GID:            p.User.GID,
 		AdditionalGids: p.User.AdditionalGids,
+		Groups:         groupsOf(annotations),
 		Umask:          p.User.Umask,
 		Caps:           p.Capabilities,
 		NoNewPrivs:     p.NoNewPrivileges,
@@ -178,10 +195,8 @@ func newInitConfig(spec *specs.Spec, plan nsPlan, cg cgroups.Manager, console bo
 			return nil, errdefs.Invalid("mount destination %q is not absolute", m.Destination)
 		}
 	}
-	for k := range spec.Linux.Sysctl {
-		if strings.Contains(k, "..") || strings.ContainsAny(k, " \t\n") || k == "" {
-			return nil, errdefs.Invalid("invalid sysctl %q", k)
-		}
+	if err := checkSysctls(spec.Linux); err != nil {
+		return nil, err
 	}
 	filter, err := seccompOf(spec)
 	if err != nil {

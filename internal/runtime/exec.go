@@ -97,6 +97,8 @@ func ExecCommand(opts ExecOpts) (*ExecCmd, error) {
 	if err != nil {
 		return nil, err
 	}
+	// --group-add applies to exec'd processes too, whatever their user.
+	pc.Groups = groupsOf(spec.Annotations)
 	for _, f := range append(append([]string{pc.Cwd, pc.User}, pc.Args...), pc.Env...) {
 		if strings.IndexByte(f, 0) >= 0 { // execve could not take it either
 			return nil, errdefs.Invalid("exec: %q contains a NUL byte", f)

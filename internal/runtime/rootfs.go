@@ -465,8 +465,11 @@ func finishRootfs(cfg *initConfig) error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+		p, err := sysctlPath(NormalizeSysctl(k))
+		if err != nil {
+			return err
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC|unix.O_NOFOLLOW, 0)
 		if err == nil {
 			_, err = f.WriteString(cfg.Sysctl[k])
 			if cerr := f.Close(); err == nil {

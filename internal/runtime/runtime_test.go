@@ -45,6 +45,16 @@ func TestRunOutputAndEnvironment(t *testing.T) {
 		{name: "user groups", args: []string{"id", "-G"}, modify: nobody, want: "65534 29\n"},
 		{name: "root groups", args: []string{"id", "-G"}, want: "0 10\n"},
 		{
+			name: "additional groups", args: []string{"id", "-G"},
+			modify: func(s *specs.Spec) { s.Annotations = map[string]string{AnnotationGroups: "123\nnogroup\n123"} },
+			want:   "0 10 123 65534\n",
+		},
+		{
+			name: "domainname", args: []string{"cat", "/proc/sys/kernel/domainname"},
+			modify: func(s *specs.Spec) { s.Domainname = "ex.org" },
+			want:   "ex.org\n",
+		},
+		{
 			name: "uid without passwd entry", args: []string{"sh", "-c", "id -u; id -g; echo $HOME"},
 			modify: func(s *specs.Spec) { s.Process.User.Username = "4242:daemon" },
 			want:   "4242\n1\n/\n",
@@ -325,6 +335,54 @@ func TestCreateErrors(t *testing.T) {
 			name:   "no command",
 			modify: func(s *specs.Spec) { s.Process.Args = nil },
 			kind:   errdefs.KindInvalid, msg: "no command specified",
+		},
+		// The runtime's own check: a host sysctl never reaches the host,
+		// whatever spec it is given.
+		{
+			name:   "host sysctl",
+			modify: func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"vm.swappiness": "7"} },
+			kind:   errdefs.KindInvalid, msg: `sysctl "vm.swappiness" is not in a separate kernel namespace`,
+		},
+		{
+			name:   "sysctl in slash form",
+			modify: func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"vm/swappiness": "7"} },
+			kind:   errdefs.KindInvalid, msg: `sysctl "vm.swappiness" is not in a separate kernel namespace`,
+		},
+		{
+			name:   "sysctl escaping /proc/sys",
+			modify: func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"net/../../vm/swappiness": "7"} },
+			kind:   errdefs.KindInvalid, msg: `invalid sysctl "net/../../vm/swappiness"`,
+		},
+		{
+			name: "net sysctl in the host's network namespace",
+			modify: func(s *specs.Spec) {
+				s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+				for i := range s.Linux.Namespaces {
+					if s.Linux.Namespaces[i].Type == specs.NetworkNamespace {
+						s.Linux.Namespaces[i].Path = "/proc/self/ns/net"
+					}
+				}
+			},
+			kind: errdefs.KindInvalid, msg: `sysctl "net.ipv4.ip_forward" not allowed in host network namespace`,
+		},
+		{
+			name: "ipc sysctl in the host's IPC namespace",
+			modify: func(s *specs.Spec) {
+				s.Linux.Sysctl = map[string]string{"kernel.shmmax": "1"}
+				var ns []specs.LinuxNamespace
+				for _, n := range s.Linux.Namespaces {
+					if n.Type != specs.IPCNamespace {
+						ns = append(ns, n)
+					}
+				}
+				s.Linux.Namespaces = ns
+			},
+			kind: errdefs.KindInvalid, msg: `sysctl "kernel.shmmax" is not allowed in the hosts ipc namespace`,
+		},
+		{
+			name:   "unknown additional group",
+			modify: func(s *specs.Spec) { s.Annotations = map[string]string{AnnotationGroups: "staffx"} },
+			kind:   errdefs.KindInvalid, msg: "Unable to find group staffx: no matching entries in group file",
 		},
 	}
 	for _, tt := range tests {

@@ -70,11 +70,13 @@ func resolveUser(p *procConfig, passwd, group io.Reader) (*execUser, error) {
 		}
 		u.UID = uidArg
 	}
-	if groupArg != "" || matched != "" {
-		groups, err := parseGroup(group)
-		if err != nil {
+	var groups []groupEntry
+	if groupArg != "" || matched != "" || len(p.Groups) > 0 {
+		if groups, err = parseGroup(group); err != nil {
 			return nil, err
 		}
+	}
+	if groupArg != "" || matched != "" {
 		gidArg, gidErr := parseID(groupArg)
 		if groupArg != "" {
 			found := false
@@ -103,8 +105,44 @@ func resolveUser(p *procConfig, passwd, group io.Reader) (*execUser, error) {
 	}
 	// As dockerd: the primary group leads the supplementary ones, so
 	// `id` shows groups=65534(nogroup) for nobody.
-	u.Sgids = append(append([]uint32{u.GID}, u.Sgids...), p.AdditionalGids...)
+	added, err := additionalGroups(p.Groups, groups)
+	if err != nil {
+		return nil, err
+	}
+	u.Sgids = append(append(append([]uint32{u.GID}, u.Sgids...), p.AdditionalGids...), added...)
 	return u, nil
+}
+
+// additionalGroups resolves --group-add's entries as moby/sys/user does: a
+// group of that name or gid in /etc/group, else a number taken as a gid;
+// anything else fails the start ("Unable to find group staffx").
+func additionalGroups(want []string, groups []groupEntry) ([]uint32, error) {
+	var out []uint32
+	seen := map[uint32]bool{}
+	for _, w := range want {
+		gid, found := uint32(0), false
+		for _, g := range groups {
+			if g.name == w || strconv.FormatUint(uint64(g.gid), 10) == w {
+				gid, found = g.gid, true
+				break
+			}
+		}
+		if !found {
+			n, err := strconv.ParseUint(w, 10, 32)
+			if err != nil {
+				return nil, errdefs.Invalid("Unable to find group %s: no matching entries in group file", w)
+			}
+			if n > 1<<31-1 {
+				return nil, errdefs.Invalid("uids and gids must be in range 0-2147483647")
+			}
+			gid = uint32(n)
+		}
+		if !seen[gid] {
+			seen[gid] = true
+			out = append(out, gid)
+		}
+	}
+	return out, nil
 }
 
 // resolveUserInRoot reads /etc/passwd and /etc/group of the current root
