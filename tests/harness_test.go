@@ -121,6 +121,8 @@ type daemon struct {
 	// cgroup2 runs the daemon in a mount namespace of its own where
 	// /sys/fs/cgroup is a cgroup2 mount: a pure cgroup v2 host as skiff sees it.
 	cgroup2 bool
+	// extraConfig is more daemon.json ("key": value, ...) for the next start.
+	extraConfig string
 }
 
 // startDaemon starts a daemon on fresh roots and registers its cleanup:
@@ -151,8 +153,7 @@ func startDaemonWith(t *testing.T, cgroup2 bool) *daemon {
 func (d *daemon) start() {
 	d.t.Helper()
 	cfg := filepath.Join(d.root, "daemon.json")
-	// favordynmods off: tests leave the host's cgroup mounts as they found them.
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"cgroup-parent": %q, "cgroup-favordynmods": false, %s}`, d.cgParent, netConfigFor(d.root))), 0o644)
+	d.writeConfig(cfg)
 	logf, err := os.OpenFile(filepath.Join(d.root, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		d.t.Fatal(err)
@@ -189,6 +190,16 @@ func (d *daemon) start() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// writeConfig writes the daemon.json of d to path.
+func (d *daemon) writeConfig(path string) {
+	extra := ""
+	if d.extraConfig != "" {
+		extra = ", " + d.extraConfig
+	}
+	// favordynmods off: tests leave the host's cgroup mounts as they found them.
+	os.WriteFile(path, []byte(fmt.Sprintf(`{"cgroup-parent": %q, "cgroup-favordynmods": false, %s%s}`, d.cgParent, netConfigFor(d.root), extra)), 0o644)
 }
 
 func (d *daemon) log() string {

@@ -54,14 +54,15 @@ func (e *Engine) validateNamespaces(cfg *container.Config, hc *container.HostCon
 	if hc.PidMode.IsContainer() {
 		other, err := e.reg.get(hc.PidMode.Container())
 		if err != nil {
-			return err
+			// 400, not 404: a client would take a 404 for a missing image.
+			return errdefs.Invalid("%v", err)
 		}
 		hc.PidMode = container.PidMode("container:" + other.ID)
 	}
 	if hc.IpcMode.IsContainer() && hc.IpcMode.Container() != "" {
 		other, err := e.reg.get(hc.IpcMode.Container())
 		if err != nil {
-			return err
+			return errdefs.Invalid("%v", err)
 		}
 		hc.IpcMode = container.IpcMode("container:" + other.ID)
 	}
