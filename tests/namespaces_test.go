@@ -354,3 +354,79 @@ func TestSysctlsAPI(t *testing.T) {
 		t.Fatalf("host vm.swappiness changed: %q -> %q", before, after)
 	}
 }
+
+// Compose's pid, ipc and network_mode forms, with domainname, group_add
+// and sysctls, under both compose clients (docker compose v5 as a CLI
+// plugin, Debian's docker-compose 1.29). Every service names its network
+// mode: the project network is the net area's.
+func TestComposeNamespaces(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	d.importBusybox()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(`services:
+  donor:
+    image: busybox
+    command: sh -c "echo hi > /dev/shm/note; exec sleep 300"
+    ipc: shareable
+    network_mode: bridge
+    domainname: ex.org
+    group_add: [staff, "123"]
+    sysctls:
+      net.ipv4.ip_default_ttl: "42"
+      kernel.shmmax: "123456789"
+  joiner:
+    image: busybox
+    command: sleep 300
+    ipc: service:donor
+    network_mode: service:donor
+    depends_on: [donor]
+  hostns:
+    image: busybox
+    command: sleep 300
+    pid: host
+    ipc: host
+    network_mode: bridge
+`), 0o644)
+	// The docker CLI finds the compose plugin under its config directory.
+	home, _ := os.UserHomeDir()
+	os.MkdirAll(filepath.Join(d.root, "dockercfg"), 0o700)
+	os.Symlink(filepath.Join(home, ".docker", "cli-plugins"), filepath.Join(d.root, "dockercfg", "cli-plugins"))
+	hostPid, hostIpc := hostNS(t, "pid"), hostNS(t, "ipc")
+	for _, cc := range []struct {
+		name string
+		cmd  []string
+	}{
+		{"compose-v5", []string{"docker", "compose"}},
+		{"compose-v1", []string{"docker-compose"}},
+	} {
+		compose := func(args ...string) (string, string, int) {
+			all := append(append(append([]string{}, cc.cmd[1:]...), "-p", cc.name, "-f", filepath.Join(dir, "compose.yaml")), args...)
+			return d.run(nil, cc.cmd[0], all...)
+		}
+		if out, errOut, code := compose("up", "-d"); code != 0 {
+			t.Errorf("%s up: exit %d %s %s", cc.name, code, out, errOut)
+			continue
+		}
+		exec := func(svc, script string) string {
+			out, errOut, code := compose("exec", "-T", svc, "sh", "-c", script)
+			if code != 0 {
+				t.Errorf("%s exec %s %q: exit %d %s", cc.name, svc, script, code, errOut)
+			}
+			return out
+		}
+		donor := exec("donor", "readlink /proc/self/ns/ipc; readlink /proc/self/ns/net")
+		if out := exec("joiner", "readlink /proc/self/ns/ipc; readlink /proc/self/ns/net; cat /dev/shm/note"); out != donor+"hi\n" {
+			t.Errorf("%s joiner: %q, donor %q", cc.name, out, donor)
+		}
+		if out := exec("donor", "cat /proc/sys/kernel/domainname /proc/sys/net/ipv4/ip_default_ttl /proc/sys/kernel/shmmax; id -G"); out != "ex.org\n42\n123456789\n0 50 123\n" {
+			t.Errorf("%s donor settings: %q", cc.name, out)
+		}
+		if out := exec("hostns", "readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc"); out != hostPid+"\n"+hostIpc+"\n" {
+			t.Errorf("%s hostns: %q", cc.name, out)
+		}
+		if out, errOut, code := compose("down", "-t", "1"); code != 0 {
+			t.Errorf("%s down: exit %d %s %s", cc.name, code, out, errOut)
+		}
+	}
+}
