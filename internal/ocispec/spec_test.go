@@ -87,3 +87,94 @@ func TestCapabilities(t *testing.T) {
 		t.Error("unknown capability accepted")
 	}
 }
+
+func TestBuildNamespaceModes(t *testing.T) {
+	cmd := container.Config{Cmd: []string{"true"}, Hostname: "h", Domainname: "ex.org"}
+	ns := func(s *specs.Spec) map[specs.LinuxNamespaceType]string {
+		out := map[specs.LinuxNamespaceType]string{}
+		for _, n := range s.Linux.Namespaces {
+			out[n.Type] = n.Path
+		}
+		return out
+	}
+	shm := func(s *specs.Spec) string {
+		for _, m := range s.Mounts {
+			if m.Destination == "/dev/shm" {
+				return m.Type + ":" + m.Source
+			}
+		}
+		return "none"
+	}
+	joined := map[specs.LinuxNamespaceType]string{specs.PIDNamespace: "/proc/7/ns/pid", specs.IPCNamespace: "/proc/7/ns/ipc"}
+	cases := []struct {
+		name    string
+		hc      container.HostConfig
+		in      Input
+		absent  []specs.LinuxNamespaceType
+		paths   map[specs.LinuxNamespaceType]string
+		shm     string
+		noHost  bool // no hostname and domainname in the spec
+		wantErr bool
+	}{
+		{name: "default", shm: "tmpfs:shm"},
+		{name: "pid host", hc: container.HostConfig{PidMode: "host"}, absent: []specs.LinuxNamespaceType{specs.PIDNamespace}, shm: "tmpfs:shm"},
+		{name: "ipc host", hc: container.HostConfig{IpcMode: "host"}, in: Input{ShmPath: "/dev/shm"}, absent: []specs.LinuxNamespaceType{specs.IPCNamespace}, shm: "bind:/dev/shm"},
+		{name: "uts host", hc: container.HostConfig{UTSMode: "host"}, absent: []specs.LinuxNamespaceType{specs.UTSNamespace}, shm: "tmpfs:shm", noHost: true},
+		{name: "ipc none", hc: container.HostConfig{IpcMode: "none"}, shm: "none"},
+		{name: "ipc shareable", hc: container.HostConfig{IpcMode: "shareable"}, in: Input{ShmPath: "/d/shm"}, shm: "bind:/d/shm"},
+		{name: "containers", hc: container.HostConfig{PidMode: "container:x", IpcMode: "container:x"}, in: Input{NamespacePaths: joined, ShmPath: "/d/shm"}, paths: joined, shm: "bind:/d/shm"},
+		// Without its path a namespace to join would be the host's.
+		{name: "unresolved pid container", hc: container.HostConfig{PidMode: "container:x"}, wantErr: true},
+		{name: "unresolved ipc container", hc: container.HostConfig{IpcMode: "container:x"}, wantErr: true},
+	}
+	for _, c := range cases {
+		in := c.in
+		in.ID, in.Config, in.HostConfig, in.RootPath = "x", &cmd, &c.hc, "/r"
+		s, err := Build(in)
+		if c.wantErr {
+			if err == nil {
+				t.Errorf("%s: built", c.name)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		got := ns(s)
+		for _, typ := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.MountNamespace, specs.NetworkNamespace} {
+			_, present := got[typ]
+			if present == slices.Contains(c.absent, typ) {
+				t.Errorf("%s: namespace %s present=%v", c.name, typ, present)
+			}
+			if got[typ] != c.paths[typ] {
+				t.Errorf("%s: namespace %s path %q, want %q", c.name, typ, got[typ], c.paths[typ])
+			}
+		}
+		if shm(s) != c.shm {
+			t.Errorf("%s: /dev/shm %s, want %s", c.name, shm(s), c.shm)
+		}
+		if (s.Hostname == "" && s.Domainname == "") != c.noHost || (!c.noHost && s.Domainname != "ex.org") {
+			t.Errorf("%s: hostname %q domainname %q", c.name, s.Hostname, s.Domainname)
+		}
+	}
+}
+
+func TestBuildPathsAndGroups(t *testing.T) {
+	cmd := container.Config{Cmd: []string{"true"}}
+	if s := build(t, cmd, container.HostConfig{}); len(s.Linux.MaskedPaths) == 0 || len(s.Linux.ReadonlyPaths) == 0 {
+		t.Errorf("default masked %v readonly %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+	if s := build(t, cmd, container.HostConfig{Privileged: true}); len(s.Linux.MaskedPaths)+len(s.Linux.ReadonlyPaths) != 0 {
+		t.Errorf("privileged masked %v readonly %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+	// systempaths=unconfined: the CLIs send empty lists.
+	if s := build(t, cmd, container.HostConfig{MaskedPaths: []string{}, ReadonlyPaths: []string{}}); len(s.Linux.MaskedPaths)+len(s.Linux.ReadonlyPaths) != 0 {
+		t.Errorf("unconfined masked %v readonly %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+	if s := build(t, cmd, container.HostConfig{MaskedPaths: []string{"/proc/x"}}); !slices.Equal(s.Linux.MaskedPaths, []string{"/proc/x"}) {
+		t.Errorf("own masked paths %v", s.Linux.MaskedPaths)
+	}
+	if s := build(t, cmd, container.HostConfig{GroupAdd: []string{"staff", "123"}}); s.Annotations[AnnotationGroups] != "staff\n123" {
+		t.Errorf("groups annotation %q", s.Annotations[AnnotationGroups])
+	}
+}
