@@ -108,6 +108,9 @@ func TestPidHostLiving(t *testing.T) {
 		if _, errOut, code := cli("run", "-d", "--name", name, "--pid", "host", "busybox", "sleep", "300"); code != 0 {
 			t.Fatalf("%s run: %s", cname, errOut)
 		}
+		if out, errOut, code := cli("exec", name, "sh", "-c", "test -d /proc/"+strconv.Itoa(os.Getpid())+" && echo seen"); code != 0 || out != "seen\n" {
+			t.Errorf("%s exec: exit %d %q %s", cname, code, out, errOut)
+		}
 		out, errOut, code := cli("top", name)
 		if code != 0 || !strings.Contains(out, "sleep 300") || strings.Count(out, "\n") != 2 {
 			t.Errorf("%s top: exit %d %q %s", cname, code, out, errOut)
@@ -169,6 +172,8 @@ func TestNamespaceModesContainer(t *testing.T) {
 					{"bad ipc mode", []string{"--ipc", "bogus"}, "invalid IPC mode: bogus"},
 					{"bad userns", []string{"--userns", "private"}, "--userns: invalid USER mode"},
 					{"uts host with hostname", []string{"--uts", "host", "--hostname", "x"}, "conflicting options: hostname and the UTS mode"},
+					{"stopped net donor", []string{"--network", "container:stopped"}, "cannot join network namespace of a non running container: container stopped is created"},
+					{"net container with hostname", []string{"--network", "container:donor", "--hostname", "x"}, "conflicting options: hostname and the network mode"},
 				} {
 					args := append(append([]string{"run", "--rm"}, tc.args...), "busybox", "true")
 					_, errOut, code := cli(args...)

@@ -633,7 +633,7 @@ func (e *Engine) netSpec(c *Container, spec *specs.Spec) error {
 			return err
 		}
 		other.mu.Lock()
-		running, pid := other.State.Running, other.State.Pid
+		running, pid, status := other.State.Running, other.State.Pid, other.State.Status
 		if other.Net != nil && other.Net.NetNS != "" {
 			path = other.Net.NetNS
 		} else {
@@ -641,7 +641,8 @@ func (e *Engine) netSpec(c *Container, spec *specs.Spec) error {
 		}
 		other.mu.Unlock()
 		if !running {
-			return errdefs.Conflict("cannot join network namespace of a non running container: container %s is not running", other.ID)
+			// dockerd's words: the name and the state.
+			return errdefs.Conflict("cannot join network namespace of a non running container: container %s is %s", other.Name, status)
 		}
 	}
 	if path == "" || spec.Linux == nil {
