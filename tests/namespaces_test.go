@@ -340,6 +340,20 @@ func TestSysctlsAPI(t *testing.T) {
 	if out := d.must("exec", "netdonor", "cat", "/proc/sys/net/ipv4/ip_default_ttl"); out != "33\n" {
 		t.Errorf("donor's ttl: %q", out)
 	}
+	// Docker's defaults in a network namespace of the container's own: a
+	// user may bind low ports and open ICMP echo sockets; not with the
+	// host's network (the host keeps its values), and a user's value wins.
+	probe := "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range"
+	if out := d.must("run", "--rm", "-u", "nobody", "busybox", "sh", "-c", probe+"; nc -l -p 80 & sleep 0.2; netstat -ltn | grep -c ':80 '"); strings.Fields(out)[0] != "0" || !strings.Contains(out, "0\t2147483647\n1\n") {
+		t.Errorf("default sysctls: %q", out)
+	}
+	hostPorts, _ := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	if out := d.must("run", "--rm", "--net", "host", "busybox", "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"); out != string(hostPorts) {
+		t.Errorf("host network: %q, host's %q", out, hostPorts)
+	}
+	if out := d.must("run", "--rm", "--sysctl", "net.ipv4.ip_unprivileged_port_start=1000", "busybox", "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"); out != "1000\n" {
+		t.Errorf("user's value: %q", out)
+	}
 	// Through the CLIs: each refuses a host sysctl itself (exit 125).
 	for cname, cli := range d.clis() {
 		_, errOut, code := cli("run", "--rm", "--sysctl", "vm.swappiness="+want, "busybox", "true")

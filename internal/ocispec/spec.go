@@ -5,6 +5,7 @@ package ocispec
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -154,7 +155,7 @@ func Build(in Input) (*specs.Spec, error) {
 	if hc.ReadonlyPaths != nil {
 		s.Linux.ReadonlyPaths = append([]string{}, hc.ReadonlyPaths...)
 	}
-	s.Linux.Sysctl = hc.Sysctls
+	s.Linux.Sysctl = sysctls(in, hc)
 	s.Mounts = mounts(in, hc)
 	prof, prog, err := SeccompProfile(hc, caps)
 	if err != nil {
@@ -173,6 +174,35 @@ func Build(in Input) (*specs.Spec, error) {
 // the host's (--pid/--ipc/--uts host, --network host) and a path where it
 // joins another container's (--pid/--ipc container:X; the network one is
 // set by the engine).
+// sysctls are the host config's, over Docker's defaults for a network
+// namespace of the container's own (not the host's, not another
+// container's): unprivileged ICMP echo sockets and ports below 1024
+// without a capability, as the default capabilities allow anyway.
+func sysctls(in Input, hc *container.HostConfig) map[string]string {
+	out := map[string]string{}
+	if !in.HostNetwork && !hc.NetworkMode.IsHost() && !hc.NetworkMode.IsContainer() {
+		for k, v := range map[string]string{"net.ipv4.ping_group_range": "0 2147483647", "net.ipv4.ip_unprivileged_port_start": "0"} {
+			if sysctlExists(k) {
+				out[k] = v
+			}
+		}
+	}
+	for k, v := range hc.Sysctls {
+		out[k] = v
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// sysctlExists tells whether the running kernel has sysctl k (dockerd
+// checks too: writing one it lacks fails the start).
+var sysctlExists = func(k string) bool {
+	_, err := os.Stat("/proc/sys/" + strings.ReplaceAll(k, ".", "/"))
+	return err == nil
+}
+
 func namespaces(in Input, hc *container.HostConfig) []specs.LinuxNamespace {
 	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.CgroupNamespace}}
 	add := func(typ specs.LinuxNamespaceType, host, join bool) {

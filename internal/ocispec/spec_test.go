@@ -178,3 +178,22 @@ func TestBuildPathsAndGroups(t *testing.T) {
 		t.Errorf("groups annotation %q", s.Annotations[AnnotationGroups])
 	}
 }
+
+func TestBuildDefaultSysctls(t *testing.T) {
+	cmd := container.Config{Cmd: []string{"true"}}
+	s := build(t, cmd, container.HostConfig{NetworkMode: "bridge", Sysctls: map[string]string{"net.ipv4.ip_unprivileged_port_start": "1024", "kernel.shmmax": "1"}})
+	want := map[string]string{"net.ipv4.ping_group_range": "0 2147483647", "net.ipv4.ip_unprivileged_port_start": "1024", "kernel.shmmax": "1"}
+	if len(s.Linux.Sysctl) != len(want) {
+		t.Errorf("sysctls %v, want %v", s.Linux.Sysctl, want)
+	}
+	for k, v := range want {
+		if s.Linux.Sysctl[k] != v {
+			t.Errorf("sysctl %s = %q, want %q", k, s.Linux.Sysctl[k], v)
+		}
+	}
+	for _, mode := range []container.NetworkMode{"host", "container:x"} {
+		if s := build(t, cmd, container.HostConfig{NetworkMode: mode}); len(s.Linux.Sysctl) != 0 {
+			t.Errorf("%s: sysctls %v", mode, s.Linux.Sysctl)
+		}
+	}
+}
