@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/archive"
+	"github.com/skiff-dev/skiff/internal/engine"
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/image"
 )
@@ -370,3 +371,23 @@ func (o *buildOutput) Write(p []byte) (int, error) {
 	o.js.send(jsonstream.Message{Stream: string(p)})
 	return len(p), nil
 }
+
+// WriteProgress sends a progress message (a FROM's pull) as it is; a quiet
+// build keeps its status as a line, without the byte counts.
+func (o *buildOutput) WriteProgress(m jsonstream.Message) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.quiet != nil {
+		if m.Progress != nil && (m.Progress.Current > 0 || m.Progress.Total > 0) {
+			return
+		}
+		if m.ID != "" {
+			o.quiet.WriteString(m.ID + ": ")
+		}
+		o.quiet.WriteString(m.Status + "\n")
+		return
+	}
+	o.js.send(m)
+}
+
+var _ engine.ProgressWriter = (*buildOutput)(nil)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
-	"github.com/moby/moby/api/types/jsonstream"
 
 	"github.com/skiff-dev/skiff/internal/engine"
 	"github.com/skiff-dev/skiff/internal/filters"
@@ -17,8 +16,9 @@ import (
 // ImageIOBackend is save/load, commit, export, image prune and disk usage.
 type ImageIOBackend interface {
 	ImageSave(ctx context.Context, names []string, w io.Writer) error
-	// ImageLoad calls report with each line to show ("Loaded image: ...").
-	ImageLoad(ctx context.Context, r io.Reader, report func(line string)) error
+	// ImageLoad sends the load's messages to opts.Progress: layer progress
+	// (unless Quiet), then a line per image ("Loaded image: ...").
+	ImageLoad(ctx context.Context, r io.Reader, opts engine.LoadOptions) error
 	ContainerCommit(ctx context.Context, opts engine.CommitOptions) (id string, err error)
 	ContainerExport(ctx context.Context, id string, w io.Writer) error
 	ImagesPrune(ctx context.Context, f filters.Args) (image.PruneReport, error)
@@ -69,9 +69,7 @@ func (s *Server) imageSaveOne(w *respWriter, r *http.Request, name string) error
 // quiet, the same messages without progress) naming the loaded images.
 func (s *Server) imagesLoad(w *respWriter, r *http.Request) error {
 	js := newJSONStream(w)
-	err := s.b.ImageLoad(r.Context(), r.Body, func(line string) {
-		js.send(jsonstream.Message{Stream: line})
-	})
+	err := s.b.ImageLoad(r.Context(), r.Body, engine.LoadOptions{Quiet: boolValue(r.URL.Query(), "quiet"), Progress: js.send})
 	if err != nil {
 		return js.finish(err)
 	}

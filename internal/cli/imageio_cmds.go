@@ -104,7 +104,7 @@ func (c *CLI) newLoadCommand() *cobra.Command {
 				return err
 			}
 			defer body.Close()
-			return displayJSONMessages(body, c.out)
+			return renderJSONMessages(body, c.out, nil)
 		},
 		DisableFlagsInUseLine: true,
 	}
