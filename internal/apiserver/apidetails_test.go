@@ -3,13 +3,21 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/jsonstream"
 	registrytypes "github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/system"
+	"github.com/moby/moby/api/types/volume"
 	"github.com/moby/moby/client"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -168,5 +176,49 @@ func TestDistributionInspect(t *testing.T) {
 		if resp.StatusCode != tc.status || errMessage(t, body) != tc.msg {
 			t.Errorf("%s: %d %s, want %d %q", tc.path, resp.StatusCode, body, tc.status, tc.msg)
 		}
+	}
+}
+
+// dfFake answers the engine's part of GET /system/df.
+type dfFake struct {
+	fakeBackend
+	types []string
+}
+
+func (f *dfFake) SystemDiskUsage(ctx context.Context, types []string) (*engine.DiskUsage, error) {
+	f.types = types
+	return &engine.DiskUsage{Images: []*image.Summary{}, Containers: []*container.Summary{}, BuildCache: []*build.CacheRecord{},
+		Volumes: []*volume.Volume{{Name: "data", Driver: "local", Scope: "local", UsageData: &volume.UsageData{Size: 1000, RefCount: 1}}}}, nil
+}
+
+// The build cache comes from the build backend; volumes from the engine.
+func TestSystemDFBuildCache(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := &dfFake{}
+	srv := New(fb, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Build: &fakeBuilds{}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	defer func() { cancel(); <-done }()
+
+	c := newClient(t, sock, "")
+	du, err := c.DiskUsage(context.Background(), client.DiskUsageOptions{Volumes: true, BuildCache: true, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(du.BuildCache.Items) != 1 || du.BuildCache.Items[0].Size != 4096 || du.BuildCache.TotalCount != 1 {
+		t.Errorf("build cache: %+v", du.BuildCache)
+	}
+	if du.Volumes.TotalCount != 1 || du.Volumes.TotalSize != 1000 || du.Volumes.ActiveCount != 1 {
+		t.Errorf("volumes: %+v", du.Volumes)
+	}
+	// Only what was asked for.
+	resp, body := rawDo(t, sock, "GET", "/v1.50/system/df?type=volume", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"BuildCache":[]`) || len(fb.types) != 1 {
+		t.Errorf("type=volume: %d %s (types %v)", resp.StatusCode, body, fb.types)
 	}
 }

@@ -66,6 +66,8 @@ type BuildBackend interface {
 	// PruneCache removes build cache entries: those whose image is gone,
 	// or every one with all (POST /build/prune).
 	PruneCache(ctx context.Context, all bool) (build.CachePruneReport, error)
+	// CacheUsage describes the build cache entries (GET /system/df).
+	CacheUsage(ctx context.Context) ([]*build.CacheRecord, error)
 }
 
 // BuildRequest is a POST /build request, read.

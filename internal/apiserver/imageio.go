@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
@@ -134,9 +135,15 @@ func (s *Server) imagesPrune(w *respWriter, r *http.Request) error {
 
 // systemDF serves GET /system/df in the form API 1.51 and older answer.
 func (s *Server) systemDF(w *respWriter, r *http.Request) error {
-	du, err := s.b.SystemDiskUsage(r.Context(), r.URL.Query()["type"])
+	types := r.URL.Query()["type"]
+	du, err := s.b.SystemDiskUsage(r.Context(), types)
 	if err != nil {
 		return err
+	}
+	if s.builds != nil && (len(types) == 0 || slices.Contains(types, "build-cache")) {
+		if du.BuildCache, err = s.builds.CacheUsage(r.Context()); err != nil {
+			return err
+		}
 	}
 	return writeJSON(w, http.StatusOK, du)
 }

@@ -380,8 +380,9 @@ type DiskUsage struct {
 	BuildCache []*build.CacheRecord
 }
 
-// SystemDiskUsage reports what images and containers take on disk; types
-// limits it to "image", "container", "volume", "build-cache" (all when empty).
+// SystemDiskUsage reports what images, containers and volumes take on disk;
+// types limits it to "image", "container", "volume", "build-cache" (all when
+// empty). The build cache is the builder's: the apiserver adds it.
 func (e *Engine) SystemDiskUsage(ctx context.Context, types []string) (*DiskUsage, error) {
 	want := func(t string) bool {
 		if len(types) == 0 {
@@ -440,6 +441,21 @@ func (e *Engine) SystemDiskUsage(ctx context.Context, types []string) (*DiskUsag
 				s.SizeRootFs = img.Size + s.SizeRw
 			}
 			du.Containers = append(du.Containers, &s)
+		}
+	}
+	if want("volume") {
+		vols, err := e.vols.List()
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vols {
+			// As dockerd: volumes with mount options (tmpfs, a device,
+			// NFS) hold nothing on this disk and are left out.
+			if len(v.Options) > 0 {
+				continue
+			}
+			vi := e.volumeInfo(v, true) // volumes.go: UsageData with Size and RefCount
+			du.Volumes = append(du.Volumes, &vi)
 		}
 	}
 	return du, nil
