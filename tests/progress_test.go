@@ -99,6 +99,7 @@ func TestTerminalProgressOneLinePerLayer(t *testing.T) {
 	forget()
 
 	s = runTerm("dkpull", "docker pull "+ref)
+	t.Logf("docker pull, final screen:\n%s", s)
 	checkLayers(t, "docker pull", s, 4, regexp.MustCompile(`^Pull complete$`))
 	if !strings.Contains(s, "Status: Downloaded newer image for "+ref) {
 		t.Errorf("docker pull: no status line:\n%s", s)
@@ -108,6 +109,16 @@ func TestTerminalProgressOneLinePerLayer(t *testing.T) {
 	s = runTerm("skpull", binDir+"/skiff pull "+ref)
 	checkLayers(t, "skiff pull", s, 4, regexp.MustCompile(`^Pull complete$`))
 	forget()
+
+	// run of an image not here pulls it, drawn on stderr the same way.
+	for _, cli := range []string{"docker", binDir + "/skiff"} {
+		s = runTerm("run"+filepath.Base(cli), cli+" run --rm "+ref+" cat /small")
+		checkLayers(t, cli+" run", s, 4, regexp.MustCompile(`^Pull complete$`))
+		if !strings.Contains(s, "Unable to find image '"+ref+"' locally") || !strings.Contains(s, "\nsmall\n") {
+			t.Errorf("%s run:\n%s", cli, s)
+		}
+		forget()
+	}
 
 	// docker load on a terminal asks for progress: a bar per layer.
 	s = runTerm("dkload", "docker load -i "+filepath.Join(d.root, "multi.tar"))
