@@ -33,6 +33,7 @@ func TestPsFiltersCommandAndPorts(t *testing.T) {
 		t.Fatalf("run job: exit %d", code)
 	}
 	d.must("create", "--name", "fresh", "busybox", "true")
+	webID := strings.TrimSpace(d.must("inspect", "-f", "{{.Id}}", "web"))
 	hostPort := strings.TrimSpace(d.must("inspect", "-f", `{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostPort}}`, "web"))
 
 	for _, tc := range []struct {
@@ -68,6 +69,9 @@ func TestPsFiltersCommandAndPorts(t *testing.T) {
 		{[]string{"since=web"}, "fresh job"},
 		{[]string{"health=none", "is-task=false", "isolation=default"}, "fresh job web"},
 		{[]string{"is-task=true"}, ""},
+		{[]string{"id=" + webID[:7]}, "web"},
+		{[]string{"id=" + webID, "name=web"}, "web"},
+		{[]string{"id=" + webID, "name=job"}, ""},
 	} {
 		var args []string
 		for _, f := range tc.filter {

@@ -89,6 +89,8 @@ func parsePsFilter(f filters.Args, all bool) (*psFilter, error) {
 				return nil, errdefs.Invalid("filter for '%s' should not contain ':': %s", key, v)
 			}
 			// PORT[/PROTO] or START-END[/PROTO]; tcp when no protocol.
+			// dockerd answers these two errors with a 500; they are the
+			// client's, so Invalid (400) here, with the same words.
 			pr, err := network.ParsePortRange(v)
 			if err != nil {
 				return nil, errdefs.Invalid("error while looking up for %s %s: %v", key, v, err)
