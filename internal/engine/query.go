@@ -50,10 +50,16 @@ func (e *Engine) ContainerList(ctx context.Context, opts ListOptions) ([]contain
 			break
 		}
 		c.mu.Lock()
-		s, row := e.summary(c, opts.Size)
+		s, row := e.summary(c)
+		snapKey := c.SnapshotKey
 		c.mu.Unlock()
 		if !pf.match(&row) {
 			continue
+		}
+		if opts.Size { // a walk of the upper dir: only for the rows kept
+			if u, err := e.snaps.Usage(ctx, snapKey); err == nil {
+				s.SizeRw = u.Size
+			}
 		}
 		out = append(out, s)
 		if limit > 0 && len(out) >= limit {
@@ -134,7 +140,7 @@ func (e *Engine) resolvePsFilter(ctx context.Context, pf *psFilter, all []*Conta
 
 // summary builds c's ps row and what the filters look at; the caller holds
 // c.mu.
-func (e *Engine) summary(c *Container, size bool) (container.Summary, psRow) {
+func (e *Engine) summary(c *Container) (container.Summary, psRow) {
 	st := c.State
 	nets, portMap := e.networkSettings(c)
 	s := container.Summary{
@@ -148,11 +154,6 @@ func (e *Engine) summary(c *Container, size bool) (container.Summary, psRow) {
 		s.Labels = map[string]string{}
 	}
 	s.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
-	if size {
-		if u, err := e.snaps.Usage(context.Background(), c.SnapshotKey); err == nil {
-			s.SizeRw = u.Size
-		}
-	}
 	row := psRow{
 		ID: c.ID, Name: c.Name, Running: st.Running || st.Restarting, Started: !st.StartedAt.IsZero(),
 		ExitCode: st.ExitCode, State: st.Status, Health: healthFilterValue(st.Health), // health.go
