@@ -25,6 +25,7 @@ type psFilter struct {
 	// all lists stopped containers too: --all, a limit, or a status filter.
 	all bool
 
+	names           []*regexp.Regexp // the name values that compile
 	exited          []int
 	taskSet, isTask bool
 	publish, expose map[string]bool // "8080/tcp"
@@ -43,6 +44,12 @@ func parsePsFilter(f filters.Args, all bool) (*psFilter, error) {
 		return nil, err
 	}
 	pf := &psFilter{args: f, all: all, publish: map[string]bool{}, expose: map[string]bool{}}
+	for _, v := range f.Get("name") {
+		// A value that is no regular expression can still match exactly.
+		if re, err := regexp.Compile(v); err == nil {
+			pf.names = append(pf.names, re)
+		}
+	}
 	for _, v := range f.Get("exited") {
 		code, err := strconv.Atoi(v)
 		if err != nil {
@@ -126,7 +133,7 @@ func (pf *psFilter) match(r *psRow) bool {
 	if !r.Running && !pf.all {
 		return false
 	}
-	if f.Has("name") && !regexpMatch(f.Get("name"), "/"+r.Name) && !regexpMatch(f.Get("name"), r.Name) {
+	if f.Has("name") && !pf.matchName("/"+r.Name) && !pf.matchName(r.Name) {
 		return false
 	}
 	if pf.ids != nil && !pf.ids[r.ID] {
@@ -181,14 +188,15 @@ func (pf *psFilter) match(r *psRow) bool {
 	return true
 }
 
-// regexpMatch is dockerd's filter Match: a value equal to s, or a regular
-// expression found in s (so "web" matches "/myweb1", "^/web$" only "web").
-func regexpMatch(values []string, s string) bool {
-	for _, v := range values {
-		if v == s {
-			return true
-		}
-		if ok, err := regexp.MatchString(v, s); err == nil && ok {
+// matchName is dockerd's filter Match on names: a value equal to s, or a
+// regular expression found in s (so "web" matches "/myweb1", "^/web$" only
+// "web").
+func (pf *psFilter) matchName(s string) bool {
+	if pf.args.Match("name", s) {
+		return true
+	}
+	for _, re := range pf.names {
+		if re.MatchString(s) {
 			return true
 		}
 	}
