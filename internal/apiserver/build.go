@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/archive"
+	"github.com/skiff-dev/skiff/internal/engine"
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/image"
 )
@@ -65,6 +66,8 @@ type BuildBackend interface {
 	// PruneCache removes build cache entries: those whose image is gone,
 	// or every one with all (POST /build/prune).
 	PruneCache(ctx context.Context, all bool) (build.CachePruneReport, error)
+	// CacheUsage describes the build cache entries (GET /system/df).
+	CacheUsage(ctx context.Context) ([]*build.CacheRecord, error)
 }
 
 // BuildRequest is a POST /build request, read.
@@ -370,3 +373,23 @@ func (o *buildOutput) Write(p []byte) (int, error) {
 	o.js.send(jsonstream.Message{Stream: string(p)})
 	return len(p), nil
 }
+
+// WriteProgress sends a progress message (a FROM's pull) as it is; a quiet
+// build keeps its status as a line, without the byte counts.
+func (o *buildOutput) WriteProgress(m jsonstream.Message) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.quiet != nil {
+		if m.Progress != nil && (m.Progress.Current > 0 || m.Progress.Total > 0) {
+			return
+		}
+		if m.ID != "" {
+			o.quiet.WriteString(m.ID + ": ")
+		}
+		o.quiet.WriteString(m.Status + "\n")
+		return
+	}
+	o.js.send(m)
+}
+
+var _ engine.ProgressWriter = (*buildOutput)(nil)

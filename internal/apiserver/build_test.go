@@ -40,6 +40,10 @@ func (f *fakeBuilds) PruneCache(ctx context.Context, all bool) (build.CachePrune
 	return build.CachePruneReport{CachesDeleted: []string{"k1"}}, nil
 }
 
+func (f *fakeBuilds) CacheUsage(ctx context.Context) ([]*build.CacheRecord, error) {
+	return []*build.CacheRecord{{ID: "k1", Type: "regular", Description: "/bin/sh -c make", Size: 4096, Shared: true}}, nil
+}
+
 func (f *fakeBuilds) Build(ctx context.Context, req *BuildRequest, out io.Writer) (string, error) {
 	f.got = req
 	if req.Context != nil {

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
-	"github.com/moby/moby/api/types/jsonstream"
 
 	"github.com/skiff-dev/skiff/internal/engine"
 	"github.com/skiff-dev/skiff/internal/filters"
@@ -17,8 +17,9 @@ import (
 // ImageIOBackend is save/load, commit, export, image prune and disk usage.
 type ImageIOBackend interface {
 	ImageSave(ctx context.Context, names []string, w io.Writer) error
-	// ImageLoad calls report with each line to show ("Loaded image: ...").
-	ImageLoad(ctx context.Context, r io.Reader, report func(line string)) error
+	// ImageLoad sends the load's messages to opts.Progress: layer progress
+	// (unless Quiet), then a line per image ("Loaded image: ...").
+	ImageLoad(ctx context.Context, r io.Reader, opts engine.LoadOptions) error
 	ContainerCommit(ctx context.Context, opts engine.CommitOptions) (id string, err error)
 	ContainerExport(ctx context.Context, id string, w io.Writer) error
 	ImagesPrune(ctx context.Context, f filters.Args) (image.PruneReport, error)
@@ -69,9 +70,7 @@ func (s *Server) imageSaveOne(w *respWriter, r *http.Request, name string) error
 // quiet, the same messages without progress) naming the loaded images.
 func (s *Server) imagesLoad(w *respWriter, r *http.Request) error {
 	js := newJSONStream(w)
-	err := s.b.ImageLoad(r.Context(), r.Body, func(line string) {
-		js.send(jsonstream.Message{Stream: line})
-	})
+	err := s.b.ImageLoad(r.Context(), r.Body, engine.LoadOptions{Quiet: boolValue(r.URL.Query(), "quiet"), Progress: js.send})
 	if err != nil {
 		return js.finish(err)
 	}
@@ -136,9 +135,15 @@ func (s *Server) imagesPrune(w *respWriter, r *http.Request) error {
 
 // systemDF serves GET /system/df in the form API 1.51 and older answer.
 func (s *Server) systemDF(w *respWriter, r *http.Request) error {
-	du, err := s.b.SystemDiskUsage(r.Context(), r.URL.Query()["type"])
+	types := r.URL.Query()["type"]
+	du, err := s.b.SystemDiskUsage(r.Context(), types)
 	if err != nil {
 		return err
+	}
+	if s.builds != nil && (len(types) == 0 || slices.Contains(types, "build-cache")) {
+		if du.BuildCache, err = s.builds.CacheUsage(r.Context()); err != nil {
+			return err
+		}
 	}
 	return writeJSON(w, http.StatusOK, du)
 }

@@ -18,7 +18,7 @@ func (f *fakeBackend) ImageSave(ctx context.Context, names []string, w io.Writer
 	return errdefs.NotImplemented("fake")
 }
 
-func (f *fakeBackend) ImageLoad(ctx context.Context, r io.Reader, report func(string)) error {
+func (f *fakeBackend) ImageLoad(ctx context.Context, r io.Reader, opts engine.LoadOptions) error {
 	return errdefs.NotImplemented("fake")
 }
 

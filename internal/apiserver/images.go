@@ -2,9 +2,13 @@ package apiserver
 
 import (
 	"encoding/json"
-	"github.com/distribution/reference"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/docker/go-units"
 
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/jsonstream"
@@ -31,8 +35,61 @@ func (j *jsonStream) send(m jsonstream.Message) {
 		j.w.Header()["Content-Type"] = hdrJSON
 		j.w.WriteHeader(http.StatusOK)
 	}
-	_ = j.enc.Encode(&m)
+	_ = j.enc.Encode(&wireMessage{
+		Stream: m.Stream, Status: m.Status, Progress: m.Progress, ProgressText: progressText(m.Progress),
+		ID: m.ID, Error: m.Error, Aux: m.Aux,
+	})
 	j.w.Flush()
+}
+
+// wireMessage is a stream message in dockerd's field order, with the
+// rendered bar ("progress") beside progressDetail as dockerd 28 sends it:
+// older clients and SDKs print that text rather than draw their own.
+type wireMessage struct {
+	Stream       string               `json:"stream,omitempty"`
+	Status       string               `json:"status,omitempty"`
+	Progress     *jsonstream.Progress `json:"progressDetail,omitempty"`
+	ProgressText string               `json:"progress,omitempty"`
+	ID           string               `json:"id,omitempty"`
+	Error        *jsonstream.Error    `json:"errorDetail,omitempty"`
+	Aux          *json.RawMessage     `json:"aux,omitempty"`
+}
+
+// progressText renders p as dockerd's JSONProgress.String does for a
+// daemon without a terminal (200 columns): a 50-step bar and the byte
+// counts, "" when there is nothing to count.
+func progressText(p *jsonstream.Progress) string {
+	if p == nil || (p.Current <= 0 && p.Total <= 0) {
+		return ""
+	}
+	if p.Total <= 0 {
+		if p.Units == "" {
+			return fmt.Sprintf("%8v", units.HumanSize(float64(p.Current)))
+		}
+		return fmt.Sprintf("%d %s", p.Current, p.Units)
+	}
+	pct := min(int(float64(p.Current)/float64(p.Total)*100)/2, 50)
+	bar := "[" + strings.Repeat("=", pct) + ">" + strings.Repeat(" ", 50-pct) + "] "
+	var nums string
+	switch {
+	case p.HideCounts:
+	case p.Units == "":
+		nums = fmt.Sprintf("%8v/%v", units.HumanSize(float64(p.Current)), units.HumanSize(float64(p.Total)))
+		if p.Current > p.Total {
+			nums = fmt.Sprintf("%8v", units.HumanSize(float64(p.Current)))
+		}
+	default:
+		nums = fmt.Sprintf("%d/%d %s", p.Current, p.Total, p.Units)
+		if p.Current > p.Total {
+			nums = fmt.Sprintf("%d %s", p.Current, p.Units)
+		}
+	}
+	left := ""
+	if p.Current > 0 && p.Start > 0 && pct < 50 {
+		perByte := time.Since(time.Unix(p.Start, 0)) / time.Duration(p.Current)
+		left = " " + (time.Duration(p.Total-p.Current) * perByte).Round(time.Second).String()
+	}
+	return bar + nums + left
 }
 
 // streamError is an error once the stream has started. The legacy "error"

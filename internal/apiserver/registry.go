@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
+
+	"github.com/distribution/reference"
 
 	"github.com/moby/moby/api/types/registry"
 
@@ -17,6 +20,9 @@ import (
 type RegistryBackend interface {
 	ImagePush(ctx context.Context, name string, opts engine.PushOptions) error
 	RegistryLogin(ctx context.Context, auth regclient.Auth) (identityToken string, err error)
+	// DistributionInspect asks n's registry for the descriptor and the
+	// platforms of what n names; registryAuth is X-Registry-Auth as sent.
+	DistributionInspect(ctx context.Context, n reference.Named, registryAuth string) (*registry.DistributionInspect, error)
 }
 
 func (s *Server) registryBackend() (RegistryBackend, error) {
@@ -40,6 +46,35 @@ func (s *Server) imagePush(w *respWriter, r *http.Request, name string) error {
 		Progress:     js.send,
 	})
 	return js.finish(err)
+}
+
+// distributionInspect is GET /distribution/{name}/json: the registry's
+// descriptor of an image reference, parsed as dockerd parses it.
+func (s *Server) distributionInspect(w *respWriter, r *http.Request) error {
+	name, ok := strings.CutSuffix(r.PathValue("name"), "/json")
+	if !ok || name == "" {
+		return notFoundf("page not found")
+	}
+	rb, err := s.registryBackend()
+	if err != nil {
+		return err
+	}
+	ref, err := reference.ParseAnyReference(name)
+	if err != nil {
+		return invalidf("%v", err)
+	}
+	n, ok := ref.(reference.Named)
+	if !ok {
+		if _, ok := ref.(reference.Digested); ok {
+			return errdefs.System("no manifest found for full image ID")
+		}
+		return invalidf("unknown image reference format: %s", name)
+	}
+	d, err := rb.DistributionInspect(r.Context(), n, r.Header.Get("X-Registry-Auth"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, d)
 }
 
 // auth is POST /auth: check credentials as `docker login` does.

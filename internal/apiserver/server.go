@@ -207,6 +207,7 @@ func (s *Server) routes() {
 	s.handle("GET /info", s.info)
 	s.handle("GET /events", s.events)
 	s.handle("POST /auth", s.auth)
+	s.handle("GET /distribution/{name...}", s.distributionInspect) // registry.go
 
 	s.handle("POST /containers/create", s.containerCreate)
 	s.handle("GET /containers/json", s.containerList)

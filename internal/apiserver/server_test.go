@@ -29,7 +29,7 @@ import (
 
 // serve runs a Server for fb on a unix socket in a temp dir and returns the
 // socket path. Cleanup stops it and checks that Serve returned cleanly.
-func serve(t *testing.T, fb *fakeBackend) string {
+func serve(t *testing.T, fb Backend) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "api.sock")
 	l, err := net.Listen("unix", sock)

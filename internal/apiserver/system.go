@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 )
 
@@ -92,6 +93,13 @@ func (s *Server) info(w *respWriter, r *http.Request) error {
 	info, err := s.b.Info(r.Context())
 	if err != nil {
 		return err
+	}
+	// skiff has no swarm mode. dockerd reports an inactive node as
+	// {"NodeID":"","NodeAddr":"","LocalNodeState":"inactive",...}; compose
+	// takes an empty state for an active swarm, as the ping's Swarm header
+	// says the same.
+	if info.Swarm.LocalNodeState == "" {
+		info.Swarm = swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive}
 	}
 	return writeJSON(w, http.StatusOK, info)
 }

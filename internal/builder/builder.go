@@ -259,6 +259,12 @@ func (bd *build) lineError(line int, err error) error {
 	return fmt.Errorf("%s:%d: %w", bd.file, line, err)
 }
 
+// CacheEntries lists the build cache: step cache key -> id of the image the
+// step made (`system df` describes them).
+func (b *Builder) CacheEntries() (map[string]string, error) {
+	return b.cache.entries()
+}
+
 // Prune removes build cache entries (`builder prune`, `system prune`): those
 // whose image is gone, or with all every one, so the next build of those
 // steps runs them again. It returns the entries removed. The images the

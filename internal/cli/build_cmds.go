@@ -214,6 +214,26 @@ func (c *CLI) runBuild(ctx context.Context, o *buildOptions) error {
 // the image id (the aux message). An error in the stream ends it: a failing
 // RUN's exit code becomes the command's (as docker's legacy build does).
 func displayBuildStream(in io.Reader, out io.Writer) (string, error) {
+	if s, ok := out.(*OutStream); ok && s.IsTerminal() {
+		// As docker's legacy build: a FROM's pull is drawn one line per
+		// layer.
+		imageID := ""
+		err := renderJSONMessages(in, s, func(m jsonstream.Message) {
+			var r build.Result
+			if json.Unmarshal(*m.Aux, &r) == nil && r.ID != "" {
+				imageID = r.ID
+			}
+		})
+		var je *jsonstream.Error
+		if errors.As(err, &je) {
+			code := je.Code
+			if code == 0 {
+				code = 1
+			}
+			return imageID, StatusError{Status: je.Message, StatusCode: code}
+		}
+		return imageID, err
+	}
 	dec := json.NewDecoder(in)
 	imageID := ""
 	for {

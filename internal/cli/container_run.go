@@ -204,11 +204,11 @@ func (c *CLI) pullImage(ctx context.Context, api client.APIClient, image string,
 		return err
 	}
 	defer resp.Close()
-	var out io.Writer = c.err
 	if o.quiet {
-		out = io.Discard
+		return displayJSONMessages(resp, io.Discard)
 	}
-	return displayJSONMessages(resp, out)
+	// docker run shows the pull on stderr, drawn as a terminal pull is.
+	return renderJSONMessages(resp, c.err, nil)
 }
 
 // parsePlatform parses os[/arch[/variant]].

@@ -230,7 +230,7 @@ func (c *CLI) runImport(ctx context.Context, o *importOptions) error {
 		return err
 	}
 	defer body.Close()
-	return displayJSONMessages(body, c.out)
+	return renderJSONMessages(body, c.out, nil)
 }
 
 // isDangling is docker's list-side test: an image without a tag.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -104,7 +105,7 @@ func (c *CLI) newLoadCommand() *cobra.Command {
 				return err
 			}
 			defer body.Close()
-			return displayJSONMessages(body, c.out)
+			return renderJSONMessages(body, c.out, nil)
 		},
 		DisableFlagsInUseLine: true,
 	}
@@ -249,17 +250,23 @@ func (c *CLI) runSystemDF(ctx context.Context, format string, verbose bool) erro
 	if err != nil {
 		return err
 	}
-	du, err := api.DiskUsage(ctx, client.DiskUsageOptions{Containers: true, Images: true, Volumes: true, BuildCache: true, Verbose: verbose})
+	// Verbose, so that the items come back whatever the API version; the
+	// sums are docker 28's, made from them.
+	du, err := api.DiskUsage(ctx, client.DiskUsageOptions{Containers: true, Images: true, Volumes: true, BuildCache: true, Verbose: true})
 	if err != nil {
 		return err
 	}
-	rows := []formatter.DiskUsageRow{
-		{Type: "Images", Total: du.Images.TotalCount, Active: du.Images.ActiveCount, Size: du.Images.TotalSize, Reclaimable: du.Images.Reclaimable},
-		{Type: "Containers", Total: du.Containers.TotalCount, Active: du.Containers.ActiveCount, Size: du.Containers.TotalSize, Reclaimable: du.Containers.Reclaimable},
-		{Type: "Local Volumes", Total: du.Volumes.TotalCount, Active: du.Volumes.ActiveCount, Size: du.Volumes.TotalSize, Reclaimable: du.Volumes.Reclaimable},
-		{Type: "Build Cache", Total: du.BuildCache.TotalCount, Active: du.BuildCache.ActiveCount, Size: du.BuildCache.TotalSize, Reclaimable: du.BuildCache.Reclaimable},
+	d := formatter.DiskUsage{
+		LayersSize: du.Images.TotalSize, Images: du.Images.Items, Containers: du.Containers.Items,
+		Volumes: du.Volumes.Items, BuildCache: du.BuildCache.Items,
 	}
-	return formatter.DiskUsageWrite(formatter.Context{Output: c.out, Format: formatter.NewDiskUsageFormat(format)}, rows)
+	if verbose && (format == "" || format == formatter.TableFormatKey) {
+		return formatter.DiskUsageVerboseWrite(c.out, d, time.Now())
+	}
+	if verbose {
+		return formatter.DiskUsageVerboseTemplate(c.out, d, time.Now(), format)
+	}
+	return formatter.DiskUsageWrite(formatter.Context{Output: c.out, Format: formatter.NewDiskUsageFormat(format)}, formatter.DiskUsageRows(d))
 }
 
 // deletedImageLines are docker's lines for an image prune's deletions.

@@ -7,7 +7,26 @@ import (
 	"io"
 
 	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/client/pkg/jsonmessage"
 )
+
+// renderJSONMessages prints a JSON progress stream (pull, push, load,
+// import, build) as docker does: on a terminal each layer keeps one line,
+// redrawn in place, with progress bars; elsewhere plain "ID: status" lines.
+// aux, when set, gets the messages that carry aux data.
+func renderJSONMessages(in io.Reader, w io.Writer, aux func(jsonstream.Message)) error {
+	s, ok := w.(*OutStream)
+	if !ok {
+		s = NewOutStream(w)
+	}
+	if s.IsTerminal() {
+		return jsonmessage.DisplayJSONMessagesStream(in, s, uintptr(s.fd), true, aux)
+	}
+	if aux != nil {
+		return jsonmessage.DisplayJSONMessagesStream(in, w, 0, false, aux)
+	}
+	return displayJSONMessages(in, w)
+}
 
 // displayJSONMessages prints a JSON progress stream (pull, import) the way
 // docker does on a non-terminal: "ID: status" lines, no progress bars. An

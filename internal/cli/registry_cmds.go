@@ -16,7 +16,6 @@ import (
 	"github.com/docker/cli/cli/config/types"
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/client"
-	"github.com/moby/moby/client/pkg/jsonmessage"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 )
@@ -88,11 +87,7 @@ func (c *CLI) showProgress(in io.Reader, quiet bool) error {
 	if quiet {
 		return displayJSONMessages(in, io.Discard)
 	}
-	fd := uintptr(0)
-	if c.out.fd >= 0 {
-		fd = uintptr(c.out.fd)
-	}
-	return jsonmessage.DisplayJSONMessagesStream(in, c.out, fd, c.out.IsTerminal(), nil)
+	return renderJSONMessages(in, c.out, nil)
 }
 
 type pullOptions struct {

@@ -22,6 +22,7 @@ import (
 // unpacked under tmpRoot, or a directory of this host) and runs the
 // Dockerfile builder on the engine.
 type buildService struct {
+	eng     *engine.Engine
 	b       *builder.Builder
 	cache   *buildcontext.HashCache
 	tmpRoot string
@@ -46,7 +47,7 @@ func newBuildService(eng *engine.Engine, dataRoot string) (*buildService, error)
 	if err != nil {
 		return nil, err
 	}
-	return &buildService{b: b, cache: cache, tmpRoot: tmpRoot}, nil
+	return &buildService{eng: eng, b: b, cache: cache, tmpRoot: tmpRoot}, nil
 }
 
 func (s *buildService) Build(ctx context.Context, req *apiserver.BuildRequest, out io.Writer) (string, error) {
@@ -86,6 +87,15 @@ func (s *buildService) PruneCache(ctx context.Context, all bool) (build.CachePru
 		err = s.cache.Clear()
 	}
 	return build.CachePruneReport{CachesDeleted: keys}, err
+}
+
+// CacheUsage describes the build cache for GET /system/df.
+func (s *buildService) CacheUsage(ctx context.Context) ([]*build.CacheRecord, error) {
+	ents, err := s.b.CacheEntries()
+	if err != nil {
+		return nil, err
+	}
+	return s.eng.BuildCacheUsage(ctx, ents)
 }
 
 // runExitError gives the apiserver a failing RUN's exit code, which it

@@ -80,10 +80,22 @@ func (b *BuildBackend) ImageGet(ctx context.Context, refOrID string) (*image.Ima
 	return b.e.images.Get(ctx, refOrID)
 }
 
-// ImagePull pulls ref through the engine's pull, writing each status as a
-// plain line ("ID: Status") to out; the byte-count updates of downloads are
-// left out, as a non-terminal docker client shows them.
+// ProgressWriter is implemented by a build output that is a JSON message
+// stream (the apiserver's). A FROM's pull then sends its progress messages
+// into it as they are, as dockerd's legacy builder does, so a terminal
+// client draws one line per layer.
+type ProgressWriter interface {
+	WriteProgress(jsonstream.Message)
+}
+
+// ImagePull pulls ref through the engine's pull. Its progress goes to out's
+// WriteProgress when out has one; otherwise each status becomes a plain line
+// ("ID: Status") in out, the byte-count updates of downloads left out, as a
+// non-terminal docker client shows them.
 func (b *BuildBackend) ImagePull(ctx context.Context, ref, platform, registryAuth string, out io.Writer) error {
+	if pw, ok := out.(ProgressWriter); ok {
+		return b.e.ImagePull(ctx, ref, PullOptions{Platform: platform, RegistryAuth: registryAuth, Progress: pw.WriteProgress})
+	}
 	return b.e.ImagePull(ctx, ref, PullOptions{Platform: platform, RegistryAuth: registryAuth, Progress: func(m jsonstream.Message) {
 		if m.Progress != nil && (m.Progress.Current > 0 || m.Progress.Total > 0) {
 			return

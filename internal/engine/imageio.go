@@ -20,6 +20,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	imagetypes "github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/volume"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
@@ -47,9 +48,21 @@ func (e *Engine) ImageSave(ctx context.Context, names []string, w io.Writer) err
 }
 
 // ImageLoad records the images of the archive r and reports each as the
-// line docker prints ("Loaded image: NAME" or "Loaded image ID: ID").
-func (e *Engine) ImageLoad(ctx context.Context, r io.Reader, report func(line string)) error {
-	loaded, err := e.images.Load(ctx, r)
+// line docker prints ("Loaded image: NAME" or "Loaded image ID: ID"), after
+// a "Loading layer" progress for each layer unless quiet.
+func (e *Engine) ImageLoad(ctx context.Context, r io.Reader, opts LoadOptions) error {
+	send := progressFunc(opts.Progress)
+	report := func(line string) { send(jsonstream.Message{Stream: line}) }
+	var progress image.LoadProgress
+	if !opts.Quiet {
+		// dockerd's "Loading layer" bar for each layer unpacked.
+		progress = func(id string, current, total int64) {
+			m := layerStatus(id, "Loading layer")
+			m.Progress.Current, m.Progress.Total = current, total
+			send(m)
+		}
+	}
+	loaded, err := e.images.LoadWithProgress(ctx, r, progress)
 	for _, li := range loaded {
 		for _, r := range li.Replaced {
 			report(fmt.Sprintf("The image %s already exists, renaming the old one with ID %s to empty string\n", r[0], r[1]))
@@ -63,6 +76,14 @@ func (e *Engine) ImageLoad(ctx context.Context, r io.Reader, report func(line st
 		e.events.publish(events.ImageEventType, events.ActionLoad, li.ID, map[string]string{"name": li.ID})
 	}
 	return err
+}
+
+// LoadOptions describe POST /images/load.
+type LoadOptions struct {
+	// Quiet leaves out the layers' progress; the "Loaded image" lines stay.
+	Quiet bool
+	// Progress receives the messages of the load's JSON stream. Never nil.
+	Progress func(jsonstream.Message)
 }
 
 // CommitOptions describe `docker commit`.
@@ -359,8 +380,9 @@ type DiskUsage struct {
 	BuildCache []*build.CacheRecord
 }
 
-// SystemDiskUsage reports what images and containers take on disk; types
-// limits it to "image", "container", "volume", "build-cache" (all when empty).
+// SystemDiskUsage reports what images, containers and volumes take on disk;
+// types limits it to "image", "container", "volume", "build-cache" (all when
+// empty). The build cache is the builder's: the apiserver adds it.
 func (e *Engine) SystemDiskUsage(ctx context.Context, types []string) (*DiskUsage, error) {
 	want := func(t string) bool {
 		if len(types) == 0 {
@@ -419,6 +441,21 @@ func (e *Engine) SystemDiskUsage(ctx context.Context, types []string) (*DiskUsag
 				s.SizeRootFs = img.Size + s.SizeRw
 			}
 			du.Containers = append(du.Containers, &s)
+		}
+	}
+	if want("volume") {
+		vols, err := e.vols.List()
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vols {
+			// As dockerd: volumes with mount options (tmpfs, a device,
+			// NFS) hold nothing on this disk and are left out.
+			if len(v.Options) > 0 {
+				continue
+			}
+			vi := e.volumeInfo(v, true) // volumes.go: UsageData with Size and RefCount
+			du.Volumes = append(du.Volumes, &vi)
 		}
 	}
 	return du, nil

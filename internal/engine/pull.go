@@ -43,6 +43,15 @@ func progressFunc(f func(jsonstream.Message)) func(jsonstream.Message) {
 	}
 }
 
+// layerStatus is a status message about one layer. It carries an empty
+// progressDetail, as dockerd's do: the docker CLI keeps one line per id and
+// redraws it in place only for messages with progressDetail; a message
+// without one ends that block, and every later status of the layer would
+// print a new line.
+func layerStatus(id, status string) jsonstream.Message {
+	return jsonstream.Message{ID: id, Status: status, Progress: &jsonstream.Progress{}}
+}
+
 func shortDigest(d digest.Digest) string {
 	s := d.Encoded()
 	if len(s) > 12 {
@@ -216,7 +225,7 @@ func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *doc
 		if l, ok := known[d.Digest]; ok && l.DiffID == diffIDs[i] {
 			if _, err := e.snaps.Stat(ctx, chains[i].String()); err == nil {
 				j.reuse, j.layer = true, l
-				progress(jsonstream.Message{Status: "Already exists", ID: shortDigest(d.Digest)})
+				progress(layerStatus(shortDigest(d.Digest), "Already exists"))
 				close(j.done)
 				continue
 			}
@@ -226,7 +235,7 @@ func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *doc
 				continue
 			}
 		}
-		progress(jsonstream.Message{Status: "Pulling fs layer", ID: shortDigest(d.Digest), Progress: &jsonstream.Progress{}})
+		progress(layerStatus(shortDigest(d.Digest), "Pulling fs layer"))
 	}
 
 	// The first layer to fetch is streamed by the unpacker.
@@ -249,10 +258,8 @@ func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *doc
 		go func() {
 			defer wg.Done()
 			defer close(j.done)
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				j.err = ctx.Err()
+			if err := acquireSlot(ctx, sem, func() { progress(layerStatus(shortDigest(j.desc.Digest), "Waiting")) }); err != nil {
+				j.err = err
 				return
 			}
 			defer func() { <-sem }()
@@ -295,7 +302,7 @@ func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *doc
 			return nil, errdefs.Invalid("layer %s: content verification failed: its diff id is %s, the image config says %s", j.desc.Digest, l.DiffID, diffIDs[i])
 		}
 		layers[i] = l
-		progress(jsonstream.Message{Status: "Pull complete", ID: shortDigest(j.desc.Digest)})
+		progress(layerStatus(shortDigest(j.desc.Digest), "Pull complete"))
 	}
 	img, err := e.images.Create(ctx, *cfg, layers, image.CreateOptions{
 		Ref: tagRef, ConfigJSON: rimg.Config, ManifestJSON: rimg.Manifest, RepoDigest: repoDigest,
@@ -307,6 +314,23 @@ func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *doc
 		return nil, errdefs.System("pulled image id %s is not the config digest %s", img.ID, rimg.ConfigDigest)
 	}
 	return img, nil
+}
+
+// acquireSlot takes one of the concurrent download slots; a layer that has
+// to wait for one says "Waiting" first, as with dockerd.
+func acquireSlot(ctx context.Context, sem chan struct{}, waiting func()) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	default:
+	}
+	waiting()
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // download stores the blob d in the content store, verified.
@@ -326,11 +350,11 @@ func (e *Engine) download(ctx context.Context, rimg *regclient.Image, d ocispec.
 	if _, err := io.CopyBuffer(w, pr, make([]byte, 1<<20)); err != nil {
 		return fmt.Errorf("download layer %s: %w", d.Digest, err)
 	}
-	progress(jsonstream.Message{Status: "Verifying Checksum", ID: id})
+	progress(layerStatus(id, "Verifying Checksum"))
 	if _, err := w.Commit(); err != nil {
 		return fmt.Errorf("download layer %s: %w", d.Digest, err)
 	}
-	progress(jsonstream.Message{Status: "Download complete", ID: id})
+	progress(layerStatus(id, "Download complete"))
 	return nil
 }
 
@@ -338,13 +362,11 @@ func (e *Engine) download(ctx context.Context, rimg *regclient.Image, d ocispec.
 // arrives; AddLayer stores the blob too. The verifying reader fails the
 // last read on a mismatch, so AddLayer commits nothing then.
 func (e *Engine) stream(ctx context.Context, rimg *regclient.Image, parent digest.Digest, d ocispec.Descriptor, sem chan struct{}, progress func(jsonstream.Message)) (image.Layer, error) {
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return image.Layer{}, ctx.Err()
+	id := shortDigest(d.Digest)
+	if err := acquireSlot(ctx, sem, func() { progress(layerStatus(id, "Waiting")) }); err != nil {
+		return image.Layer{}, err
 	}
 	defer func() { <-sem }()
-	id := shortDigest(d.Digest)
 	rc, err := rimg.Blob(ctx, d)
 	if err != nil {
 		return image.Layer{}, err
@@ -361,8 +383,8 @@ func (e *Engine) stream(ctx context.Context, rimg *regclient.Image, parent diges
 	if l.Digest != d.Digest {
 		return image.Layer{}, errdefs.Invalid("layer %s: content verification failed: stored as %s", d.Digest, l.Digest)
 	}
-	progress(jsonstream.Message{Status: "Verifying Checksum", ID: id})
-	progress(jsonstream.Message{Status: "Download complete", ID: id})
+	progress(layerStatus(id, "Verifying Checksum"))
+	progress(layerStatus(id, "Download complete"))
 	return l, nil
 }
 

@@ -84,13 +84,11 @@ func (e *Engine) ImagePush(ctx context.Context, name string, opts PushOptions) e
 			return err
 		}
 		for _, l := range pi.Layers {
-			progress(jsonstream.Message{Status: "Preparing", ID: shortDigest(l.Desc.Digest)})
+			progress(layerStatus(shortDigest(l.Desc.Digest), "Preparing"))
 		}
 		d, err := e.registryClient().Push(ctx, full, pi, auth, func(ev regclient.PushEvent) {
-			m := jsonstream.Message{Status: ev.Status, ID: shortDigest(ev.Digest)}
-			if ev.Total > 0 {
-				m.Progress = &jsonstream.Progress{Current: ev.Current, Total: ev.Total}
-			}
+			m := layerStatus(shortDigest(ev.Digest), ev.Status)
+			m.Progress.Current, m.Progress.Total = ev.Current, ev.Total
 			progress(m)
 		})
 		if err != nil {

@@ -12,54 +12,54 @@ import (
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/filters"
 )
 
-var listFilters = []string{"id", "name", "label", "status", "exited", "ancestor", "before", "since", "health", "network", "volume", "is-task", "publish", "expose"}
-
-// ContainerList returns containers newest first, as `docker ps` shows them.
+// ContainerList returns containers newest first, as `docker ps` shows them,
+// filtered with dockerd's rules (listfilter.go).
 func (e *Engine) ContainerList(ctx context.Context, opts ListOptions) ([]container.Summary, error) {
-	f := opts.Filters
-	if err := f.Validate(listFilters...); err != nil {
-		return nil, err
-	}
-	for _, s := range f.Get("status") {
-		switch s {
-		case "created", "restarting", "running", "removing", "paused", "exited", "dead":
-		default:
-			return nil, errdefs.Invalid("invalid filter 'status=%s'", s)
-		}
-	}
-	all := e.reg.all()
-	sort.Slice(all, func(i, j int) bool { return all[i].Created.After(all[j].Created) })
-	var before, since time.Time
-	if v := f.Get("before"); len(v) > 0 {
-		c, err := e.reg.get(v[0])
-		if err != nil {
-			return nil, err
-		}
-		before = c.Created
-	}
-	if v := f.Get("since"); len(v) > 0 {
-		c, err := e.reg.get(v[0])
-		if err != nil {
-			return nil, err
-		}
-		since = c.Created
-	}
 	limit := opts.Limit
 	if opts.Latest {
 		limit = 1
 	}
+	pf, err := parsePsFilter(opts.Filters, opts.All || limit > 0)
+	if err != nil {
+		return nil, err
+	}
+	all := e.reg.all()
+	sort.Slice(all, func(i, j int) bool { return all[i].Created.After(all[j].Created) })
+	if err := e.resolvePsFilter(ctx, pf, all); err != nil {
+		return nil, err
+	}
 	out := []container.Summary{}
+	before := pf.before
 	for _, c := range all {
-		c.mu.Lock()
-		s, ok := e.summary(c, opts, f, before, since)
-		c.mu.Unlock()
-		if !ok {
+		// dockerd walks the list newest first: everything down to the
+		// "before" container (itself included) is left out, and the walk
+		// stops at the "since" one.
+		if before != "" {
+			if c.ID == before {
+				before = ""
+			}
 			continue
+		}
+		if c.ID == pf.since {
+			break
+		}
+		c.mu.Lock()
+		s, row := e.summary(c)
+		snapKey := c.SnapshotKey
+		c.mu.Unlock()
+		if !pf.match(&row) {
+			continue
+		}
+		if opts.Size { // a walk of the upper dir: only for the rows kept
+			if u, err := e.snaps.Usage(ctx, snapKey); err == nil {
+				s.SizeRw = u.Size
+			}
 		}
 		out = append(out, s)
 		if limit > 0 && len(out) >= limit {
@@ -69,74 +69,148 @@ func (e *Engine) ContainerList(ctx context.Context, opts ListOptions) ([]contain
 	return out, nil
 }
 
-// summary builds c's row and applies the filters; the caller holds c.mu.
-func (e *Engine) summary(c *Container, opts ListOptions, f filters.Args, before, since time.Time) (container.Summary, bool) {
+// resolvePsFilter fills in the parts of pf that need the engine's records:
+// the containers an id filter names (a unique id prefix, as dockerd's
+// GetByPrefix), the before and since containers (id, prefix or name), and
+// the images an ancestor filter stands for (each image named and every
+// image built on it).
+func (e *Engine) resolvePsFilter(ctx context.Context, pf *psFilter, all []*Container) error {
+	f := pf.args
+	if f.Has("id") {
+		pf.ids = map[string]bool{}
+		for _, v := range f.Get("id") {
+			var found []string
+			for _, c := range all {
+				if strings.HasPrefix(c.ID, v) {
+					found = append(found, c.ID)
+				}
+			}
+			if len(found) == 1 {
+				pf.ids[found[0]] = true
+			}
+		}
+	}
+	for _, key := range []string{"before", "since"} {
+		for _, v := range f.Get(key) {
+			c, err := e.reg.get(v)
+			if err != nil {
+				return err
+			}
+			if key == "before" {
+				pf.before = c.ID
+			} else {
+				pf.since = c.ID
+			}
+		}
+	}
+	if f.Has("ancestor") {
+		pf.ancestorSet, pf.ancestors = true, map[string]bool{}
+		imgs, err := e.images.List(ctx)
+		if err != nil {
+			return err
+		}
+		children := map[string][]string{}
+		for _, img := range imgs {
+			if img.Parent != "" {
+				children[img.Parent] = append(children[img.Parent], img.ID)
+			}
+		}
+		var add func(id string)
+		add = func(id string) {
+			if pf.ancestors[id] {
+				return
+			}
+			pf.ancestors[id] = true
+			for _, ch := range children[id] {
+				add(ch)
+			}
+		}
+		for _, ref := range f.Get("ancestor") {
+			img, err := e.images.Get(ctx, ref)
+			if err != nil {
+				// dockerd logs it and matches nothing for this value.
+				e.log.Debug("ps ancestor filter: image not found", "image", ref, "err", err)
+				continue
+			}
+			add(img.ID)
+		}
+	}
+	return nil
+}
+
+// summary builds c's ps row and what the filters look at; the caller holds
+// c.mu.
+func (e *Engine) summary(c *Container) (container.Summary, psRow) {
 	st := c.State
-	all := opts.All || opts.Limit > 0 || opts.Latest || f.Has("status") || f.Has("exited")
-	if !all && !st.Running && !st.Restarting { // docker ps lists restarting ones
-		return container.Summary{}, false
-	}
-	if !f.MatchPrefix("id", c.ID) || !matchName(f, c.Name) || !f.Match("status", string(st.Status)) || !f.MatchLabels("label", c.Config.Labels) {
-		return container.Summary{}, false
-	}
-	if f.Has("exited") && (st.Running || st.Status == container.StateCreated || !f.Match("exited", strconv.Itoa(st.ExitCode))) {
-		return container.Summary{}, false
-	}
-	if f.Has("health") && !f.Match("health", healthFilterValue(st.Health)) { // health.go
-		return container.Summary{}, false
-	}
-	if f.Has("ancestor") && !e.matchAncestor(f.Get("ancestor"), c) {
-		return container.Summary{}, false
-	}
-	if !before.IsZero() && !c.Created.Before(before) {
-		return container.Summary{}, false
-	}
-	if !since.IsZero() && !c.Created.After(since) {
-		return container.Summary{}, false
-	}
-	cmd := strings.Join(append([]string{c.Path}, c.Args...), " ")
+	nets, portMap := e.networkSettings(c)
 	s := container.Summary{
 		ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, ImageID: c.ImageID,
-		Command: cmd, Created: c.Created.Unix(), Ports: e.portSummary(c),
+		Command: commandString(c.Path, c.Args), Created: c.Created.Unix(), Ports: portsOf(portMap),
 		Labels: c.Config.Labels, State: st.Status, Status: statusString(st),
 		Mounts:          mountPointsOf(c),
-		NetworkSettings: &container.NetworkSettingsSummary{Networks: e.netSummary(c)},
+		NetworkSettings: &container.NetworkSettingsSummary{Networks: nets},
 	}
 	if s.Labels == nil {
 		s.Labels = map[string]string{}
 	}
 	s.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
-	if opts.Size {
-		if u, err := e.snaps.Usage(context.Background(), c.SnapshotKey); err == nil {
-			s.SizeRw = u.Size
-		}
+	row := psRow{
+		ID: c.ID, Name: c.Name, Running: st.Running || st.Restarting, Started: !st.StartedAt.IsZero(),
+		ExitCode: st.ExitCode, State: st.Status, Health: healthFilterValue(st.Health), // health.go
+		Labels: c.Config.Labels, ImageID: c.ImageID, Mounts: s.Mounts, Networks: nets, Ports: s.Ports,
 	}
-	return s, true
+	return s, row
 }
 
-func matchName(f filters.Args, name string) bool {
-	if !f.Has("name") {
-		return true
-	}
-	for _, v := range f.Get("name") {
-		v = strings.TrimPrefix(v, "/")
-		if strings.Contains(name, v) || f.MatchGlob("name", name) {
-			return true
+// portsOf is the ps row's ports as dockerd lists them: one entry per
+// binding, and one with only the container port for a port that is exposed
+// but not published (while the container runs).
+func portsOf(pm network.PortMap) []container.PortSummary {
+	out := []container.PortSummary{}
+	for p, bindings := range pm {
+		if len(bindings) == 0 {
+			out = append(out, container.PortSummary{PrivatePort: p.Num(), Type: string(p.Proto())})
+			continue
+		}
+		for _, b := range bindings {
+			hp, err := strconv.ParseUint(b.HostPort, 10, 16)
+			if err != nil {
+				continue
+			}
+			out = append(out, container.PortSummary{IP: b.HostIP, PrivatePort: p.Num(), PublicPort: uint16(hp), Type: string(p.Proto())})
 		}
 	}
-	return false
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.PrivatePort != b.PrivatePort {
+			return a.PrivatePort < b.PrivatePort
+		}
+		if a.Type != b.Type {
+			return a.Type < b.Type
+		}
+		return a.PublicPort < b.PublicPort
+	})
+	return out
 }
 
-func (e *Engine) matchAncestor(refs []string, c *Container) bool {
-	for _, r := range refs {
-		if img, err := e.images.Get(context.Background(), r); err == nil && img.ID == c.ImageID {
-			return true
-		}
-		if r == c.Config.Image {
-			return true
+// commandString is the ps COMMAND as dockerd builds it: the path, then the
+// arguments, each one that holds a space wrapped in single quotes. Nothing
+// is escaped: quotes inside an argument are shown as they are.
+func commandString(path string, args []string) string {
+	if len(args) == 0 {
+		return path
+	}
+	var b strings.Builder
+	b.WriteString(path)
+	for _, a := range args {
+		b.WriteByte(' ')
+		if strings.Contains(a, " ") {
+			b.WriteString("'" + a + "'")
+		} else {
+			b.WriteString(a)
 		}
 	}
-	return false
+	return b.String()
 }
 
 // statusString is Docker's human STATUS column.

@@ -324,13 +324,23 @@ type archiveFiles struct {
 // and records its images. Tags named in the archive move to the loaded
 // images. Blobs the archive carried but no image uses are collected.
 func (s *Store) Load(ctx context.Context, r io.Reader) ([]LoadedImage, error) {
+	return s.LoadWithProgress(ctx, r, nil)
+}
+
+// LoadProgress hears how the unpacking of one layer goes: id is the short
+// diff id (12 hex digits), as dockerd's "Loading layer" messages name it.
+type LoadProgress func(id string, current, total int64)
+
+// LoadWithProgress is Load that reports each layer's unpacking to progress
+// (nil: none), about every 512 KiB and at its end.
+func (s *Store) LoadWithProgress(ctx context.Context, r io.Reader, progress LoadProgress) ([]LoadedImage, error) {
 	rc, _, err := archive.DecompressStream(r)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
 	release := s.Lease()
-	loaded, err := s.load2(ctx, rc)
+	loaded, err := s.load2(ctx, rc, progress)
 	release()
 	// Whatever the archive brought that no image took (or everything,
 	// after an error) goes now rather than at the next start.
@@ -340,7 +350,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]LoadedImage, error) {
 	return loaded, err
 }
 
-func (s *Store) load2(ctx context.Context, r io.Reader) ([]LoadedImage, error) {
+func (s *Store) load2(ctx context.Context, r io.Reader, progress LoadProgress) ([]LoadedImage, error) {
 	files, err := s.readArchive(ctx, r)
 	if err != nil {
 		return nil, err
@@ -351,7 +361,7 @@ func (s *Store) load2(ctx context.Context, r io.Reader) ([]LoadedImage, error) {
 	}
 	var out []LoadedImage
 	for _, p := range plans {
-		li, err := s.loadOne(ctx, files, p)
+		li, err := s.loadOne(ctx, files, p, progress)
 		if err != nil {
 			return out, err
 		}
@@ -462,6 +472,38 @@ func (f *archiveFiles) open(ctx context.Context, s *Store, name string) (io.Read
 		return s.cs.Open(ctx, d)
 	}
 	return nil, errdefs.Invalid("image archive: %s is missing", name)
+}
+
+// size is the stored size of name, or 0 when unknown.
+func (f *archiveFiles) size(ctx context.Context, s *Store, name string) int64 {
+	name = f.resolve(name)
+	if b, ok := f.mem[name]; ok {
+		return int64(len(b))
+	}
+	if d, ok := f.blobs[name]; ok {
+		if info, err := s.cs.Info(ctx, d); err == nil {
+			return info.Size
+		}
+	}
+	return 0
+}
+
+// loadCounter reports what has been read of a layer.
+type loadCounter struct {
+	r       io.Reader
+	n, last int64
+	total   int64
+	report  func(n, total int64)
+}
+
+func (c *loadCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n-c.last >= 512<<10 || (err == io.EOF && c.n != c.last) {
+		c.last = c.n
+		c.report(c.n, c.total)
+	}
+	return n, err
 }
 
 func (f *archiveFiles) read(ctx context.Context, s *Store, name string) ([]byte, error) {
@@ -676,7 +718,7 @@ func ociTag(a map[string]string) reference.NamedTagged {
 
 // loadOne records one planned image: its layers are stored and unpacked
 // (each checked against the config's diff ids), then the config as it is.
-func (s *Store) loadOne(ctx context.Context, files *archiveFiles, p loadPlan) (LoadedImage, error) {
+func (s *Store) loadOne(ctx context.Context, files *archiveFiles, p loadPlan, progress LoadProgress) (LoadedImage, error) {
 	cfgJSON, err := files.read(ctx, s, p.config)
 	if err != nil {
 		return LoadedImage{}, err
@@ -698,7 +740,15 @@ func (s *Store) loadOne(ctx context.Context, files *archiveFiles, p loadPlan) (L
 		if err != nil {
 			return LoadedImage{}, err
 		}
-		l, err := s.AddLayer(ctx, parent, rc)
+		var lr io.Reader = rc
+		if progress != nil {
+			id := cfg.RootFS.DiffIDs[i].Encoded()
+			if len(id) > 12 {
+				id = id[:12]
+			}
+			lr = &loadCounter{r: rc, total: files.size(ctx, s, name), report: func(n, total int64) { progress(id, n, total) }}
+		}
+		l, err := s.AddLayer(ctx, parent, lr)
 		rc.Close()
 		if err != nil {
 			return LoadedImage{}, fmt.Errorf("load layer %s: %w", name, err)

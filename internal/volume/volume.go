@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -175,13 +176,22 @@ func (s *Store) Remove(name string) error {
 	return nil
 }
 
-// Size is the disk usage of the volume's data in bytes.
+// Size is the disk usage of the volume's data in bytes, counted as dockerd
+// counts it: the sizes of the files, a file with several hard links once.
 func (s *Store) Size(name string) int64 {
 	var n int64
+	seen := map[uint64]bool{}
 	filepath.Walk(s.Mountpoint(name), func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() {
-			n += fi.Size()
+		if err != nil || fi.IsDir() || fi.Size() == 0 {
+			return nil
 		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
+		n += fi.Size()
 		return nil
 	})
 	return n

@@ -179,6 +179,10 @@ func TestEllipsisAndTruncateID(t *testing.T) {
 		{"this is longer than twenty", 20, "this is longer than…"},
 		{"héllo wörld", 5, "héll…"},
 		{"x", 0, ""},
+		// Wide characters take two columns, as in docker's formatter.
+		{"echo 日本語のテキスト", 10, "echo 日本…"},
+		{"echo 日本", 9, "echo 日本"},
+		{"sh -c 'sleep 1000000'", 20, "sh -c 'sleep 100000…"},
 	} {
 		if got := Ellipsis(tc.in, tc.max); got != tc.want {
 			t.Errorf("Ellipsis(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)

@@ -170,6 +170,8 @@ func newImageContext() *imageContext {
 		"CreatedAt":    "CREATED AT",
 		"Size":         "SIZE",
 		"Containers":   "CONTAINERS",
+		"SharedSize":   "SHARED SIZE",
+		"UniqueSize":   "UNIQUE SIZE",
 	}
 	return c
 }
@@ -206,4 +208,19 @@ func (c *imageContext) Containers() string {
 		return "N/A"
 	}
 	return strconv.FormatInt(c.i.Containers, 10)
+}
+
+// SharedSize and UniqueSize are `system df -v`'s columns.
+func (c *imageContext) SharedSize() string {
+	if c.i.SharedSize == -1 {
+		return "N/A"
+	}
+	return units.HumanSize(float64(c.i.SharedSize))
+}
+
+func (c *imageContext) UniqueSize() string {
+	if c.i.Size == -1 || c.i.SharedSize == -1 {
+		return "N/A"
+	}
+	return units.HumanSize(float64(c.i.Size - c.i.SharedSize))
 }
