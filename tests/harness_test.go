@@ -121,6 +121,8 @@ type daemon struct {
 	// cgroup2 runs the daemon in a mount namespace of its own where
 	// /sys/fs/cgroup is a cgroup2 mount: a pure cgroup v2 host as skiff sees it.
 	cgroup2 bool
+	// prepare, when set, adjusts the daemon's command before it starts.
+	prepare func(*exec.Cmd)
 }
 
 // startDaemon starts a daemon on fresh roots and registers its cleanup:
@@ -168,6 +170,9 @@ func (d *daemon) start() {
 	d.cmd = exec.Command(args[0], args[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if d.prepare != nil {
+		d.prepare(d.cmd)
+	}
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
