@@ -113,6 +113,12 @@ func Build(in Input) (*specs.Spec, error) {
 		s.Linux.MaskedPaths = append([]string{}, maskedPaths...)
 		s.Linux.ReadonlyPaths = append([]string{}, readonlyPaths...)
 	}
+	if err := withDevices(s, hc); err != nil { // devices.go
+		return nil, err
+	}
+	if err := withBlkioDevices(s.Linux.Resources, hc); err != nil { // blkio.go
+		return nil, err
+	}
 	s.Linux.Sysctl = hc.Sysctls
 	s.Mounts = mounts(in, hc)
 	prof, prog, err := SeccompProfile(hc, caps)

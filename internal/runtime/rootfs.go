@@ -348,6 +348,11 @@ func createDevices(root int, extra []specs.LinuxDevice) error {
 	}
 	devs = append(devs, extra...)
 	for _, d := range devs {
+		if filepath.Clean(d.Path) == "/dev/ptmx" {
+			// The host's ptmx would open the host's devpts: the container
+			// gets the link to its own (devLinks), as runc does.
+			continue
+		}
 		if err := createDevice(root, d); err != nil {
 			return fmt.Errorf("create device %s: %w", d.Path, err)
 		}
