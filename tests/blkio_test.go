@@ -95,6 +95,31 @@ func TestBlkioDeviceThrottles(t *testing.T) {
 				}
 				d.must("rm", "-f", id)
 			}
+			// --blkio-weight, at run and update: where the host cannot apply
+			// it, Docker's warning and nothing else.
+			hasWeight := throttles && v2
+			if !v2 {
+				_, err := os.Stat("/sys/fs/cgroup/blkio/blkio.weight")
+				_, err2 := os.Stat("/sys/fs/cgroup/blkio/blkio.bfq.weight")
+				hasWeight = err == nil || err2 == nil
+			}
+			const weightWarning = "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
+			for name, cli := range clis {
+				out, errOut, code := cli("run", "-d", "--blkio-weight", "300", "busybox", "sleep", "60")
+				if code != 0 || strings.Contains(errOut, weightWarning) == hasWeight {
+					t.Errorf("%s run --blkio-weight: exit %d %q", name, code, errOut)
+				}
+				id := strings.TrimSpace(out)
+				// update prints its warnings on stdout, after the names.
+				out, errOut, code = cli("update", "--blkio-weight", "400", id)
+				if code != 0 || strings.Contains(out, weightWarning) == hasWeight {
+					t.Errorf("%s update --blkio-weight: exit %d %q %q", name, code, out, errOut)
+				}
+				if out := d.must("inspect", "-f", "{{.HostConfig.BlkioWeight}}", id); !hasWeight && out != "0\n" {
+					t.Errorf("%s: BlkioWeight %q kept", name, out)
+				}
+				d.must("rm", "-f", id)
+			}
 			for name, cli := range clis {
 				for _, tc := range []struct {
 					flag, val, want string

@@ -21,7 +21,12 @@ func validateDevices(hc *container.HostConfig) (warnings []string, err error) {
 	if err := ocispec.ValidateDevices(hc); err != nil {
 		return nil, err
 	}
-	r := &hc.Resources
+	return validateBlkio(&hc.Resources)
+}
+
+// validateBlkio is dockerd's sysinfo check of the block I/O settings, for
+// create and update.
+func validateBlkio(r *container.Resources) (warnings []string, err error) {
 	if r.BlkioWeight == 0 && len(r.BlkioWeightDevice)+len(r.BlkioDeviceReadBps)+len(r.BlkioDeviceWriteBps)+
 		len(r.BlkioDeviceReadIOps)+len(r.BlkioDeviceWriteIOps) == 0 {
 		return nil, nil
