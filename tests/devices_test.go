@@ -1,13 +1,16 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
@@ -57,6 +60,8 @@ func TestDevices(t *testing.T) {
 					"mknod /tmp/l b 7 2 && exec 3</tmp/l && echo r; (exec 4>/tmp/l) 2>/dev/null || echo no-w", "r\nno-w\n"},
 				{"directory", []string{"--device", "/dev/net:/dev/xnet"},
 					"stat -c '%F %t:%T %a %u:%g' /dev/xnet/tun", hostNode(t, "/dev/net/tun") + "\n"},
+				{"privileged, mapped elsewhere", []string{"--privileged", "--device", "/dev/loop2:/dev/xloop:r"},
+					"stat -c '%F %t:%T' /dev/xloop; exec 3<>/dev/xloop && echo rw", "block special file 7:2\nrw\n"},
 				{"privileged", []string{"--privileged"},
 					"exec 3</dev/loop0 4>/dev/loop1 && stat -c '%F %t:%T %a %u:%g' /dev/tty1 && readlink /dev/ptmx", hostNode(t, "/dev/tty1") + "\npts/ptmx\n"},
 			} {
@@ -76,6 +81,14 @@ func TestDevices(t *testing.T) {
 				if code != 127 || !strings.Contains(errOut, `error gathering device information while adding custom device "/dev/skiff-nope": no such file or directory`) {
 					t.Errorf("%s: missing device: exit %d %q", name, code, errOut)
 				}
+			}
+			// The raw API, as compose sends it: no container path (the host's)
+			// and no permissions (rwm).
+			if out := apiRun(t, d, &container.HostConfig{Resources: container.Resources{
+				Devices:           []container.DeviceMapping{{PathOnHost: "/dev/loop3"}},
+				DeviceCgroupRules: []string{"b 7:4 m", "b 7:4 r"},
+			}}, "exec 3<>/dev/loop3 && mknod /tmp/l4 b 7 4 && exec 4</tmp/l4 && echo ok; (exec 5>/tmp/l4) 2>/dev/null || echo no-w"); out != "ok\nno-w\n" {
+				t.Errorf("API devices: %q", out)
 			}
 			// A bad rule through the API; the CLIs check it themselves.
 			_, err := d.cli.ContainerCreate(context.Background(), client.ContainerCreateOptions{
@@ -108,4 +121,37 @@ func TestDevices(t *testing.T) {
 			}
 		})
 	}
+}
+
+// apiRun runs sh -c script in busybox through the Go client and returns
+// its output.
+func apiRun(t *testing.T, d *daemon, hc *container.HostConfig, script string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cr, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config:     &container.Config{Image: "busybox", Cmd: []string{"sh", "-c", script}},
+		HostConfig: hc,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.cli.ContainerRemove(context.Background(), cr.ID, client.ContainerRemoveOptions{Force: true})
+	wait := d.cli.ContainerWait(ctx, cr.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if _, err := d.cli.ContainerStart(ctx, cr.ID, client.ContainerStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wait.Result:
+	case err := <-wait.Error:
+		t.Fatal(err)
+	}
+	rc, err := d.cli.ContainerLogs(ctx, cr.ID, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var so, se bytes.Buffer
+	stdcopy.StdCopy(&so, &se, rc)
+	return so.String() + se.String()
 }
