@@ -105,6 +105,10 @@ func TestDevices(t *testing.T) {
 				if _, errOut, code := cli("run", "--rm", "--device", "/dev/loop0:/dev/x:rx", "busybox", "true"); code != 125 || !strings.Contains(errOut, "bad mode specified: rx") {
 					t.Errorf("%s: bad mode: exit %d %q", name, code, errOut)
 				}
+				// No GPU driver: refused as by a dockerd without one.
+				if _, errOut, code := cli("run", "--rm", "--gpus", "all", "busybox", "true"); code != 125 || !strings.Contains(errOut, `could not select device driver "" with capabilities: [[gpu]]`) {
+					t.Errorf("%s: --gpus all: exit %d %q", name, code, errOut)
+				}
 			}
 			// update leaves the device rules as they are.
 			id := strings.TrimSpace(d.must("run", "-d", "--device", "/dev/loop0:/dev/xloop:r", "busybox", "sleep", "60"))

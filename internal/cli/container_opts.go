@@ -111,7 +111,7 @@ type containerOptions struct {
 	autoRemove         bool
 	init               bool
 	annotations        *opts.MapOpts
-	blkio              *blkioOptions // blkio_opts.go
+	deviceOpts         *deviceOptions // device_opts.go
 
 	Image string
 	Args  []string
@@ -251,7 +251,7 @@ func addFlags(flags *pflag.FlagSet) *containerOptions {
 	flags.StringVar(&c.runtime, "runtime", "", "Runtime to use for this container")
 	flags.BoolVar(&c.init, "init", false, "Run an init inside the container that forwards signals and reaps processes")
 	flags.Var(c.annotations, "annotation", "Add an annotation to the container (passed through to the OCI runtime)")
-	c.blkio = addBlkioFlags(flags)
+	c.deviceOpts = addDeviceFlags(flags)
 	return c
 }
 
@@ -459,7 +459,7 @@ func parse(flags *pflag.FlagSet, c *containerOptions) (*containerConfig, error) 
 		DeviceCgroupRules:  c.deviceCgroupRules.GetSlice(),
 		Devices:            deviceMappings,
 	}
-	c.blkio.apply(&resources)
+	c.deviceOpts.apply(&resources)
 
 	config := &container.Config{
 		Hostname:     c.hostname,

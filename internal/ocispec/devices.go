@@ -69,6 +69,13 @@ func withDevices(s *specs.Spec, hc *container.HostConfig) error {
 	}
 	s.Linux.Devices = append(s.Linux.Devices, devs...)
 	s.Linux.Resources.Devices = rules
+	// --gpus: skiff has no device driver (Docker's come from the NVIDIA and
+	// CDI plugins), so every request fails the start as on a dockerd
+	// without one.
+	if len(hc.DeviceRequests) > 0 {
+		req := hc.DeviceRequests[0]
+		return errdefs.Invalid("could not select device driver %q with capabilities: %v", req.Driver, req.Capabilities)
+	}
 	return nil
 }
 

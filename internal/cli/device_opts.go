@@ -7,15 +7,17 @@ import (
 	"github.com/skiff-dev/skiff/internal/cli/opts"
 )
 
-// blkioOptions are the per-device block I/O flags of create and run.
-type blkioOptions struct {
+// deviceOptions are the per-device block I/O flags of create and run, and
+// --gpus.
+type deviceOptions struct {
+	gpus                opts.GpuOpts
 	weightDevice        opts.WeightDeviceOpt
 	readBps, writeBps   opts.ThrottleDeviceOpt
 	readIOps, writeIOps opts.ThrottleDeviceOpt
 }
 
-func addBlkioFlags(flags *pflag.FlagSet) *blkioOptions {
-	b := &blkioOptions{
+func addDeviceFlags(flags *pflag.FlagSet) *deviceOptions {
+	b := &deviceOptions{
 		readBps:   opts.NewThrottleDeviceOpt(opts.ValidateThrottleBpsDevice),
 		writeBps:  opts.NewThrottleDeviceOpt(opts.ValidateThrottleBpsDevice),
 		readIOps:  opts.NewThrottleDeviceOpt(opts.ValidateThrottleIOpsDevice),
@@ -26,13 +28,15 @@ func addBlkioFlags(flags *pflag.FlagSet) *blkioOptions {
 	flags.Var(&b.readIOps, "device-read-iops", "Limit read rate (IO per second) from a device")
 	flags.Var(&b.writeBps, "device-write-bps", "Limit write rate (bytes per second) to a device")
 	flags.Var(&b.writeIOps, "device-write-iops", "Limit write rate (IO per second) to a device")
+	flags.Var(&b.gpus, "gpus", "GPU devices to add to the container ('all' to pass all GPUs)")
 	return b
 }
 
-func (b *blkioOptions) apply(r *container.Resources) {
+func (b *deviceOptions) apply(r *container.Resources) {
 	r.BlkioWeightDevice = b.weightDevice.GetList()
 	r.BlkioDeviceReadBps = b.readBps.GetList()
 	r.BlkioDeviceWriteBps = b.writeBps.GetList()
 	r.BlkioDeviceReadIOps = b.readIOps.GetList()
 	r.BlkioDeviceWriteIOps = b.writeIOps.GetList()
+	r.DeviceRequests = b.gpus.Value()
 }
