@@ -225,9 +225,6 @@ func DeviceCgroupRules(rules []string) ([]specs.LinuxDeviceCgroup, error) {
 // (Docker finds these at start only; the words are the same.)
 func ValidateDevices(hc *container.HostConfig) error {
 	for _, m := range hc.Devices {
-		if m.PathOnHost == "" {
-			return errdefs.Invalid("invalid device specification: %s:%s:%s", m.PathOnHost, m.PathInContainer, m.CgroupPermissions)
-		}
 		if m.PathInContainer != "" && !filepath.IsAbs(m.PathInContainer) {
 			return errdefs.Invalid("%s is not an absolute path", m.PathInContainer)
 		}
