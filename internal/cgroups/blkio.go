@@ -31,7 +31,7 @@ func Blkio() BlkioSupport {
 		ctrls, _ := readFile(filepath.Join(DefaultRoot, own), "cgroup.controllers")
 		for _, c := range strings.Fields(ctrls) {
 			if c == "io" {
-				return BlkioSupport{true, true, true, true, true, true}
+				return BlkioSupport{Weight: true, WeightDevice: true, ReadBpsDevice: true, WriteBpsDevice: true, ReadIOpsDevice: true, WriteIOpsDevice: true}
 			}
 		}
 		return BlkioSupport{}
