@@ -60,3 +60,12 @@ func validateBlkio(r *container.Resources) (warnings []string, err error) {
 	}
 	return warnings, nil
 }
+
+// validateUpdateBlkio is validateBlkio for an update. The per-device lists
+// are dropped first, as dockerd's router drops them below API 1.55 (skiff
+// serves 1.51): an update never changes them.
+func validateUpdateBlkio(r *container.Resources) ([]string, error) {
+	r.BlkioWeightDevice, r.BlkioDeviceReadBps, r.BlkioDeviceWriteBps = nil, nil, nil
+	r.BlkioDeviceReadIOps, r.BlkioDeviceWriteIOps = nil, nil
+	return validateBlkio(r)
+}

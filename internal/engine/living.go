@@ -175,7 +175,7 @@ func (e *Engine) ContainerUpdate(ctx context.Context, ref string, u *container.U
 		hc.RestartPolicy = u.RestartPolicy
 	}
 	r := u.Resources
-	warnings, err := validateBlkio(&r) // devices.go: Docker's warning where the host cannot apply it
+	warnings, err := validateUpdateBlkio(&r) // devices.go: Docker's warning where the host cannot apply it
 	if err != nil {
 		return container.UpdateResponse{}, err
 	}
