@@ -123,6 +123,8 @@ type daemon struct {
 	cgroup2 bool
 	// extraConfig is more daemon.json ("key": value, ...) for the next start.
 	extraConfig string
+	// prepare, when set, adjusts the daemon's command before it starts.
+	prepare func(*exec.Cmd)
 }
 
 // startDaemon starts a daemon on fresh roots and registers its cleanup:
@@ -169,6 +171,9 @@ func (d *daemon) start() {
 	d.cmd = exec.Command(args[0], args[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if d.prepare != nil {
+		d.prepare(d.cmd)
+	}
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}

@@ -35,6 +35,8 @@ func main() {
 	case "exec":
 		runtime.ExecMain()
 	case "monitor":
+		// Nothing the engine's own parent leaked may reach a container.
+		_ = runtime.MarkInheritedCloseOnExec()
 		monitor.Main(createContainer)
 	default:
 		fmt.Fprintf(os.Stderr, "skiff-shim: unknown command %q\n", os.Args[1])

@@ -9,9 +9,17 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/cli/daemoncmd"
 	"github.com/skiff-dev/skiff/internal/daemon"
+	"github.com/skiff-dev/skiff/internal/runtime"
 )
 
 func main() {
+	// A descriptor the engine inherited without close-on-exec (a shell's
+	// `exec 251>file`) would otherwise pass to every monitor, container and
+	// exec it starts.
+	if err := runtime.MarkInheritedCloseOnExec(); err != nil {
+		fmt.Fprintln(os.Stderr, "skiffd: mark inherited descriptors close-on-exec:", err)
+		os.Exit(1)
+	}
 	cmd := daemoncmd.New(daemoncmd.Runner{Run: daemon.Run, LoadConfigFile: daemon.LoadConfigFile})
 	cmd.Use = "skiffd [OPTIONS]"
 	cmd.SilenceErrors, cmd.SilenceUsage = true, true

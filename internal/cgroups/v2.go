@@ -119,6 +119,9 @@ func (m *v2) Update(r *specs.LinuxResources) error {
 			return err
 		}
 	}
+	if r != nil && len(r.Devices) > 0 {
+		return setDeviceRules(m.dir, r.Devices)
+	}
 	return nil
 }
 
@@ -170,7 +173,9 @@ func v2Settings(r *specs.LinuxResources) ([]setting, error) {
 		}
 	}
 	if r.Pids != nil && r.Pids.Limit != nil {
-		add(setting{file: "pids.max", value: pidsMax(*r.Pids.Limit)})
+		// "max" is the default: a host without the pids controller loses
+		// nothing (update sends it for every container without a limit).
+		add(setting{file: "pids.max", value: pidsMax(*r.Pids.Limit), optional: *r.Pids.Limit <= 0})
 	}
 	if b := r.BlockIO; b != nil {
 		if b.Weight != nil && *b.Weight != 0 {
@@ -202,8 +207,7 @@ func v2Settings(r *specs.LinuxResources) ([]setting, error) {
 	for _, h := range r.HugepageLimits {
 		add(setting{file: "hugetlb." + h.Pagesize + ".max", value: utoa(h.Limit)})
 	}
-	// TODO(devices): device rules on cgroup v2 need an eBPF program
-	// (BPF_CGROUP_DEVICE); until then r.Devices is not enforced on v2 hosts.
+	// r.Devices is not a file: Update attaches an eBPF program (devicefilter.go).
 	keys := make([]string, 0, len(r.Unified))
 	for k := range r.Unified {
 		if strings.Contains(k, "/") || k == "." || k == ".." || !strings.Contains(k, ".") {

@@ -111,6 +111,7 @@ type containerOptions struct {
 	autoRemove         bool
 	init               bool
 	annotations        *opts.MapOpts
+	deviceOpts         *deviceOptions // device_opts.go
 
 	Image string
 	Args  []string
@@ -250,6 +251,7 @@ func addFlags(flags *pflag.FlagSet) *containerOptions {
 	flags.StringVar(&c.runtime, "runtime", "", "Runtime to use for this container")
 	flags.BoolVar(&c.init, "init", false, "Run an init inside the container that forwards signals and reaps processes")
 	flags.Var(c.annotations, "annotation", "Add an annotation to the container (passed through to the OCI runtime)")
+	c.deviceOpts = addDeviceFlags(flags)
 	return c
 }
 
@@ -457,6 +459,7 @@ func parse(flags *pflag.FlagSet, c *containerOptions) (*containerConfig, error) 
 		DeviceCgroupRules:  c.deviceCgroupRules.GetSlice(),
 		Devices:            deviceMappings,
 	}
+	c.deviceOpts.apply(&resources)
 
 	config := &container.Config{
 		Hostname:     c.hostname,

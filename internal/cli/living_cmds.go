@@ -188,13 +188,20 @@ func (c *CLI) newUpdateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.eachContainer(cmd.Context(), args, func(ctx context.Context, id string) error {
+			// Warnings go to stdout after the names, as docker's CLI prints them.
+			var mu sync.Mutex
+			var warns []string
+			err = c.eachContainer(cmd.Context(), args, func(ctx context.Context, id string) error {
 				res, err := api.ContainerUpdate(ctx, id, uo)
-				for _, w := range res.Warnings {
-					fmt.Fprintln(c.err, w)
-				}
+				mu.Lock()
+				warns = append(warns, res.Warnings...)
+				mu.Unlock()
 				return err
 			})
+			if len(warns) > 0 {
+				fmt.Fprintln(c.out, strings.Join(warns, "\n"))
+			}
+			return err
 		},
 		DisableFlagsInUseLine: true,
 	}

@@ -104,7 +104,7 @@ func OpenInRoot(root int, p string, flags int) (int, error) {
 func Split(root int, p string) (dirfd int, base string, err error) {
 	p = path.Clean("/" + p)
 	if p == "/" {
-		fd, err := unix.Dup(root)
+		fd, err := unix.FcntlInt(uintptr(root), unix.F_DUPFD_CLOEXEC, 0)
 		return fd, ".", err
 	}
 	dir, base := path.Split(p)

@@ -45,6 +45,11 @@ func (e *Engine) ContainerCreate(ctx context.Context, name string, req *containe
 	if err := e.validateNamespaces(&cfg, &hc); err != nil { // namespaces.go
 		return resp, err
 	}
+	devWarnings, err := validateDevices(&hc) // devices.go
+	if err != nil {
+		return resp, err
+	}
+	warnings = append(warnings, devWarnings...)
 	cnet, err := e.validateNetworking(&hc, req.NetworkingConfig)
 	if err != nil {
 		return resp, err

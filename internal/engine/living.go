@@ -175,6 +175,10 @@ func (e *Engine) ContainerUpdate(ctx context.Context, ref string, u *container.U
 		hc.RestartPolicy = u.RestartPolicy
 	}
 	r := u.Resources
+	warnings, err := validateUpdateBlkio(&r) // devices.go: Docker's warning where the host cannot apply it
+	if err != nil {
+		return container.UpdateResponse{}, err
+	}
 	if r.NanoCPUs != 0 && (r.CPUQuota != 0 || r.CPUPeriod != 0) {
 		return container.UpdateResponse{}, errdefs.Invalid("Conflicting options: Nano CPUs and CPU Period cannot both be set")
 	}
@@ -241,7 +245,7 @@ func (e *Engine) ContainerUpdate(ctx context.Context, ref string, u *container.U
 	e.persist(c)
 	c.mu.Unlock()
 	e.containerEvent(c, events.ActionUpdate, nil)
-	return container.UpdateResponse{Warnings: []string{}}, nil
+	return container.UpdateResponse{Warnings: append([]string{}, warnings...)}, nil
 }
 
 // ContainerTop runs the host's ps with psArgs (default -ef) and keeps the

@@ -156,6 +156,12 @@ func Build(in Input) (*specs.Spec, error) {
 		s.Linux.ReadonlyPaths = append([]string{}, hc.ReadonlyPaths...)
 	}
 	s.Linux.Sysctl = sysctls(in, hc)
+	if err := withDevices(s, hc); err != nil { // devices.go
+		return nil, err
+	}
+	if err := withBlkioDevices(s.Linux.Resources, hc); err != nil { // blkio.go
+		return nil, err
+	}
 	s.Mounts = mounts(in, hc)
 	prof, prog, err := SeccompProfile(hc, caps)
 	if err != nil {

@@ -99,6 +99,11 @@ func prepare(p *procConfig, filter []unix.SockFilter) (*prepared, error) {
 // the calling thread.
 func execProcess(pp *prepared) error {
 	p, u := pp.proc, pp.user
+	// The program starts with stdio only, whatever init inherited: every
+	// other descriptor goes at execve (runc does the same).
+	if err := markCloseOnExecFrom(3); err != nil {
+		return errdefs.System("close inherited descriptors: %v", err)
+	}
 	// The seccomp filter first, while init still has CAP_SYS_ADMIN (no
 	// no_new_privs needed); everything below is then filtered too, as
 	// with runc, and Docker's profiles allow it.

@@ -47,7 +47,7 @@ func mkdirAllInRoot(root int, path string, mode uint32) (int, error) {
 	}
 	comps := splitPath(path)
 	links := 0
-	parent, err := unix.Dup(root)
+	parent, err := unix.FcntlInt(uintptr(root), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
 	}
@@ -74,7 +74,7 @@ func mkdirAllInRoot(root int, path string, mode uint32) (int, error) {
 				}
 				comps = append(splitPath(target), comps[i+1:]...)
 				unix.Close(parent)
-				if parent, err = unix.Dup(root); err != nil {
+				if parent, err = unix.FcntlInt(uintptr(root), unix.F_DUPFD_CLOEXEC, 0); err != nil {
 					return -1, err
 				}
 				i = -1

@@ -348,6 +348,11 @@ func createDevices(root int, extra []specs.LinuxDevice) error {
 	}
 	devs = append(devs, extra...)
 	for _, d := range devs {
+		if filepath.Clean(d.Path) == "/dev/ptmx" {
+			// The host's ptmx would open the host's devpts: the container
+			// gets the link to its own (devLinks), as runc does.
+			continue
+		}
 		if err := createDevice(root, d); err != nil {
 			return fmt.Errorf("create device %s: %w", d.Path, err)
 		}
@@ -392,7 +397,13 @@ func createDevice(root int, d specs.LinuxDevice) error {
 	case err == unix.EEXIST:
 		return nil // the image (or an earlier mount) provides it
 	case err == unix.EPERM:
-		// No CAP_MKNOD (or a nodev mount): show the host's node instead.
+		// No CAP_MKNOD (or a nodev mount): show the host's node at the same
+		// path instead, if it is this very device (the spec does not say
+		// where a node mapped elsewhere came from).
+		var st unix.Stat_t
+		if serr := unix.Stat(d.Path, &st); serr != nil || st.Mode&unix.S_IFMT != typ || st.Rdev != unix.Mkdev(uint32(d.Major), uint32(d.Minor)) {
+			return err
+		}
 		fd, err := createFileInRoot(root, d.Path, 0o644)
 		if err != nil {
 			return err

@@ -17,6 +17,7 @@
 
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -46,6 +47,12 @@
 #endif
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
 static volatile pid_t skiff_child = -1;
@@ -373,10 +380,31 @@ static const char *look_path(const char *argv0, char **envp) {
 	die(127, "exec: \"%s\": executable file not found in $PATH", argv0);
 }
 
+// cloexec_from3 marks every descriptor from 3 up close-on-exec, so the
+// program starts with stdio only whatever the engine leaked to us
+// (markCloseOnExecFrom in Go).
+static void cloexec_from3(void) {
+	if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	// Before 5.11: each open descriptor. /proc is the container's now, and
+	// we are in its pid namespace, so /proc/self is us.
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		die(126, "close inherited descriptors: %s", go_err(errno));
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name);
+		if (fd > 2 && fd != dirfd(d))
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+	closedir(d);
+}
+
 // run_proc is the child's last act: execProcess (finalize.go) in C.
 __attribute__((noreturn)) static void run_proc(const struct proc *p) {
 	if (*p->failure)
 		die(126, "%s", p->failure);
+	cloexec_from3();
 	set_rlimits(p);
 	// The seccomp filter first, while we still have CAP_SYS_ADMIN
 	// (installFilter in Go): what follows is filtered too.
