@@ -121,6 +121,10 @@ type daemon struct {
 	// cgroup2 runs the daemon in a mount namespace of its own where
 	// /sys/fs/cgroup is a cgroup2 mount: a pure cgroup v2 host as skiff sees it.
 	cgroup2 bool
+	// extraConfig is more daemon.json keys (a JSON object's members, without
+	// braces); nsSetup is shell run in a private mount namespace of the
+	// daemon (and so of its monitors) before it starts.
+	extraConfig, nsSetup string
 }
 
 // startDaemon starts a daemon on fresh roots and registers its cleanup:
@@ -131,6 +135,13 @@ func startDaemon(t *testing.T) *daemon {
 }
 
 func startDaemonWith(t *testing.T, cgroup2 bool) *daemon {
+	t.Helper()
+	return startDaemonSetup(t, cgroup2, nil)
+}
+
+// startDaemonSetup is startDaemonWith with setup called on the daemon
+// before it starts (to set extraConfig or nsSetup).
+func startDaemonSetup(t *testing.T, cgroup2 bool, setup func(*daemon)) *daemon {
 	t.Helper()
 	root, err := os.MkdirTemp("", "skiff-e2e-")
 	if err != nil {
@@ -143,6 +154,9 @@ func startDaemonWith(t *testing.T, cgroup2 bool) *daemon {
 		cgroup2:  cgroup2,
 	}
 	d.host = "unix://" + d.sock
+	if setup != nil {
+		setup(d)
+	}
 	d.start()
 	t.Cleanup(func() { d.cleanup() })
 	return d
@@ -152,7 +166,11 @@ func (d *daemon) start() {
 	d.t.Helper()
 	cfg := filepath.Join(d.root, "daemon.json")
 	// favordynmods off: tests leave the host's cgroup mounts as they found them.
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"cgroup-parent": %q, "cgroup-favordynmods": false, %s}`, d.cgParent, netConfigFor(d.root))), 0o644)
+	extra := ""
+	if d.extraConfig != "" {
+		extra = ", " + d.extraConfig
+	}
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"cgroup-parent": %q, "cgroup-favordynmods": false, %s%s}`, d.cgParent, netConfigFor(d.root), extra)), 0o644)
 	logf, err := os.OpenFile(filepath.Join(d.root, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		d.t.Fatal(err)
@@ -161,9 +179,15 @@ func (d *daemon) start() {
 	args := []string{filepath.Join(binDir, "skiff"), "daemon", "-H", d.host,
 		"--data-root", filepath.Join(d.root, "data"), "--exec-root", filepath.Join(d.root, "exec"),
 		"--config-file", cfg, "--debug"}
-	if d.cgroup2 {
-		args = append([]string{"unshare", "-m", "sh", "-c",
-			`mount --make-rprivate / && mount -t cgroup2 none /sys/fs/cgroup && exec "$@"`, "sh"}, args...)
+	if d.cgroup2 || d.nsSetup != "" {
+		script := `mount --make-rprivate / && `
+		if d.cgroup2 {
+			script += `mount -t cgroup2 none /sys/fs/cgroup && `
+		}
+		if d.nsSetup != "" {
+			script += d.nsSetup + ` && `
+		}
+		args = append([]string{"unshare", "-m", "sh", "-c", script + `exec "$@"`, "sh"}, args...)
 	}
 	d.cmd = exec.Command(args[0], args[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf

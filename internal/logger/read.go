@@ -1,6 +1,7 @@
 package logger
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -201,6 +202,12 @@ func (r *reader) follow(ctx context.Context, path string, cur *logFile, ino *ino
 				if err := r.readFile(cur, false); err != nil {
 					return err
 				}
+				// Several rotations since the last look: read the files
+				// between cur and next before next.
+				if err := r.catchUp(path, cur); err != nil {
+					next.close()
+					return err
+				}
 				cur.close()
 			}
 			cur = next
@@ -220,6 +227,73 @@ func (r *reader) follow(ctx context.Context, path string, cur *logFile, ino *ino
 		case <-ino.tick:
 		}
 	}
+}
+
+// catchUp reads the rotated files newer than cur, which the writer rotated
+// away more than once while the follower was reading it: cur is now
+// NAME.k (or, compressed, NAME.k.gz), and NAME.(k-1) ... NAME.1 hold what
+// was written after it. When cur is not found among them (dropped already)
+// nothing can be recovered.
+func (r *reader) catchUp(path string, cur *logFile) error {
+	var newer []*logFile
+	defer func() {
+		for _, f := range newer {
+			f.close()
+		}
+	}()
+	found := false
+	for i := 1; i < 1000 && !found; i++ {
+		name := path + "." + strconv.Itoa(i)
+		f, err := openLog(name)
+		if f == nil && err == nil {
+			f, _, err = openGzip(name+".gz", time.Time{})
+		}
+		if err != nil || f == nil {
+			return nil
+		}
+		if sameLog(f, cur) {
+			f.close()
+			found = true
+			break
+		}
+		newer = append(newer, f)
+	}
+	if !found {
+		return nil
+	}
+	for i := len(newer) - 1; i >= 0; i-- {
+		if err := r.readFile(newer[i], false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sameLog tells whether f is cur, renamed or decompressed: the same inode,
+// or the same size and the same first and last bytes.
+func sameLog(f, cur *logFile) bool {
+	if os.SameFile(f.st, cur.st) {
+		return true
+	}
+	a, err1 := f.f.Stat()
+	b, err2 := cur.f.Stat()
+	if err1 != nil || err2 != nil || a.Size() != b.Size() {
+		return false
+	}
+	n := min(a.Size(), 4096)
+	for _, off := range []int64{0, a.Size() - n} {
+		x, y := make([]byte, n), make([]byte, n)
+		if _, err := f.f.ReadAt(x, off); err != nil && err != io.EOF {
+			return false
+		}
+		if _, err := cur.f.ReadAt(y, off); err != nil && err != io.EOF {
+			return false
+		}
+		if !bytes.Equal(x, y) {
+			return false
+		}
+	}
+	return true
 }
 
 // openIfNew opens path when it names a file other than cur; nil when it is
