@@ -512,6 +512,9 @@ func TestLogDriverErrors(t *testing.T) {
 		// (The docker CLI makes this one exit 127: "no such file or directory".)
 		{[]string{"--log-driver", "syslog", "--log-opt", "syslog-address=unix:///nonexistent/sock"}, "stat /nonexistent/sock: no such file or directory"},
 		{[]string{"--log-driver", "syslog", "--log-opt", "syslog-facility=local9"}, "invalid syslog facility"},
+		// Refused, not ignored: TLS would cost every monitor ~270 KiB.
+		{[]string{"--log-driver", "syslog", "--log-opt", "syslog-address=tcp+tls://127.0.0.1:6514"}, "syslog-address tcp+tls is not supported by skiff"},
+		{[]string{"--log-driver", "syslog", "--log-opt", "syslog-tls-skip-verify=true"}, "log opt 'syslog-tls-skip-verify' is not supported by skiff"},
 		{[]string{"--log-driver", "syslog", "--log-opt", "syslog-format=rfc9999"}, "Invalid syslog format"},
 		{[]string{"--log-opt", "mode=sometimes"}, "logger: logging mode not supported: sometimes"},
 		{[]string{"--log-opt", "max-buffer-size=1m"}, "logger: max-buffer-size option is only supported with 'mode=non-blocking'"},

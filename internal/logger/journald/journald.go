@@ -12,10 +12,10 @@
 package journald
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -56,18 +56,14 @@ func Open(cfg logger.JournaldConfig) (*Writer, error) {
 	if err != nil {
 		return nil, ErrNotEnabled
 	}
-	epoch := make([]byte, 32)
-	rand.Read(epoch)
 	fields := append(append([]logger.Attr(nil), cfg.Fields...),
-		logger.Attr{Key: "CONTAINER_LOG_EPOCH", Value: hex.EncodeToString(epoch)})
+		logger.Attr{Key: "CONTAINER_LOG_EPOCH", Value: randomID()})
 	return &Writer{conn: conn, addr: &net.UnixAddr{Name: sock, Net: "unixgram"}, fields: fields,
 		partial: map[string]*logger.Partial{}}, nil
 }
 
 func newID() string {
-	var b [32]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return randomID()
 }
 
 // WriteEntries sends one datagram per record.
@@ -152,3 +148,14 @@ func (w *Writer) send(b []byte) error {
 
 // Close closes the socket.
 func (w *Writer) Close() error { return w.conn.Close() }
+
+// randomID is 64 hex digits, like Docker's stringid.GenerateRandomID. The
+// IDs only tell records apart: math/rand (seeded by the runtime) serves,
+// and crypto/rand would link the whole crypto stack into the monitor.
+func randomID() string {
+	var b [32]byte
+	for i := 0; i < 32; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], rand.Uint64())
+	}
+	return hex.EncodeToString(b[:])
+}

@@ -34,7 +34,8 @@ type Options struct {
 // concurrent use (stdout and stderr are copied by two goroutines).
 type Writer struct {
 	f     *logger.File
-	attrs []byte // the encoded "attrs" object, nil without attributes
+	attrs []byte         // the encoded "attrs" object, nil without attributes
+	enc   logger.Encoder // w.encode, made once (a method value allocates)
 }
 
 // NewWriter opens (or creates) the log at path for appending. maxSize 0 means
@@ -53,7 +54,9 @@ func Open(path string, o Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("json-file: %w", err)
 	}
-	return &Writer{f: f, attrs: encodeAttrs(o.Attrs)}, nil
+	w := &Writer{f: f, attrs: encodeAttrs(o.Attrs)}
+	w.enc = w.encode
+	return w, nil
 }
 
 // encodeAttrs is Docker's json.Marshal of a map[string]string: keys sorted,
@@ -78,7 +81,7 @@ func (w *Writer) Write(e Entry) error {
 // WriteEntries appends records in as few write(2) calls as rotation allows:
 // the monitor passes all the lines of one read from the container at once.
 func (w *Writer) WriteEntries(es []Entry) error {
-	return w.f.WriteEntries(es, w.encode)
+	return w.f.WriteEntries(es, w.enc)
 }
 
 func (w *Writer) encode(b []byte, e *Entry) []byte {

@@ -12,12 +12,12 @@ package local
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -41,6 +41,7 @@ type Writer struct {
 	f       *logger.File
 	attrs   []logger.Attr
 	partial map[string]*logger.Partial // per stream; used under f's lock
+	enc     logger.Encoder
 }
 
 // Open opens (or creates) the log described by cfg for appending. attrs
@@ -57,21 +58,21 @@ func Open(cfg logger.FileConfig, attrs []logger.Attr) (*Writer, error) {
 		}
 		return strings.Compare(a.Value, b.Value)
 	})
-	return &Writer{f: f, attrs: attrs, partial: map[string]*logger.Partial{}}, nil
+	w := &Writer{f: f, attrs: attrs, partial: map[string]*logger.Partial{}}
+	w.enc = w.encode
+	return w, nil
 }
 
 // WriteEntries appends records.
 func (w *Writer) WriteEntries(es []logger.Entry) error {
-	return w.f.WriteEntries(es, w.encode)
+	return w.f.WriteEntries(es, w.enc)
 }
 
 // Close closes the log.
 func (w *Writer) Close() error { return w.f.Close() }
 
 func newPartialID() string {
-	var b [32]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return randomID()
 }
 
 func (w *Writer) encode(b []byte, e *logger.Entry) []byte {
@@ -324,4 +325,15 @@ func attr(b []byte) (key, value string) {
 		}
 	}
 	return
+}
+
+// randomID is 64 hex digits, like Docker's stringid.GenerateRandomID. The
+// IDs only tell records apart: math/rand (seeded by the runtime) serves,
+// and crypto/rand would link the whole crypto stack into the monitor.
+func randomID() string {
+	var b [32]byte
+	for i := 0; i < 32; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], rand.Uint64())
+	}
+	return hex.EncodeToString(b[:])
 }
