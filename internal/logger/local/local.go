@@ -196,19 +196,53 @@ func (format) TailStart(f *os.File, size int64, n int) (off int64, found int, er
 		}
 		l := int64(binary.BigEndian.Uint32(buf[:]))
 		start := off - 8 - l
-		if start < 0 {
-			break // a torn start: nothing older is readable
+		ok := start >= 0
+		if ok {
+			if _, err := f.ReadAt(buf[:], start); err != nil && err != io.EOF {
+				return 0, 0, fmt.Errorf("tail local log: %w", err)
+			}
+			ok = int64(binary.BigEndian.Uint32(buf[:])) == l
 		}
-		if _, err := f.ReadAt(buf[:], start); err != nil && err != io.EOF {
-			return 0, 0, fmt.Errorf("tail local log: %w", err)
-		}
-		if int64(binary.BigEndian.Uint32(buf[:])) != l {
-			break // a torn record at the end (writer died mid-write)
+		if !ok {
+			if found == 0 && off == size {
+				// A torn record at the end (the writer died mid-write):
+				// find where the complete records end, forwards, and
+				// tail from there.
+				end, err := completeEnd(f, size)
+				if err != nil || end == size {
+					return 0, 0, err
+				}
+				return format{}.TailStart(f, end, n)
+			}
+			break
 		}
 		off = start
 		found++
 	}
 	return off, found, nil
+}
+
+// completeEnd is the offset just after the last complete record of f.
+func completeEnd(f *os.File, size int64) (int64, error) {
+	var buf [4]byte
+	pos := int64(0)
+	for pos+8 <= size {
+		if _, err := f.ReadAt(buf[:], pos); err != nil && err != io.EOF {
+			return 0, fmt.Errorf("tail local log: %w", err)
+		}
+		l := int64(binary.BigEndian.Uint32(buf[:]))
+		if pos+8+l > size {
+			break
+		}
+		if _, err := f.ReadAt(buf[:], pos+4+l); err != nil && err != io.EOF {
+			return 0, fmt.Errorf("tail local log: %w", err)
+		}
+		if int64(binary.BigEndian.Uint32(buf[:])) != l {
+			break
+		}
+		pos += 8 + l
+	}
+	return pos, nil
 }
 
 // decode parses a LogEntry; fields it does not know are skipped.
