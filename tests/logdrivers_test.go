@@ -413,7 +413,7 @@ func TestLogDriverJSONFileOptions(t *testing.T) {
 		// logs reads through the compressed files: the newest lines, in order.
 		out := d.cliMust(front, "logs", name)
 		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-		if len(lines) < 50 || lines[len(lines)-1] != "line200" {
+		if len(lines) < 25 || lines[len(lines)-1] != "line200" { // two full files of ~15 records and the live one
 			t.Fatalf("logs: %d lines, last %q", len(lines), lines[len(lines)-1])
 		}
 		first, _ := strconv.Atoi(strings.TrimPrefix(lines[0], "line"))
