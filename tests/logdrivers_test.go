@@ -580,14 +580,26 @@ func TestLogDriverDaemonDefaults(t *testing.T) {
 		t.Errorf("inspect LogConfig: %s", got)
 	}
 
-	// Defaults no container could use: the daemon refuses to start.
+	// Defaults no container could use, from daemon.json or the flags: the
+	// daemon refuses to start.
 	cfg := filepath.Join(t.TempDir(), "daemon.json")
 	os.WriteFile(cfg, []byte(`{"log-driver": "syslog", "log-opts": {"syslog-facility": "nope"}}`), 0o644)
-	root := t.TempDir()
-	cmd := exec.Command(filepath.Join(binDir, "skiff"), "daemon", "-H", "unix://"+filepath.Join(root, "s.sock"),
-		"--data-root", filepath.Join(root, "data"), "--exec-root", filepath.Join(root, "exec"), "--config-file", cfg)
-	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "failed to set log opts: invalid syslog facility") {
-		t.Errorf("daemon with bad log-opts: %v %s", err, out)
+	empty := filepath.Join(t.TempDir(), "empty.json")
+	os.WriteFile(empty, []byte(`{}`), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--config-file", cfg}, "failed to set log opts: invalid syslog facility"},
+		{[]string{"--config-file", empty, "--log-driver", "nope"}, "failed to set log opts: logger: no log driver named 'nope' is registered"},
+		{[]string{"--config-file", empty, "--log-opt", "max-file=0"}, "failed to set log opts: max-file cannot be less than 1"},
+	} {
+		root := t.TempDir()
+		args := append([]string{"daemon", "-H", "unix://" + filepath.Join(root, "s.sock"),
+			"--data-root", filepath.Join(root, "data"), "--exec-root", filepath.Join(root, "exec")}, c.args...)
+		out, err := exec.Command(filepath.Join(binDir, "skiff"), args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("daemon %v: %v %s", c.args, err, out)
+		}
 	}
 }

@@ -75,12 +75,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 	if cfg.LogDriver == "" {
 		cfg.LogDriver = fileCfg.LogDriver
 	}
-	if cfg.LogDriver != "" || len(cfg.LogOpts) > 0 {
-		// As dockerd: defaults that no container could use stop the daemon.
-		if err := logopts.Validate(cfg.LogDriver, cfg.LogOpts); err != nil {
-			return errdefs.Invalid("failed to set log opts: %v", err)
-		}
-	}
+
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = fileCfg.CgroupParent
 	}
@@ -92,6 +87,13 @@ func LoadConfigFile(path string, cfg *Config) error {
 }
 
 func (cfg *Config) setDefaults() error {
+	if cfg.LogDriver != "" || len(cfg.LogOpts) > 0 {
+		// As dockerd: defaults that no container could use (from the file
+		// or the --log-driver/--log-opt flags) stop the daemon.
+		if err := logopts.Validate(cfg.LogDriver, cfg.LogOpts); err != nil {
+			return errdefs.Invalid("failed to set log opts: %v", err)
+		}
+	}
 	if len(cfg.Hosts) == 0 {
 		cfg.Hosts = []string{DefaultHost}
 	}
