@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -204,7 +205,7 @@ func (r *reader) follow(ctx context.Context, path string, cur *logFile, ino *ino
 				}
 				// Several rotations since the last look: read the files
 				// between cur and next before next.
-				if err := r.catchUp(path, cur); err != nil {
+				if err := r.catchUp(path, cur, next); err != nil {
 					next.close()
 					return err
 				}
@@ -229,12 +230,14 @@ func (r *reader) follow(ctx context.Context, path string, cur *logFile, ino *ino
 	}
 }
 
-// catchUp reads the rotated files newer than cur, which the writer rotated
-// away more than once while the follower was reading it: cur is now
-// NAME.k (or, compressed, NAME.k.gz), and NAME.(k-1) ... NAME.1 hold what
-// was written after it. When cur is not found among them (dropped already)
-// nothing can be recovered.
-func (r *reader) catchUp(path string, cur *logFile) error {
+// catchUp reads the rotated files between cur and next (the file path named
+// when the follower looked), which the writer rotated away more than once
+// while the follower was reading cur: cur is now NAME.k (or, compressed,
+// NAME.k.gz), and NAME.(k-1) ... NAME.1 hold what was written after it;
+// those from next on (next may have been rotated too, meanwhile) are left
+// to the follow loop. When cur is not found (dropped already) nothing can
+// be recovered.
+func (r *reader) catchUp(path string, cur, next *logFile) error {
 	var newer []*logFile
 	defer func() {
 		for _, f := range newer {
@@ -255,6 +258,21 @@ func (r *reader) catchUp(path string, cur *logFile) error {
 			f.close()
 			found = true
 			break
+		}
+		if sameLog(f, next) {
+			// next and what is newer: not ours to read.
+			f.close()
+			for _, g := range newer {
+				g.close()
+			}
+			newer = newer[:0]
+			continue
+		}
+		// A rotation during this scan shifts the files up by one: a file
+		// seen at NAME.i shows again at NAME.(i+1).
+		if slices.ContainsFunc(newer, func(g *logFile) bool { return sameLog(f, g) }) {
+			f.close()
+			continue
 		}
 		newer = append(newer, f)
 	}
