@@ -604,3 +604,63 @@ func TestLogDriverDaemonDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestLogDriverCompose: compose's `logging:` with syslog works under both
+// compose clients (docker compose v2 and Debian's docker-compose 1.29):
+// the service's output reaches the listener, and `compose logs` reads it
+// back from the cache.
+func TestLogDriverCompose(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	d.importBusybox()
+	clients := [][]string{{"docker", "compose"}, {"docker-compose"}}
+	for i, client := range clients {
+		t.Run(client[len(client)-1], func(t *testing.T) {
+			if _, err := exec.LookPath(client[0]); err != nil {
+				t.Fatalf("%s is not installed (hack/deps.sh installs it)", client[0])
+			}
+			if client[0] == "docker" {
+				// The harness points DOCKER_CONFIG at the daemon's root: give
+				// it the user's CLI plugins (compose).
+				home, _ := os.UserHomeDir()
+				plugins := filepath.Join(home, ".docker", "cli-plugins")
+				if _, err := os.Stat(filepath.Join(plugins, "docker-compose")); err != nil {
+					t.Fatalf("the docker compose plugin is not installed in %s", plugins)
+				}
+				os.MkdirAll(filepath.Join(d.root, "dockercfg"), 0o700)
+				os.Symlink(plugins, filepath.Join(d.root, "dockercfg", "cli-plugins"))
+			}
+			l := listenSyslog(t, "udp")
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(`services:
+  app:
+    image: busybox
+    command: ["sh", "-c", "echo hello-compose; sleep 30"]
+    network_mode: none
+    logging:
+      driver: syslog
+      options:
+        syslog-address: "`+l.url+`"
+        syslog-format: rfc3164
+        tag: "cmp-{{.Name}}"
+`), 0o644)
+			project := fmt.Sprintf("logcmp%d", i)
+			compose := func(args ...string) (string, string, int) {
+				all := append(append(append([]string{}, client[1:]...), "-p", project, "-f", filepath.Join(dir, "compose.yaml")), args...)
+				return d.run(nil, client[0], all...)
+			}
+			defer compose("down", "-t", "0")
+			if out, errOut, code := compose("up", "-d"); code != 0 {
+				t.Fatalf("up: exit %d\n%s\n%s", code, out, errOut)
+			}
+			m := l.next(t, 1)[0]
+			if !regexp.MustCompile(`^<30>[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ cmp-` + project + `[-_]app[-_]1\[\d+\]: hello-compose\n$`).MatchString(m) {
+				t.Errorf("message %q", m)
+			}
+			out, errOut, code := compose("logs", "--no-color", "app")
+			if code != 0 || !strings.Contains(out, "hello-compose") {
+				t.Errorf("compose logs: exit %d %q %q", code, out, errOut)
+			}
+		})
+	}
+}
