@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/moby/moby/api/types/container"
 
@@ -39,7 +40,7 @@ func (e *Engine) logConfig(c *Container) (*logger.Config, error) {
 		return nil, fmt.Errorf("failed to initialize logging driver: %w", err)
 	}
 	if cfg.Driver == logger.Local {
-		if err := os.MkdirAll(cfg.File.Path[:len(cfg.File.Path)-len("/container.log")], 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Dir(cfg.File.Path), 0o700); err != nil {
 			return nil, fmt.Errorf("error creating local logs dir: %w", err)
 		}
 	}

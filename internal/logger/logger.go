@@ -81,8 +81,9 @@ type FileConfig struct {
 
 // SyslogConfig is a resolved syslog destination.
 type SyslogConfig struct {
-	// Network is udp, tcp, tcp+tls, unix or unixgram; "" means the local
-	// syslog (/dev/log, /var/run/syslog, /var/run/log).
+	// Network is udp, tcp, unix or unixgram; "" means the local syslog
+	// (/dev/log, /var/run/syslog, /var/run/log). tcp+tls is refused at
+	// create (logopts).
 	Network  string `json:"network,omitempty"`
 	Address  string `json:"address,omitempty"`
 	Facility int    `json:"facility"` // already shifted: LOG_DAEMON is 3<<3
@@ -90,11 +91,6 @@ type SyslogConfig struct {
 	// rfc5424micro.
 	Format string `json:"format,omitempty"`
 	Tag    string `json:"tag"`
-	// TLS (tcp+tls only): PEM files and whether to skip verification.
-	TLSCACert     string `json:"tlsCACert,omitempty"`
-	TLSCert       string `json:"tlsCert,omitempty"`
-	TLSKey        string `json:"tlsKey,omitempty"`
-	TLSSkipVerify bool   `json:"tlsSkipVerify,omitempty"`
 }
 
 // JournaldConfig is what the journald driver sends with every message.

@@ -621,9 +621,7 @@ func Resolve(info *Info, driver string, dir string) (*logger.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		sc := &logger.SyslogConfig{Tag: tag, Format: opts["syslog-format"],
-			TLSCACert: opts["syslog-tls-ca-cert"], TLSCert: opts["syslog-tls-cert"], TLSKey: opts["syslog-tls-key"]}
-		_, sc.TLSSkipVerify = opts["syslog-tls-skip-verify"]
+		sc := &logger.SyslogConfig{Tag: tag, Format: opts["syslog-format"]}
 		if sc.Network, sc.Address, err = parseAddress(opts["syslog-address"]); err != nil {
 			return nil, err
 		}

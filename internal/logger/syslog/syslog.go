@@ -71,7 +71,7 @@ func (w *Writer) connect() error {
 	case "tcp+tls":
 		// Refused at create (logopts): crypto/tls would cost every
 		// container's monitor about 270 KiB of memory.
-		return errors.New("syslog over tcp+tls is not supported by skiff")
+		return errors.New("syslog-address tcp+tls is not supported by skiff")
 	default:
 		c, err = net.Dial(w.cfg.Network, w.cfg.Address)
 	}
@@ -115,7 +115,7 @@ func (w *Writer) WriteEntries(es []logger.Entry) error {
 		if e.Stream == "stderr" {
 			sev = sevErr
 		}
-		w.buf = Format(w.buf[:0], w.cfg.Format, w.cfg.Network == "tcp+tls", w.cfg.Facility|sev,
+		w.buf = Format(w.buf[:0], w.cfg.Format, w.cfg.Facility|sev,
 			e.Time, w.hostname, w.cfg.Tag, w.pid, line)
 		if err := w.send(); err != nil && first == nil {
 			first = err
@@ -140,12 +140,11 @@ func (w *Writer) send() error {
 // Format appends one message. t is the record's time (srslog takes the
 // time of sending, which is the same to a few microseconds), shown in the
 // local time zone as syslog expects.
-func Format(b []byte, format string, octetCount bool, pri int, t time.Time, hostname, tag, pid string, msg []byte) []byte {
+func Format(b []byte, format string, pri int, t time.Time, hostname, tag, pid string, msg []byte) []byte {
 	if t.IsZero() {
 		t = time.Now()
 	}
 	t = t.Local()
-	start := len(b)
 	b = append(b, '<')
 	b = strconv.AppendInt(b, int64(pri), 10)
 	b = append(b, '>')
@@ -171,14 +170,6 @@ func Format(b []byte, format string, octetCount bool, pri int, t time.Time, host
 	}
 	b = append(b, msg...)
 	b = append(b, '\n')
-	if octetCount && format != "" && format != "rfc3164" {
-		// RFC 5425 framing: "LEN MSG".
-		n := len(b) - start
-		prefix := strconv.Itoa(n) + " "
-		b = append(b, prefix...)
-		copy(b[start+len(prefix):], b[start:start+n])
-		copy(b[start:], prefix)
-	}
 	return b
 }
 

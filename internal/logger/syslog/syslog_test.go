@@ -15,20 +15,17 @@ func TestFormat(t *testing.T) {
 	ts := time.Date(2024, 3, 5, 6, 7, 8, 123456789, time.UTC)
 	cases := []struct {
 		format string
-		octet  bool
 		want   string
 	}{
-		{"", false, "<30>Mar  5 07:07:08 tag[42]: hello\n"},
-		{"rfc3164", false, "<30>Mar  5 07:07:08 host tag[42]: hello\n"},
-		{"rfc5424", false, "<30>1 2024-03-05T07:07:08+01:00 host tag 42 tag - hello\n"},
-		{"rfc5424micro", false, "<30>1 2024-03-05T07:07:08.123456+01:00 host tag 42 tag - hello\n"},
-		{"rfc5424", true, "56 <30>1 2024-03-05T07:07:08+01:00 host tag 42 tag - hello\n"},
-		{"rfc3164", true, "<30>Mar  5 07:07:08 host tag[42]: hello\n"},
+		{"", "<30>Mar  5 07:07:08 tag[42]: hello\n"},
+		{"rfc3164", "<30>Mar  5 07:07:08 host tag[42]: hello\n"},
+		{"rfc5424", "<30>1 2024-03-05T07:07:08+01:00 host tag 42 tag - hello\n"},
+		{"rfc5424micro", "<30>1 2024-03-05T07:07:08.123456+01:00 host tag 42 tag - hello\n"},
 	}
 	for _, c := range cases {
-		got := string(Format([]byte("x"), c.format, c.octet, 3<<3|6, ts, "host", "tag", "42", []byte("hello")))
+		got := string(Format([]byte("x"), c.format, 3<<3|6, ts, "host", "tag", "42", []byte("hello")))
 		if got != "x"+c.want {
-			t.Errorf("%s/%v: got %q want %q", c.format, c.octet, got, "x"+c.want)
+			t.Errorf("%s: got %q want %q", c.format, got, "x"+c.want)
 		}
 	}
 }
