@@ -557,8 +557,8 @@ func TestLogDriverDaemonDefaults(t *testing.T) {
 		d.extraConfig = `"log-driver": "local", "log-opts": {"max-size": "1k", "max-file": "2", "cache-disabled": "true"}`
 	})
 	d.importBusybox()
-	if got := strings.TrimSpace(d.cliMust("docker", "info", "--format", "{{.LoggingDriver}}")); got != "local" {
-		t.Errorf("info LoggingDriver %q", got)
+	if got := strings.TrimSpace(d.cliMust("docker", "info", "--format", "{{.LoggingDriver}} {{.Plugins.Log}}")); got != "local [journald json-file local syslog]" {
+		t.Errorf("info LoggingDriver, Plugins.Log: %q", got)
 	}
 	d.cliMust("docker", "run", "--name", "def", "busybox", "sh", "-c", "for i in $(seq 1 100); do echo line$i; done")
 	if got := strings.TrimSpace(d.must("inspect", "-f", "{{.HostConfig.LogConfig.Type}} {{json .HostConfig.LogConfig.Config}}", "def")); got != `local {"cache-disabled":"true","max-file":"2","max-size":"1k"}` {

@@ -53,3 +53,15 @@ func (e *Engine) defaultLogDriver() string {
 	}
 	return e.cfg.LogDriver
 }
+
+// logDriverPlugins lists the log drivers for /info's Plugins.Log, as
+// dockerd does (none is not a driver there).
+func logDriverPlugins() []string {
+	var ds []string
+	for _, d := range logopts.Drivers {
+		if d != logger.None {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}

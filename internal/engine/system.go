@@ -58,6 +58,7 @@ func (e *Engine) Info(ctx context.Context) (*system.Info, error) {
 		Runtimes:       map[string]system.RuntimeWithStatus{"skiff": {Runtime: system.Runtime{Path: e.cfg.ShimPath}}},
 		DefaultRuntime: "skiff", LiveRestoreEnabled: true, Labels: []string{},
 		SecurityOptions: []string{"name=seccomp,profile=builtin", "name=cgroupns"}, CDISpecDirs: []string{}, Warnings: []string{},
+		Plugins: system.PluginsInfo{Log: logDriverPlugins()}, // logconfig.go
 	}, nil
 }
 

@@ -62,7 +62,7 @@ func builtinOpt(k string) bool {
 }
 
 // Drivers are the log drivers skiff has, sorted.
-var Drivers = []string{logger.JSONFile, logger.Journald, logger.Local, logger.None, logger.Syslog}
+var Drivers = []string{logger.Journald, logger.JSONFile, logger.Local, logger.None, logger.Syslog}
 
 // ErrReadLogsNotSupported is Docker's error for `docker logs` of a container
 // whose driver cannot be read (none, or a cache that is disabled).
