@@ -93,7 +93,7 @@ func (w *Writer) WriteEntries(es []logger.Entry) error {
 			b = appendField(b, f.Key, []byte(f.Value))
 		}
 		if !e.Time.IsZero() {
-			b = appendField(b, "SYSLOG_TIMESTAMP", e.Time.AppendFormat(nil, time.RFC3339Nano))
+			b = appendField(b, "SYSLOG_TIMESTAMP", e.Time.UTC().AppendFormat(nil, time.RFC3339Nano)) // Docker's copier stamps UTC
 		}
 		if partial {
 			b = appendField(b, "CONTAINER_PARTIAL_ID", []byte(id))
