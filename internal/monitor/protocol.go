@@ -1,6 +1,6 @@
 // Package monitor is the per-container monitor (`skiff-shim monitor`) and its
 // client for the engine. The monitor is the parent of the container's first
-// process: it holds the container's stdio, writes the json-file log, serves
+// process: it holds the container's stdio, writes its log (driver), serves
 // attach/start/kill/wait on DIR/monitor.sock and records DIR/exit.json, so a
 // container keeps running, logging and getting its exit recorded while the
 // engine is away.
