@@ -121,8 +121,10 @@ type daemon struct {
 	// cgroup2 runs the daemon in a mount namespace of its own where
 	// /sys/fs/cgroup is a cgroup2 mount: a pure cgroup v2 host as skiff sees it.
 	cgroup2 bool
-	// extraConfig is more daemon.json ("key": value, ...) for the next start.
-	extraConfig string
+	// extraConfig is more daemon.json keys (a JSON object's members, without
+	// braces) for the next start; nsSetup is shell run in a private mount
+	// namespace of the daemon (and so of its monitors) before it starts.
+	extraConfig, nsSetup string
 	// prepare, when set, adjusts the daemon's command before it starts.
 	prepare func(*exec.Cmd)
 }
@@ -136,6 +138,13 @@ func startDaemon(t *testing.T) *daemon {
 
 func startDaemonWith(t *testing.T, cgroup2 bool) *daemon {
 	t.Helper()
+	return startDaemonSetup(t, cgroup2, nil)
+}
+
+// startDaemonSetup is startDaemonWith with setup called on the daemon
+// before it starts (to set extraConfig or nsSetup).
+func startDaemonSetup(t *testing.T, cgroup2 bool, setup func(*daemon)) *daemon {
+	t.Helper()
 	root, err := os.MkdirTemp("", "skiff-e2e-")
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +156,9 @@ func startDaemonWith(t *testing.T, cgroup2 bool) *daemon {
 		cgroup2:  cgroup2,
 	}
 	d.host = "unix://" + d.sock
+	if setup != nil {
+		setup(d)
+	}
 	d.start()
 	t.Cleanup(func() { d.cleanup() })
 	return d
@@ -164,9 +176,15 @@ func (d *daemon) start() {
 	args := []string{filepath.Join(binDir, "skiff"), "daemon", "-H", d.host,
 		"--data-root", filepath.Join(d.root, "data"), "--exec-root", filepath.Join(d.root, "exec"),
 		"--config-file", cfg, "--debug"}
-	if d.cgroup2 {
-		args = append([]string{"unshare", "-m", "sh", "-c",
-			`mount --make-rprivate / && mount -t cgroup2 none /sys/fs/cgroup && exec "$@"`, "sh"}, args...)
+	if d.cgroup2 || d.nsSetup != "" {
+		script := `mount --make-rprivate / && `
+		if d.cgroup2 {
+			script += `mount -t cgroup2 none /sys/fs/cgroup && `
+		}
+		if d.nsSetup != "" {
+			script += d.nsSetup + ` && `
+		}
+		args = append([]string{"unshare", "-m", "sh", "-c", script + `exec "$@"`, "sh"}, args...)
 	}
 	d.cmd = exec.Command(args[0], args[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf

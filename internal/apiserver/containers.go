@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/engine"
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/logger"
 )
 
 var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
@@ -245,6 +247,7 @@ func (s *Server) containerLogs(w *respWriter, r *http.Request) error {
 		Stderr:     boolValue(q, "stderr"),
 		Follow:     boolValue(q, "follow"),
 		Timestamps: boolValue(q, "timestamps"),
+		Details:    boolValue(q, "details"),
 		Tail:       -1,
 	}
 	if !opts.Stdout && !opts.Stderr {
@@ -316,10 +319,16 @@ func (s *Server) containerLogs(w *respWriter, r *http.Request) error {
 			continue
 		}
 		p := msg.Line
-		if opts.Timestamps {
-			line = msg.Time.UTC().AppendFormat(line[:0], rfc3339NanoFixed)
-			line = append(append(line, ' '), msg.Line...)
-			p = line
+		if opts.Timestamps || opts.Details {
+			line = line[:0]
+			if opts.Timestamps {
+				line = append(msg.Time.UTC().AppendFormat(line, rfc3339NanoFixed), ' ')
+			}
+			if opts.Details {
+				line = append(appendLogAttrs(line, msg.Attrs), ' ')
+			}
+			p = append(line, msg.Line...)
+			line = p
 		}
 		if _, err := out.Write(p); err != nil {
 			return nil // the client went away
@@ -329,4 +338,16 @@ func (s *Server) containerLogs(w *respWriter, r *http.Request) error {
 			w.Flush()
 		}
 	}
+}
+
+// appendLogAttrs is dockerd's --details prefix: the record's attributes as
+// KEY=VALUE pairs, sorted, query-escaped and joined by commas.
+func appendLogAttrs(b []byte, attrs []logger.Attr) []byte {
+	for i, a := range attrs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, url.QueryEscape(a.Key)...), '='), url.QueryEscape(a.Value)...)
+	}
+	return b
 }

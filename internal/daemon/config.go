@@ -9,8 +9,9 @@ type Config struct {
 	ExecRoot      string            `json:"exec-root,omitempty"` // /run/skiff
 	Debug         bool              `json:"debug,omitempty"`
 	LogLevel      string            `json:"log-level,omitempty"`
-	ShimPath      string            `json:"-"`                  // skiff-shim; default: next to the executable
-	LogOpts       map[string]string `json:"log-opts,omitempty"` // max-size, max-file
+	ShimPath      string            `json:"-"`                    // skiff-shim; default: next to the executable
+	LogDriver     string            `json:"log-driver,omitempty"` // containers' default log driver
+	LogOpts       map[string]string `json:"log-opts,omitempty"`   // containers' default log options
 	CgroupParent  string            `json:"cgroup-parent,omitempty"`
 	NetworkConfig                   // bridge, bip, fixed-cidr, mtu, nft-table, ip-forward
 

@@ -20,6 +20,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/cgroups"
 	"github.com/skiff-dev/skiff/internal/engine"
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/logger/logopts"
 )
 
 // LoadConfigFile reads Docker-style daemon.json keys into cfg. A missing file
@@ -74,6 +75,10 @@ func LoadConfigFile(path string, cfg *Config) error {
 	if cfg.LogOpts == nil {
 		cfg.LogOpts = fileCfg.LogOpts
 	}
+	if cfg.LogDriver == "" {
+		cfg.LogDriver = fileCfg.LogDriver
+	}
+
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = fileCfg.CgroupParent
 	}
@@ -101,6 +106,13 @@ func verifyDefaultIpcMode(mode string) error {
 }
 
 func (cfg *Config) setDefaults() error {
+	if cfg.LogDriver != "" || len(cfg.LogOpts) > 0 {
+		// As dockerd: defaults that no container could use (from the file
+		// or the --log-driver/--log-opt flags) stop the daemon.
+		if err := logopts.Validate(cfg.LogDriver, cfg.LogOpts); err != nil {
+			return errdefs.Invalid("failed to set log opts: %v", err)
+		}
+	}
 	if len(cfg.Hosts) == 0 {
 		cfg.Hosts = []string{DefaultHost}
 	}
@@ -149,7 +161,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	eng, err := engine.New(ctx, engine.Config{
 		DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, ShimPath: cfg.ShimPath,
-		CgroupParent: cfg.CgroupParent, LogOpts: cfg.LogOpts, Logger: logger,
+		CgroupParent: cfg.CgroupParent, LogDriver: cfg.LogDriver, LogOpts: cfg.LogOpts, Logger: logger,
 		DefaultIpcMode: cfg.DefaultIpcMode,
 		Net:            cfg.engineNet(),
 

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/logger/logopts"
 	"github.com/skiff-dev/skiff/internal/monitor"
 )
 
@@ -59,7 +60,7 @@ func (e *Engine) ContainerAttach(ctx context.Context, ref string, opts AttachOpt
 		}
 		defer cancel()
 	}
-	if opts.Logs && c.LogPath != "" {
+	if opts.Logs && logopts.Readable(c.HostConfig.LogConfig.Type, c.HostConfig.LogConfig.Config) {
 		if err := e.replayLogs(ctx, c, opts); err != nil {
 			return err
 		}

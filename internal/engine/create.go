@@ -10,13 +10,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/image"
+	"github.com/skiff-dev/skiff/internal/logger/logopts"
 	"github.com/skiff-dev/skiff/internal/ocispec"
 )
 
@@ -38,6 +38,7 @@ func (e *Engine) ContainerCreate(ctx context.Context, name string, req *containe
 	if cfg.Image == "" {
 		return resp, errdefs.Invalid("no image specified")
 	}
+	e.mergeLogConfig(&hc) // daemon.json log-driver, log-opts (logconfig.go)
 	warnings, err := validateHostConfig(&hc)
 	if err != nil {
 		return resp, err
@@ -108,7 +109,7 @@ func (e *Engine) ContainerCreate(ctx context.Context, name string, req *containe
 	}
 	c.Path, c.Args = splitCommand(&cfg)
 	if hc.LogConfig.Type == "json-file" {
-		c.LogPath = filepath.Join(e.containerDir(id), id+"-json.log")
+		c.LogPath = logopts.JSONFilePath(e.containerDir(id), id)
 	}
 
 	dir := e.containerDir(id)
@@ -309,24 +310,8 @@ func validateHostConfig(hc *container.HostConfig) (warnings []string, err error)
 			return nil, err
 		}
 	}
-	if hc.LogConfig.Type != "" && hc.LogConfig.Type != "json-file" && hc.LogConfig.Type != "none" {
-		return nil, errdefs.Invalid("logger: no log driver named '%s' is registered", hc.LogConfig.Type)
-	}
-	for k, v := range hc.LogConfig.Config {
-		switch k {
-		case "max-size":
-			if _, err := units.RAMInBytes(v); err != nil {
-				return nil, errdefs.Invalid("invalid max-size %q: %v", v, err)
-			}
-		case "max-file":
-			var n int
-			if _, err := fmt.Sscanf(v, "%d", &n); err != nil || n < 1 {
-				return nil, errdefs.Invalid("invalid value for max-file: %s", v)
-			}
-		case "compress", "labels", "env", "tag":
-		default:
-			return nil, errdefs.Invalid("unknown log opt '%s' for json-file log driver", k)
-		}
+	if err := logopts.Validate(hc.LogConfig.Type, hc.LogConfig.Config); err != nil {
+		return nil, err
 	}
 	return warnings, nil
 }

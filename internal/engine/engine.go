@@ -34,7 +34,8 @@ type Config struct {
 	ExecRoot     string
 	ShimPath     string
 	CgroupParent string            // default "/skiff"
-	LogOpts      map[string]string // daemon-wide json-file defaults (max-size, max-file)
+	LogDriver    string            // default log driver (daemon.json log-driver); "" = json-file
+	LogOpts      map[string]string // default log options (daemon.json log-opts)
 	Logger       *slog.Logger
 
 	// InsecureRegistries (host[:port] or CIDR) are spoken to over HTTP;

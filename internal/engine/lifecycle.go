@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"golang.org/x/sys/unix"
@@ -246,23 +245,14 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) e
 	if err := writeJSON(filepath.Join(bundle, "config.json"), spec); err != nil {
 		return err
 	}
+	logCfg, err := e.logConfig(c) // logconfig.go
+	if err != nil {
+		return err
+	}
 	mc := monitor.Config{
-		ID: c.ID, LogPath: c.LogPath, OpenStdin: cfg.OpenStdin, StdinOnce: cfg.StdinOnce,
-		Tty: cfg.Tty, ShimPath: e.cfg.ShimPath, LogMaxFiles: 1,
+		ID: c.ID, Log: logCfg, OpenStdin: cfg.OpenStdin, StdinOnce: cfg.StdinOnce,
+		Tty: cfg.Tty, ShimPath: e.cfg.ShimPath,
 		ConsoleHeight: uint16(hc.ConsoleSize[0]), ConsoleWidth: uint16(hc.ConsoleSize[1]),
-	}
-	opts := map[string]string{}
-	for k, v := range e.cfg.LogOpts {
-		opts[k] = v
-	}
-	for k, v := range hc.LogConfig.Config {
-		opts[k] = v
-	}
-	if v := opts["max-size"]; v != "" {
-		mc.LogMaxSize, _ = units.RAMInBytes(v)
-	}
-	if v := opts["max-file"]; v != "" {
-		mc.LogMaxFiles, _ = strconv.Atoi(v)
 	}
 	return writeJSON(filepath.Join(bundle, "monitor.json"), mc)
 }

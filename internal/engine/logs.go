@@ -4,42 +4,46 @@ import (
 	"context"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
-	"github.com/skiff-dev/skiff/internal/logger/jsonfile"
+	"github.com/skiff-dev/skiff/internal/logger"
+	"github.com/skiff-dev/skiff/internal/logger/logopts"
 )
 
-// ContainerLogs reads the container's json-file log.
+// ContainerLogs reads the container's log, whatever its driver: the
+// json-file or local files, or the local cache of syslog and journald
+// (logopts.Read).
 func (e *Engine) ContainerLogs(ctx context.Context, ref string, opts LogsOptions) (<-chan LogMessage, bool, error) {
+	if !opts.Stdout && !opts.Stderr {
+		return nil, false, errdefs.Invalid("You must choose at least one stream")
+	}
 	c, err := e.reg.get(ref)
 	if err != nil {
 		return nil, false, err
 	}
 	c.mu.Lock()
 	tty := c.Config.Tty
-	path := c.LogPath
 	driver := c.HostConfig.LogConfig.Type
+	lopts := c.HostConfig.LogConfig.Config
 	stopped := c.exited
 	if !c.State.Running {
 		stopped = closedChan
 	}
 	c.mu.Unlock()
-	if path == "" {
-		return nil, false, errdefs.Invalid("configured logging driver does not support reading: %s", driver)
+	if !logopts.Readable(driver, lopts) {
+		return nil, false, logopts.ErrReadLogsNotSupported
 	}
-	if !opts.Stdout && !opts.Stderr {
-		return nil, false, errdefs.Invalid("You must choose at least one stream")
-	}
+	dir := e.containerDir(c.ID)
 	ch := make(chan LogMessage, 64)
 	go func() {
 		defer close(ch)
-		err := jsonfile.Read(ctx, path, jsonfile.ReadOptions{
+		err := logopts.Read(ctx, driver, lopts, dir, c.ID, logger.ReadOptions{
 			Tail: opts.Tail, Since: opts.Since, Until: opts.Until,
 			Follow: opts.Follow, Stopped: stopped,
-		}, func(en jsonfile.Entry) error {
+		}, func(en logger.Entry) error {
 			if (en.Stream == "stdout" && !opts.Stdout) || (en.Stream == "stderr" && !opts.Stderr) {
 				return nil
 			}
 			select {
-			case ch <- LogMessage{Stream: en.Stream, Line: en.Line, Time: en.Time}:
+			case ch <- LogMessage{Stream: en.Stream, Line: en.Line, Time: en.Time, Attrs: en.Attrs}:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()

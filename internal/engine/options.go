@@ -7,6 +7,7 @@ import (
 	"github.com/moby/moby/api/types/jsonstream"
 
 	"github.com/skiff-dev/skiff/internal/filters"
+	"github.com/skiff-dev/skiff/internal/logger"
 )
 
 // ListOptions selects containers for ContainerList.
@@ -25,6 +26,7 @@ type LogsOptions struct {
 	Tail           int // -1: all
 	Since, Until   time.Time
 	Timestamps     bool
+	Details        bool // prefix each line with its attributes (--details)
 }
 
 // LogMessage is one record of a container's log.
@@ -32,7 +34,8 @@ type LogMessage struct {
 	Stream string // "stdout" or "stderr"
 	Line   []byte // the bytes as written, newline included when there was one
 	Time   time.Time
-	Err    error // set on the last message when reading failed
+	Attrs  []logger.Attr // labels, env, tag stored with the record, sorted by key
+	Err    error         // set on the last message when reading failed
 }
 
 // AttachOptions are the client's streams for ContainerAttach. The apiserver

@@ -49,7 +49,7 @@ func (e *Engine) Info(ctx context.Context) (*system.Info, error) {
 		MemoryLimit: true, SwapLimit: fileExists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") || cgv == "2",
 		CPUCfsPeriod: true, CPUCfsQuota: true, CPUShares: true, CPUSet: true, PidsLimit: true,
 		OomKillDisable: cgv == "1", IPv4Forwarding: true, NGoroutines: runtime.NumGoroutine(),
-		SystemTime: time.Now().Format(time.RFC3339Nano), LoggingDriver: "json-file",
+		SystemTime: time.Now().Format(time.RFC3339Nano), LoggingDriver: e.defaultLogDriver(),
 		CgroupDriver: "cgroupfs", CgroupVersion: cgv,
 		KernelVersion: unix.ByteSliceToString(uts.Release[:]), OperatingSystem: osName(),
 		OSVersion: "", OSType: "linux", Architecture: unix.ByteSliceToString(uts.Machine[:]),
@@ -58,6 +58,7 @@ func (e *Engine) Info(ctx context.Context) (*system.Info, error) {
 		Runtimes:       map[string]system.RuntimeWithStatus{"skiff": {Runtime: system.Runtime{Path: e.cfg.ShimPath}}},
 		DefaultRuntime: "skiff", LiveRestoreEnabled: true, Labels: []string{},
 		SecurityOptions: []string{"name=seccomp,profile=builtin", "name=cgroupns"}, CDISpecDirs: []string{}, Warnings: []string{},
+		Plugins: system.PluginsInfo{Log: logDriverPlugins()}, // logconfig.go
 	}, nil
 }
 

@@ -36,8 +36,9 @@ func TestValidateHostConfig(t *testing.T) {
 		{"empty container network", container.HostConfig{NetworkMode: "container:"}, "invalid network mode"},
 		{"bad restart", container.HostConfig{RestartPolicy: container.RestartPolicy{Name: "sometimes"}}, "invalid restart policy"},
 		{"rm with restart", container.HostConfig{AutoRemove: true, RestartPolicy: container.RestartPolicy{Name: "always"}}, "AutoRemove"},
-		{"bad log driver", container.HostConfig{LogConfig: container.LogConfig{Type: "syslog"}}, "no log driver named 'syslog'"},
-		{"bad max-size", container.HostConfig{LogConfig: container.LogConfig{Config: map[string]string{"max-size": "lots"}}}, "max-size"},
+		{"bad log driver", container.HostConfig{LogConfig: container.LogConfig{Type: "fluentbit"}}, "logger: no log driver named 'fluentbit' is registered"},
+		{"syslog", container.HostConfig{LogConfig: container.LogConfig{Type: "syslog"}}, ""},
+		{"bad max-size", container.HostConfig{LogConfig: container.LogConfig{Config: map[string]string{"max-size": "lots"}}}, "invalid size: 'lots'"},
 		{"unknown log opt", container.HostConfig{LogConfig: container.LogConfig{Config: map[string]string{"colour": "red"}}}, "unknown log opt"},
 	}
 	for _, c := range cases {

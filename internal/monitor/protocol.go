@@ -1,6 +1,6 @@
 // Package monitor is the per-container monitor (`skiff-shim monitor`) and its
 // client for the engine. The monitor is the parent of the container's first
-// process: it holds the container's stdio, writes the json-file log, serves
+// process: it holds the container's stdio, writes its log (driver), serves
 // attach/start/kill/wait on DIR/monitor.sock and records DIR/exit.json, so a
 // container keeps running, logging and getting its exit recorded while the
 // engine is away.
@@ -10,13 +10,14 @@
 // runtime into Run.
 //
 // This file and client.go are what the engine uses; they import only the
-// standard library and errdefs.
+// standard library, errdefs and logger (for the Config type).
 package monitor
 
 import (
 	"time"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/logger"
 )
 
 // Files in the bundle directory.
@@ -31,13 +32,17 @@ const (
 
 // Config is DIR/monitor.json.
 type Config struct {
-	ID          string
-	LogPath     string // json-file log; "" = no log (log driver none)
-	LogMaxSize  int64  // bytes; 0 = unlimited
-	LogMaxFiles int    // >=1
-	OpenStdin   bool   // -i: keep a stdin pipe for attachers
-	StdinOnce   bool   // close the container's stdin when the first attached client's stdin ends
-	Tty         bool   // -t: the process gets a pty (its master is the stdout stream; see tty.go)
+	ID string
+	// Log is the container's resolved log configuration (logdriver.go).
+	// Without it, LogPath names a json-file log ("" = none) rotated at
+	// LogMaxSize bytes (0 = never) into LogMaxFiles files.
+	Log         *logger.Config `json:",omitempty"`
+	LogPath     string
+	LogMaxSize  int64
+	LogMaxFiles int
+	OpenStdin   bool // -i: keep a stdin pipe for attachers
+	StdinOnce   bool // close the container's stdin when the first attached client's stdin ends
+	Tty         bool // -t: the process gets a pty (its master is the stdout stream; see tty.go)
 	// ConsoleHeight, ConsoleWidth: the pty's size at creation (0: the kernel's default).
 	ConsoleHeight uint16 `json:",omitempty"`
 	ConsoleWidth  uint16 `json:",omitempty"`

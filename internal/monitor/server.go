@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
-	"github.com/skiff-dev/skiff/internal/logger/jsonfile"
+	"github.com/skiff-dev/skiff/internal/logger"
 )
 
 // ExitStatus is how a process ended.
@@ -74,7 +74,7 @@ type server struct {
 	opts    Options
 	cfg     Config
 	proc    Process
-	log     *jsonfile.Writer
+	log     logger.Driver
 	stdinW  *os.File // nil without OpenStdin
 	console *os.File // the pty master with Tty (read for output; stdinW is a dup of it)
 	logf    func(string, ...any)
@@ -191,10 +191,8 @@ func (s *server) setup(ctx context.Context) (ln *net.UnixListener, outR, errR *o
 		return fail(fmt.Errorf("stdin: %w", err))
 	}
 	closers = append(closers, stdinR)
-	if s.cfg.LogPath != "" {
-		if s.log, err = jsonfile.NewWriter(s.cfg.LogPath, s.cfg.LogMaxSize, s.cfg.LogMaxFiles); err != nil {
-			return fail(err)
-		}
+	if s.log, err = openLog(&s.cfg); err != nil {
+		return fail(err)
 	}
 	// A stale socket from an earlier run of this bundle would make Listen fail.
 	addr, done, err := sockAddr(bundle)

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/skiff-dev/skiff/internal/logger/jsonfile"
+	"github.com/skiff-dev/skiff/internal/logger"
 )
 
 // copyOutput reads one of the container's output pipes until every writer
@@ -22,7 +22,7 @@ func (s *server) copyOutput(r *os.File, stream byte, name string) {
 	defer s.outputs.Done()
 	buf := make([]byte, readSize)
 	logErrs := 0
-	ls := lineSplitter{stream: name, out: func(es []jsonfile.Entry) {
+	ls := lineSplitter{stream: name, out: func(es []logger.Entry) {
 		if s.log == nil {
 			return
 		}
@@ -51,16 +51,16 @@ func (s *server) copyOutput(r *os.File, stream byte, name string) {
 // point into the chunk being split and are valid only during the call.
 type lineSplitter struct {
 	stream  string
-	out     func([]jsonfile.Entry)
+	out     func([]logger.Entry)
 	pending []byte // the start of an unfinished line (< maxLine)
-	entries []jsonfile.Entry
+	entries []logger.Entry
 	now     time.Time
 }
 
 const splitBatch = 64
 
 func (l *lineSplitter) emit(b []byte) {
-	l.entries = append(l.entries, jsonfile.Entry{Stream: l.stream, Line: b, Time: l.now})
+	l.entries = append(l.entries, logger.Entry{Stream: l.stream, Line: b, Time: l.now})
 	if len(l.entries) == splitBatch {
 		l.out(l.entries)
 		l.entries = l.entries[:0]
@@ -111,7 +111,7 @@ func (l *lineSplitter) take(b []byte) []byte {
 // flush logs the unfinished line at the end of the stream.
 func (l *lineSplitter) flush(now time.Time) {
 	if len(l.pending) > 0 {
-		l.out([]jsonfile.Entry{{Stream: l.stream, Line: l.pending, Time: now}})
+		l.out([]logger.Entry{{Stream: l.stream, Line: l.pending, Time: now}})
 		l.pending = l.pending[:0]
 	}
 }

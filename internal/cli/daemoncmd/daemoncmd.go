@@ -30,12 +30,14 @@ type options struct {
 	configFile string
 	debug      bool
 	logLevel   string
+	logDriver  string
+	logOpts    opts.ListOpts
 }
 
 // New returns `skiff daemon`: the engine in the foreground until SIGINT or
 // SIGTERM. Flags override the config file, as with dockerd.
 func New(r Runner) *cobra.Command {
-	o := options{hosts: opts.NewListOpts(nil)}
+	o := options{hosts: opts.NewListOpts(nil), logOpts: opts.NewListOpts(nil)}
 	cmd := &cobra.Command{
 		Use:   "daemon [OPTIONS]",
 		Short: "Run the skiff engine (serves the Docker Engine API)",
@@ -61,6 +63,8 @@ func New(r Runner) *cobra.Command {
 	f.StringVar(&o.configFile, "config-file", daemon.DefaultConfigFile, "Daemon configuration file")
 	f.BoolVarP(&o.debug, "debug", "D", false, "Enable debug mode")
 	f.StringVarP(&o.logLevel, "log-level", "l", "info", `Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")`)
+	f.StringVar(&o.logDriver, "log-driver", "json-file", "Default driver for container logs")
+	f.Var(&o.logOpts, "log-opt", "Default log driver options for containers")
 	return cmd
 }
 
@@ -99,6 +103,17 @@ func Config(cmd *cobra.Command, o *options, load func(string, *daemon.Config) er
 	}
 	if flags.Changed("log-level") || cfg.LogLevel == "" {
 		cfg.LogLevel = o.logLevel
+	}
+	if flags.Changed("log-driver") {
+		cfg.LogDriver = o.logDriver
+	}
+	if flags.Changed("log-opt") {
+		if cfg.LogOpts == nil {
+			cfg.LogOpts = map[string]string{}
+		}
+		for k, v := range opts.ConvertKVStringsToMap(o.logOpts.GetSlice()) {
+			cfg.LogOpts[k] = v
+		}
 	}
 	if cfg.Debug && !flags.Changed("log-level") {
 		cfg.LogLevel = "debug"

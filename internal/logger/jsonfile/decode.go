@@ -1,9 +1,13 @@
 package jsonfile
 
 import (
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/skiff-dev/skiff/internal/logger"
 )
 
 // decodeFast parses the records this package (and Docker) writes without
@@ -61,12 +65,62 @@ func decodeFast(b []byte) (e Entry, ok bool) {
 				return e, false
 			}
 			e.Time = t
+		case "attrs":
+			if e.Attrs, b, err = scanAttrs(b); err {
+				return e, false
+			}
 		default:
 			return e, false
 		}
 	}
 	e.Line = log
 	return e, true
+}
+
+// scanAttrs reads an object of string values (Docker's "attrs", written
+// with sorted keys and no spaces).
+func scanAttrs(b []byte) (as []logger.Attr, rest []byte, bad bool) {
+	if len(b) < 2 || b[0] != '{' {
+		return nil, nil, true
+	}
+	b = b[1:]
+	if b[0] == '}' {
+		return nil, b[1:], false
+	}
+	for {
+		var k, v []byte
+		if k, b, bad = scanString(b, nil); bad || len(b) == 0 || b[0] != ':' {
+			return nil, nil, true
+		}
+		if v, b, bad = scanString(b[1:], nil); bad || len(b) == 0 {
+			return nil, nil, true
+		}
+		as = append(as, logger.Attr{Key: string(k), Value: string(v)})
+		switch b[0] {
+		case ',':
+			b = b[1:]
+		case '}':
+			return sortAttrs(as), b[1:], false
+		default:
+			return nil, nil, true
+		}
+	}
+}
+
+func sortAttrs(as []logger.Attr) []logger.Attr {
+	slices.SortFunc(as, func(a, b logger.Attr) int { return strings.Compare(a.Key, b.Key) })
+	return as
+}
+
+func sortedAttrs(m map[string]string) []logger.Attr {
+	if len(m) == 0 {
+		return nil
+	}
+	as := make([]logger.Attr, 0, len(m))
+	for k, v := range m {
+		as = append(as, logger.Attr{Key: k, Value: v})
+	}
+	return sortAttrs(as)
 }
 
 // scanString reads a JSON string at the start of b and returns its value

@@ -4,343 +4,50 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
-	"syscall"
 	"time"
+
+	"github.com/skiff-dev/skiff/internal/logger"
 )
 
-// ReadOptions select the records Read delivers.
-type ReadOptions struct {
-	// Tail is the number of records to deliver from the end of the log;
-	// negative means all of them, 0 none (only new ones when following).
-	// Like Docker, the tail is taken first and Since/Until filter it.
-	Tail int
-	// Since and Until bound the record times (both inclusive); zero means
-	// no bound. Reading ends at the first record after Until.
-	Since, Until time.Time
-	// Follow keeps reading as the log grows and across rotations, until ctx
-	// ends, a record passes Until, or Stopped fires: then Read delivers what
-	// has been written by that time and returns nil.
-	Follow  bool
-	Stopped <-chan struct{}
-}
+// ReadOptions select the records Read delivers (logger.ReadOptions).
+type ReadOptions = logger.ReadOptions
 
-// errStop ends reading early without an error for the caller.
-var errStop = errors.New("stop")
-
-// Read delivers the records of the log at path (and its rotated files), oldest
-// first, to fn. An error from fn ends the read and is returned. A log that
-// does not exist reads as empty.
+// Read delivers the records of the json-file log at path (and its rotated
+// files), oldest first, to fn. An error from fn ends the read and is
+// returned. A log that does not exist reads as empty.
 func Read(ctx context.Context, path string, opts ReadOptions, fn func(Entry) error) error {
-	var ino *inotify
-	if opts.Follow {
-		// Watch before the first read so that no write after it is missed.
-		ino = newInotify(filepath.Dir(path))
-		defer ino.close()
-	}
-	files, err := openAll(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		for _, f := range files {
-			f.close()
-		}
-	}()
-	if opts.Tail >= 0 {
-		kept, err := tail(files, opts.Tail)
-		if err != nil {
-			return err
-		}
-		files = kept
-	}
-	r := &reader{opts: opts, fn: fn}
-	for i, f := range files {
-		if i == len(files)-1 && opts.Follow {
-			break // the live file: the follow loop reads it
-		}
-		if err := r.readFile(f, false); err != nil {
-			return r.result(err)
-		}
-	}
-	if !opts.Follow {
-		return nil
-	}
-	var cur *logFile
-	if len(files) > 0 {
-		cur = files[len(files)-1]
-		files = files[:len(files)-1] // cur is closed by follow
-	}
-	return r.result(r.follow(ctx, path, cur, ino))
+	return logger.ReadFiles(ctx, path, Format, opts, fn)
 }
 
-type reader struct {
-	opts ReadOptions
-	fn   func(Entry) error
-	buf  []byte
+// Format frames json-file records: one JSON object per line.
+var Format logger.Format = format{}
+
+type format struct{}
+
+func (format) Split(data []byte) int {
+	return bytes.IndexByte(data, '\n') + 1
 }
 
-func (r *reader) result(err error) error {
-	if err == errStop {
-		return nil
+func (format) Decode(rec []byte) (Entry, error) {
+	rec = bytes.TrimSuffix(rec, []byte{'\n'})
+	if len(rec) == 0 {
+		return Entry{}, errEmpty
 	}
-	return err
+	return decode(rec)
 }
 
-// readFile delivers the complete lines of f from its offset to its end. The
-// bytes of an incomplete last line stay unread (f.off points at them) so a
-// follower can read the line once the writer has finished it.
-func (r *reader) readFile(f *logFile, keepPartial bool) error {
-	if _, err := f.f.Seek(f.off, io.SeekStart); err != nil {
-		return fmt.Errorf("read json-file log: %w", err)
-	}
-	if r.buf == nil {
-		r.buf = make([]byte, 64<<10)
-	}
-	have := 0 // bytes at the start of r.buf not yet consumed
-	for {
-		n, err := f.f.Read(r.buf[have:])
-		have += n
-		data := r.buf[:have]
-		for {
-			i := bytes.IndexByte(data, '\n')
-			if i < 0 {
-				break
-			}
-			line := data[:i]
-			data = data[i+1:]
-			f.off += int64(i + 1)
-			if err := r.deliver(line); err != nil {
-				return err
-			}
-		}
-		have = copy(r.buf, data)
-		if have == len(r.buf) {
-			// A record longer than the buffer: grow it.
-			nb := make([]byte, 2*len(r.buf))
-			copy(nb, r.buf)
-			r.buf = nb
-		}
-		if err == io.EOF || (n == 0 && err == nil) {
-			if !keepPartial && have > 0 {
-				// A writer that died mid-record left a torn line: skip it.
-				f.off += int64(have)
-			}
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read json-file log: %w", err)
-		}
-	}
-}
+var errEmpty = fmt.Errorf("empty line")
 
-func (r *reader) deliver(line []byte) error {
-	if len(line) == 0 {
-		return nil
-	}
-	e, err := decode(line)
-	if err != nil {
-		return nil // not a record (torn or foreign line): skip, like Docker's decoder resync
-	}
-	if !r.opts.Since.IsZero() && e.Time.Before(r.opts.Since) {
-		return nil
-	}
-	if !r.opts.Until.IsZero() && e.Time.After(r.opts.Until) {
-		return errStop
-	}
-	return r.fn(e)
-}
-
-// follow reads cur to its end, then waits for more, switching to the new file
-// when the log rotates.
-func (r *reader) follow(ctx context.Context, path string, cur *logFile, ino *inotify) error {
-	defer func() {
-		if cur != nil {
-			cur.close()
-		}
-	}()
-	var untilC <-chan time.Time
-	if !r.opts.Until.IsZero() {
-		t := time.NewTimer(time.Until(r.opts.Until))
-		defer t.Stop()
-		untilC = t.C
-	}
-	stopped := r.opts.Stopped
-	last := false // stopped or past until: this is the final pass
-	for {
-		if cur != nil {
-			if err := r.readFile(cur, true); err != nil {
-				return err
-			}
-		}
-		// At the end of cur: has the path moved on to a new file?
-		next, err := openIfNew(path, cur)
-		if err != nil {
-			return err
-		}
-		if next != nil {
-			if cur != nil {
-				// The writer renamed cur before creating next and never
-				// writes cur again: read what is left, then switch.
-				if err := r.readFile(cur, false); err != nil {
-					return err
-				}
-				cur.close()
-			}
-			cur = next
-			continue
-		}
-		if last {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-stopped:
-			stopped, last = nil, true
-		case <-untilC:
-			last = true
-		case <-ino.wake:
-		case <-ino.tick:
-		}
-	}
-}
-
-// openIfNew opens path when it names a file other than cur; nil when it is
-// the same file or does not exist (between a rotation's unlink and create).
-func openIfNew(path string, cur *logFile) (*logFile, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("follow json-file log: %w", err)
-	}
-	if cur != nil && os.SameFile(st, cur.st) {
-		return nil, nil
-	}
-	f, err := openLog(path)
-	if f == nil || err != nil {
-		return nil, err
-	}
-	if cur != nil && os.SameFile(f.st, cur.st) {
-		f.close()
-		return nil, nil
-	}
-	return f, nil
-}
-
-type logFile struct {
-	f   *os.File
-	st  os.FileInfo
-	off int64 // where reading starts
-}
-
-func (f *logFile) close() { f.f.Close() }
-
-func openLog(name string) (*logFile, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("open json-file log: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("stat json-file log: %w", err)
-	}
-	return &logFile{f: f, st: st}, nil
-}
-
-// openAll opens NAME, NAME.1, NAME.2, ... newest first and returns them
-// oldest first. Opening newest first and skipping an inode seen before makes
-// a rotation during the opening harmless: the file that moved from NAME to
-// NAME.1 is the one already open.
-func openAll(path string) ([]*logFile, error) {
-	var files []*logFile
-	closeAll := func() {
-		for _, f := range files {
-			f.close()
-		}
-	}
-	misses := 0
-	for i := 0; misses < 2; i++ {
-		name := path
-		if i > 0 {
-			name = path + "." + strconv.Itoa(i)
-		}
-		f, err := openLog(name)
-		if err != nil {
-			closeAll()
-			return nil, err
-		}
-		if f == nil {
-			// One gap is tolerated: a rotation in progress renames from the
-			// oldest down, so NAME.i can be missing for a moment.
-			if i > 0 {
-				misses++
-			}
-			continue
-		}
-		misses = 0
-		dup := false
-		for _, g := range files {
-			if os.SameFile(f.st, g.st) {
-				dup = true
-			}
-		}
-		if dup {
-			f.close()
-			continue
-		}
-		files = append(files, f)
-	}
-	for i, j := 0, len(files)-1; i < j; i, j = i+1, j-1 {
-		files[i], files[j] = files[j], files[i]
-	}
-	return files, nil
-}
-
-// tail keeps the files (oldest first) that hold the last n complete records
-// and sets the offset of the first one; it reads backwards from the end, so
-// the cost is proportional to what is delivered, not to the log size.
-func tail(files []*logFile, n int) ([]*logFile, error) {
-	buf := make([]byte, 32<<10)
-	for i := len(files) - 1; i >= 0; i-- {
-		f := files[i]
-		off, found, err := tailStart(f.f, buf, n)
-		if err != nil {
-			return nil, err
-		}
-		f.off = off
-		if found >= n {
-			for _, g := range files[:i] {
-				g.close()
-			}
-			return files[i:], nil
-		}
-		n -= found
-	}
-	return files, nil
-}
-
-// tailStart returns the offset of the first of the last n complete lines of
+// TailStart returns the offset of the first of the last n complete lines of
 // f and how many complete lines it found (fewer than n when the file is
 // short). A line is complete when its '\n' is there; the start of the last n
 // lines is just after the (n+1)-th '\n' counted from the end.
-func tailStart(f *os.File, buf []byte, n int) (off int64, found int, err error) {
-	st, err := f.Stat()
-	if err != nil {
-		return 0, 0, fmt.Errorf("tail json-file log: %w", err)
-	}
-	pos := st.Size()
+func (format) TailStart(f *os.File, size int64, n int) (off int64, found int, err error) {
+	buf := make([]byte, 32<<10)
+	pos := size
 	newlines := 0
 	for pos > 0 {
 		k := int64(len(buf))
@@ -369,9 +76,10 @@ func tailStart(f *os.File, buf []byte, n int) (off int64, found int, err error) 
 
 // record is the JSON shape of one line.
 type record struct {
-	Log    string    `json:"log"`
-	Stream string    `json:"stream"`
-	Time   time.Time `json:"time"`
+	Log    string            `json:"log"`
+	Stream string            `json:"stream"`
+	Attrs  map[string]string `json:"attrs"`
+	Time   time.Time         `json:"time"`
 }
 
 func decode(line []byte) (Entry, error) {
@@ -382,57 +90,7 @@ func decode(line []byte) (Entry, error) {
 	if err := json.Unmarshal(line, &rec); err != nil {
 		return Entry{}, err
 	}
-	return Entry{Stream: rec.Stream, Line: []byte(rec.Log), Time: rec.Time}, nil
-}
-
-// inotify wakes a follower when anything in the log's directory changes
-// (writes, renames, creations). When inotify is unavailable it falls back to
-// a short poll, only while following.
-type inotify struct {
-	f    *os.File
-	wake chan struct{}
-	tick <-chan time.Time
-	t    *time.Ticker
-}
-
-func newInotify(dir string) *inotify {
-	in := &inotify{wake: make(chan struct{}, 1)}
-	fd, err := syscall.InotifyInit1(syscall.IN_NONBLOCK | syscall.IN_CLOEXEC)
-	if err == nil {
-		const mask = syscall.IN_MODIFY | syscall.IN_CREATE | syscall.IN_MOVED_TO |
-			syscall.IN_MOVED_FROM | syscall.IN_DELETE | syscall.IN_CLOSE_WRITE
-		if _, err = syscall.InotifyAddWatch(fd, dir, mask); err != nil {
-			syscall.Close(fd)
-		}
-	}
-	if err != nil {
-		in.t = time.NewTicker(200 * time.Millisecond)
-		in.tick = in.t.C
-		return in
-	}
-	// A non-blocking fd goes to the runtime poller, so closing the file
-	// unblocks the goroutine's Read.
-	in.f = os.NewFile(uintptr(fd), "inotify")
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			if _, err := in.f.Read(buf); err != nil {
-				return
-			}
-			select {
-			case in.wake <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	return in
-}
-
-func (in *inotify) close() {
-	if in.f != nil {
-		in.f.Close()
-	}
-	if in.t != nil {
-		in.t.Stop()
-	}
+	e := Entry{Stream: rec.Stream, Line: []byte(rec.Log), Time: rec.Time}
+	e.Attrs = sortedAttrs(rec.Attrs)
+	return e, nil
 }

@@ -3,174 +3,101 @@
 //
 //	{"log":"hello\n","stream":"stdout","time":"2024-01-02T03:04:05.123456789Z"}
 //
-// rotated NAME → NAME.1 → ... → NAME.(max-file-1). The writer lives in the
-// per-container monitor and the reader in the engine, so the package uses the
-// standard library only.
+// rotated NAME → NAME.1 → ... → NAME.(max-file-1) (gzipped as NAME.1.gz ...
+// with compress). The writer lives in the per-container monitor and the
+// reader in the engine, so the package uses the standard library only.
 package jsonfile
 
 import (
-	"errors"
+	"encoding/json"
 	"fmt"
-	"os"
-	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/skiff-dev/skiff/internal/logger"
 )
 
-// Entry is one log record. Line holds the bytes as the container wrote them,
-// including the trailing newline when there was one.
-type Entry struct {
-	Stream string
-	Line   []byte
-	Time   time.Time
+// Entry is one log record (logger.Entry).
+type Entry = logger.Entry
+
+// Options configure a Writer beyond its rotation.
+type Options struct {
+	MaxSize  int64 // 0: unlimited
+	MaxFiles int   // files kept including the live one
+	Compress bool  // gzip rotated files (NAME.1.gz ...)
+	// Attrs are written as every record's "attrs" object (labels, env and
+	// tag, as Docker's json-file does).
+	Attrs []logger.Attr
 }
 
 // Writer appends records to a json-file log and rotates it. It is safe for
 // concurrent use (stdout and stderr are copied by two goroutines).
 type Writer struct {
-	mu       sync.Mutex
-	path     string
-	maxSize  int64 // 0: unlimited
-	maxFiles int
-	f        *os.File
-	size     int64
-	buf      []byte
+	f     *logger.File
+	attrs []byte         // the encoded "attrs" object, nil without attributes
+	enc   logger.Encoder // w.encode, made once (a method value allocates)
 }
 
 // NewWriter opens (or creates) the log at path for appending. maxSize 0 means
 // no rotation; maxFiles is the number of files kept including the live one
 // (1 means the file is truncated when it is full).
 func NewWriter(path string, maxSize int64, maxFiles int) (*Writer, error) {
-	if maxSize < 0 {
-		return nil, fmt.Errorf("json-file log %s: negative max-size %d", path, maxSize)
-	}
-	if maxFiles < 1 {
-		maxFiles = 1
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("open json-file log: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("stat json-file log: %w", err)
-	}
-	return &Writer{path: path, maxSize: maxSize, maxFiles: maxFiles, f: f, size: st.Size()}, nil
+	return Open(path, Options{MaxSize: maxSize, MaxFiles: maxFiles})
 }
 
-// Write appends one record with a single write(2), so a reader never sees
-// half of it unless it reads in the middle of that call.
+// Open is NewWriter with every option.
+func Open(path string, o Options) (*Writer, error) {
+	if o.MaxSize < 0 {
+		return nil, fmt.Errorf("json-file log %s: negative max-size %d", path, o.MaxSize)
+	}
+	f, err := logger.OpenFile(logger.FileConfig{Path: path, MaxSize: o.MaxSize, MaxFiles: o.MaxFiles, Compress: o.Compress})
+	if err != nil {
+		return nil, fmt.Errorf("json-file: %w", err)
+	}
+	w := &Writer{f: f, attrs: encodeAttrs(o.Attrs)}
+	w.enc = w.encode
+	return w, nil
+}
+
+// encodeAttrs is Docker's json.Marshal of a map[string]string: keys sorted,
+// HTML characters escaped.
+func encodeAttrs(as []logger.Attr) []byte {
+	if len(as) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(as))
+	for _, a := range as {
+		m[a.Key] = a.Value
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// Write appends one record with a single write(2).
 func (w *Writer) Write(e Entry) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.writeLocked(&e)
+	return w.WriteEntries([]Entry{e})
 }
 
 // WriteEntries appends records in as few write(2) calls as rotation allows:
 // the monitor passes all the lines of one read from the container at once.
 func (w *Writer) WriteEntries(es []Entry) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.f == nil {
-		return errors.New("json-file log: writer closed")
-	}
-	w.buf = w.buf[:0]
-	for i := range es {
-		start := len(w.buf)
-		w.buf = appendRecord(w.buf, &es[i])
-		n := int64(len(w.buf) - start)
-		if w.maxSize > 0 && w.size+int64(start)+n > w.maxSize && w.size+int64(start) > 0 {
-			// This record would overflow the file: write what precedes it,
-			// rotate, and keep the record for the new file.
-			if err := w.flush(w.buf[:start]); err != nil {
-				return err
-			}
-			if err := w.rotate(); err != nil {
-				return err
-			}
-			w.buf = w.buf[:copy(w.buf, w.buf[start:])]
-		}
-		if len(w.buf) >= 64<<10 {
-			// Bound the buffer: a batch of long lines is written in parts.
-			if err := w.flush(w.buf); err != nil {
-				return err
-			}
-			w.buf = w.buf[:0]
-		}
-	}
-	return w.flush(w.buf)
+	return w.f.WriteEntries(es, w.enc)
 }
 
-func (w *Writer) writeLocked(e *Entry) error {
-	if w.f == nil {
-		return errors.New("json-file log: writer closed")
-	}
-	w.buf = appendRecord(w.buf[:0], e)
-	if w.maxSize > 0 && w.size > 0 && w.size+int64(len(w.buf)) > w.maxSize {
-		if err := w.rotate(); err != nil {
-			return err
-		}
-	}
-	return w.flush(w.buf)
+func (w *Writer) encode(b []byte, e *Entry) []byte {
+	return appendRecordAttrs(b, e, w.attrs)
 }
 
-func (w *Writer) flush(b []byte) error {
-	if len(b) == 0 {
-		return nil
-	}
-	n, err := w.f.Write(b)
-	w.size += int64(n)
-	if err != nil {
-		return fmt.Errorf("write json-file log: %w", err)
-	}
-	return nil
-}
-
-// rotate shifts NAME.i → NAME.(i+1), NAME → NAME.1 and starts a new NAME. A
-// reader holding the old file open keeps reading it to its end and then
-// moves to the new one (it notices that the path names another inode).
-func (w *Writer) rotate() error {
-	if w.maxFiles > 1 {
-		for i := w.maxFiles - 1; i > 1; i-- {
-			err := os.Rename(w.path+"."+strconv.Itoa(i-1), w.path+"."+strconv.Itoa(i))
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("rotate json-file log: %w", err)
-			}
-		}
-		if err := os.Rename(w.path, w.path+".1"); err != nil {
-			return fmt.Errorf("rotate json-file log: %w", err)
-		}
-	} else if err := os.Remove(w.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		// One file only: start over. Unlinking instead of truncating lets a
-		// follower finish the old file and see a new inode, as for a rename.
-		return fmt.Errorf("rotate json-file log: %w", err)
-	}
-	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("rotate json-file log: %w", err)
-	}
-	w.f.Close()
-	w.f, w.size = f, 0
-	return nil
-}
-
-// Close closes the log file.
+// Close closes the log file (after a compression in progress).
 func (w *Writer) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.f == nil {
-		return nil
-	}
-	err := w.f.Close()
-	w.f = nil
-	return err
+	return w.f.Close()
 }
 
-// appendRecord encodes e exactly as Docker's jsonlog.JSONLogs.MarshalJSONBuf
-// does (field order, escaping, RFC3339Nano UTC time) followed by "\n".
-func appendRecord(b []byte, e *Entry) []byte {
+func appendRecord(b []byte, e *Entry) []byte { return appendRecordAttrs(b, e, nil) }
+
+// appendRecordAttrs encodes e exactly as Docker's jsonlog.JSONLogs.MarshalJSONBuf
+// does (field order, escaping, attrs, RFC3339Nano UTC time) followed by "\n".
+func appendRecordAttrs(b []byte, e *Entry, attrs []byte) []byte {
 	t := e.Time
 	if t.IsZero() {
 		t = time.Now()
@@ -189,6 +116,14 @@ func appendRecord(b []byte, e *Entry) []byte {
 		first = false
 		b = append(b, `"stream":`...)
 		b = appendString(b, []byte(e.Stream))
+	}
+	if len(attrs) > 0 {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, `"attrs":`...)
+		b = append(b, attrs...)
 	}
 	if !first {
 		b = append(b, ',')
