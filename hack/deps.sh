@@ -17,6 +17,9 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v igzip >/dev/null || need+=(isal)
 # a real terminal for the -it tests (send-keys / capture-pane)
 command -v tmux >/dev/null || need+=(tmux)
+# Debian's docker-compose 1.29 (docker-py), one of the two compose clients
+# the networking tests drive (create, network connect, start)
+command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -121,6 +121,11 @@ type ContainerNet struct {
 	// network name. nil: the network mode's alone (records of old);
 	// empty: none (every network was disconnected before the start).
 	Config map[string]*network.EndpointSettings
+	// MacAddress is the container-wide MAC address (--mac-address, compose
+	// mac_address): the network mode's endpoint gets it when its own
+	// settings have none, so it survives docker-compose v1's disconnect
+	// and connect of that network before the start.
+	MacAddress string `json:",omitempty"`
 	// Set while running.
 	NetNS     string                 `json:",omitempty"`
 	Endpoints map[string]*Attachment `json:",omitempty"`

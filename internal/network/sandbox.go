@@ -61,6 +61,9 @@ func (c *Controller) Validate(mode string, nc *network.NetworkingConfig) (string
 	if _, ok := cn.Config[n.Name]; !ok {
 		cn.Config[n.Name] = &network.EndpointSettings{}
 	}
+	if mac := cn.Config[n.Name].MacAddress; len(mac) == 6 {
+		cn.MacAddress = mac.String()
+	}
 	return n.Name, cn, nil
 }
 
@@ -175,6 +178,13 @@ func (c *Controller) Attach(req AttachRequest) (out *ContainerNet, err error) {
 		es := cfgs[name]
 		if es == nil {
 			es = &network.EndpointSettings{}
+		}
+		if name == mode && len(es.MacAddress) == 0 && cn.MacAddress != "" {
+			if hw, err := net.ParseMAC(cn.MacAddress); err == nil {
+				cp := *es
+				cp.MacAddress = network.HardwareAddr(hw)
+				es = &cp
+			}
 		}
 		ep, err := c.attachOne(id, nsPath, n, es, i, i == 0)
 		if err != nil {

@@ -1,0 +1,206 @@
+package tests
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// userSubnet is a /24 next to daemon d's own bridge subnet (10.A.B.0/24 →
+// 10.A.B+off.0/24), so parallel daemons never collide.
+func userSubnet(d *daemon, off int) (subnet, prefix string) {
+	_, bip, _ := netNames(d.root)
+	parts := strings.Split(strings.TrimSuffix(bip, ".1/24"), ".")
+	var b int
+	fmt.Sscan(parts[2], &b)
+	prefix = fmt.Sprintf("10.%s.%d.", parts[1], (b+off)%256)
+	return prefix + "0/24", prefix
+}
+
+// --mac-address, --ip, --ip6 and --add-host host-gateway through both CLIs.
+func TestNetworkEndpointOptions(t *testing.T) {
+	d := startDaemon(t)
+	d.importBusybox()
+	_, bip, _ := netNames(d.root)
+	gw := strings.TrimSuffix(bip, "/24")
+	sub, prefix := userSubnet(d, 111)
+	d.must("network", "create", "--subnet", sub, "fx")
+	defer d.skiff("network", "rm", "fx")
+	show := "cat /sys/class/net/eth0/address; ip -o -4 addr show eth0; grep gw /etc/hosts; true"
+	for i, cli := range []struct {
+		name string
+		run  func(...string) (string, string, int)
+	}{{"skiff", d.skiff}, {"docker", d.docker}} {
+		ip := fmt.Sprintf("%s%d", prefix, 60+i)
+		mac := fmt.Sprintf("92:d0:c6:0a:29:3%d", i)
+		for _, tc := range []struct {
+			args []string
+			want []string // in the output, or in the error when code is 125
+			code int
+		}{
+			{[]string{"--network", "fx", "--ip", ip, "--mac-address", mac, "--add-host", "gw:host-gateway"},
+				[]string{mac, "inet " + ip + "/24", gw + "\tgw"}, 0},
+			{[]string{"--mac-address", mac}, []string{mac}, 0},
+			{[]string{"--add-host", "gw:host-gateway"}, []string{gw + "\tgw"}, 0},
+			{[]string{"--mac-address", "92:d0:zz"}, []string{"92:d0:zz is not a valid mac address"}, 125},
+			{[]string{"--ip", prefix + "70"}, []string{"user specified IP address is supported on user defined networks only"}, 125},
+			{[]string{"--network", "fx", "--ip", "192.0.2.9"}, []string{"no configured subnet contains IP address 192.0.2.9"}, 125},
+			{[]string{"--network", "fx", "--ip6", "fd00::9"}, []string{"no configured subnet contains IP address fd00::9"}, 125},
+		} {
+			args := append(append([]string{"run", "--rm"}, tc.args...), "busybox", "sh", "-c", show)
+			out, errOut, code := cli.run(args...)
+			if code != tc.code {
+				t.Errorf("%s %v: exit %d, want %d: %s%s", cli.name, tc.args, code, tc.code, out, errOut)
+				continue
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out+errOut, w) {
+					t.Errorf("%s %v: no %q in:\n%s%s", cli.name, tc.args, w, out, errOut)
+				}
+			}
+		}
+	}
+	// inspect shows the requested and the actual MAC and address.
+	ip := prefix + "80"
+	d.must("run", "-d", "--name", "mm", "--network", "fx", "--ip", ip, "--mac-address", "92:d0:c6:0a:29:99", "busybox", "sleep", "600")
+	defer d.skiff("rm", "-f", "mm")
+	out, errOut, code := d.docker("inspect", "-f", "{{.NetworkSettings.Networks.fx.MacAddress}} {{.NetworkSettings.Networks.fx.IPAddress}} {{.NetworkSettings.Networks.fx.IPAMConfig.IPv4Address}}", "mm")
+	if code != 0 || strings.TrimSpace(out) != "92:d0:c6:0a:29:99 "+ip+" "+ip {
+		t.Fatalf("inspect: %q %s", out, errOut)
+	}
+	if out := d.must("network", "inspect", "-f", "{{range .Containers}}{{.MacAddress}}{{end}}", "fx"); strings.TrimSpace(out) != "92:d0:c6:0a:29:99" {
+		t.Fatalf("network inspect: %q", out)
+	}
+}
+
+// --link on a user-defined network: an alias only the linking container
+// resolves; on the default bridge: /etc/hosts entries.
+func TestLinks(t *testing.T) {
+	d := startDaemon(t)
+	d.importBusybox()
+	sub, _ := userSubnet(d, 112)
+	d.must("network", "create", "--subnet", sub, "ln")
+	d.must("run", "-d", "--name", "db", "--network", "ln", "busybox", "sleep", "600")
+	d.must("run", "-d", "--name", "db2", "busybox", "sleep", "600")
+	defer d.skiff("network", "rm", "ln")
+	defer d.skiff("rm", "-f", "db", "db2")
+	dbIP := strings.TrimSpace(d.must("inspect", "-f", "{{.NetworkSettings.Networks.ln.IPAddress}}", "db"))
+	db2IP := strings.TrimSpace(d.must("inspect", "-f", "{{.NetworkSettings.Networks.bridge.IPAddress}}", "db2"))
+	for _, cli := range []struct {
+		name string
+		run  func(...string) (string, string, int)
+	}{{"skiff", d.skiff}, {"docker", d.docker}} {
+		out, errOut, code := cli.run("run", "--rm", "--network", "ln", "--link", "db:sql", "busybox", "sh", "-c", "nslookup sql 127.0.0.11 && ping -c1 -W2 sql")
+		if code != 0 || !strings.Contains(out, dbIP) {
+			t.Errorf("%s: --link db:sql on a user network: exit %d:\n%s%s", cli.name, code, out, errOut)
+		}
+		// Another container on the network does not resolve the alias.
+		if out, _, code := cli.run("run", "--rm", "--network", "ln", "busybox", "nslookup", "sql", "127.0.0.11"); code == 0 {
+			t.Errorf("%s: a container without the link resolved sql:\n%s", cli.name, out)
+		}
+		// Legacy link on the default bridge.
+		out, errOut, code = cli.run("run", "--rm", "--link", "db2:old", "busybox", "sh", "-c", "cat /etc/hosts; ping -c1 -W2 old")
+		if code != 0 || !strings.Contains(out, db2IP+"\told ") {
+			t.Errorf("%s: --link db2:old on the bridge: exit %d:\n%s%s", cli.name, code, out, errOut)
+		}
+	}
+}
+
+// Debian's docker-compose 1.29 (docker-py) creates each container on one
+// network, disconnects and connects it again with aliases and links, then
+// starts it.
+func TestComposeV1Networks(t *testing.T) {
+	d := startDaemon(t)
+	d.importBusybox()
+	if _, err := exec.LookPath("docker-compose"); err != nil {
+		t.Fatal("docker-compose not installed (hack/deps.sh installs it)")
+	}
+	sub, _ := userSubnet(d, 113)
+	dir := t.TempDir()
+	yml := fmt.Sprintf(`version: "2.4"
+services:
+  db:
+    image: busybox
+    command: sleep 600
+    networks:
+      appnet:
+        aliases: [database]
+  web:
+    image: busybox
+    command: sleep 600
+    links: ["db:sql"]
+    mac_address: "92:d0:c6:0a:29:55"
+    networks: [appnet]
+  other:
+    image: busybox
+    command: sleep 600
+    networks: [appnet]
+  www:
+    image: busybox
+    command: ["sh", "-c", "echo hello-www > /tmp/index.html; exec httpd -f -p 80 -h /tmp"]
+    networks: [appnet]
+networks:
+  appnet:
+    ipam:
+      config: [{subnet: %q}]
+`, sub)
+	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	compose := func(args ...string) (string, string, int) {
+		return d.run(nil, "docker-compose", append([]string{"-H", d.host, "-f", filepath.Join(dir, "docker-compose.yml"), "-p", "c1"}, args...)...)
+	}
+	if out, errOut, code := compose("up", "-d"); code != 0 {
+		t.Fatalf("up: exit %d:\n%s%s\n%s", code, out, errOut, d.log())
+	}
+	defer compose("down")
+	dbIP := strings.TrimSpace(d.must("inspect", "-f", "{{.NetworkSettings.Networks.c1_appnet.IPAddress}}", "c1_db_1"))
+	for _, tc := range []struct{ from, name, want string }{
+		{"c1_web_1", "sql", dbIP}, {"c1_web_1", "database", dbIP}, {"c1_web_1", "db", dbIP},
+		{"c1_other_1", "database", dbIP}, {"c1_other_1", "sql", ""},
+	} {
+		out, _, code := d.skiff("exec", tc.from, "nslookup", tc.name, "127.0.0.11")
+		if tc.want == "" && code == 0 || tc.want != "" && (code != 0 || !strings.Contains(out, tc.want)) {
+			t.Errorf("%s resolves %s: exit %d:\n%s", tc.from, tc.name, code, out)
+		}
+	}
+	if out := d.must("exec", "c1_web_1", "cat", "/sys/class/net/eth0/address"); strings.TrimSpace(out) != "92:d0:c6:0a:29:55" {
+		t.Errorf("mac_address: %q", out)
+	}
+	if _, _, code := d.skiff("exec", "c1_web_1", "ping", "-c1", "-W2", "sql"); code != 0 {
+		t.Error("web cannot ping sql")
+	}
+	out, errOut, code := d.docker("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", "c1_appnet")
+	for _, n := range []string{"c1_db_1", "c1_web_1", "c1_other_1"} {
+		if code != 0 || !strings.Contains(out, n) {
+			t.Errorf("network inspect lacks %s: %q %s", n, out, errOut)
+		}
+	}
+	out, _, _ = d.docker("inspect", "-f", "{{.NetworkSettings.Networks.c1_appnet.Aliases}} {{.NetworkSettings.Networks.c1_appnet.Links}}", "c1_web_1")
+	if !strings.Contains(out, "web") || !strings.Contains(out, "sql") {
+		t.Errorf("inspect web: %q", out)
+	}
+	// compose run -p on the user network: the published port answers.
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	if out, errOut, code := compose("run", "-d", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "www"); code != 0 {
+		t.Fatalf("run -d -p: exit %d:\n%s%s", code, out, errOut)
+	}
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/index.html", port)); got != "hello-www\n" {
+		t.Errorf("compose run -p: %q", got)
+	}
+	if out, errOut, code := compose("down"); code != 0 {
+		t.Fatalf("down: exit %d:\n%s%s", code, out, errOut)
+	}
+	if out := d.must("network", "ls", "-q", "--filter", "name=c1_appnet"); out != "" {
+		t.Fatalf("network left after down: %q", out)
+	}
+}
