@@ -85,7 +85,7 @@ func TestLinks(t *testing.T) {
 	sub, _ := userSubnet(d, 112)
 	d.must("network", "create", "--subnet", sub, "ln")
 	d.must("run", "-d", "--name", "db", "--network", "ln", "busybox", "sleep", "600")
-	d.must("run", "-d", "--name", "db2", "busybox", "sleep", "600")
+	d.must("run", "-d", "--name", "db2", "--expose", "5432", "-e", "PGUSER=me", "busybox", "sleep", "600")
 	defer d.skiff("network", "rm", "ln")
 	defer d.skiff("rm", "-f", "db", "db2")
 	dbIP := strings.TrimSpace(d.must("inspect", "-f", "{{.NetworkSettings.Networks.ln.IPAddress}}", "db"))
@@ -103,9 +103,12 @@ func TestLinks(t *testing.T) {
 			t.Errorf("%s: a container without the link resolved sql:\n%s", cli.name, out)
 		}
 		// Legacy link on the default bridge.
-		out, errOut, code = cli.run("run", "--rm", "--link", "db2:old", "busybox", "sh", "-c", "cat /etc/hosts; ping -c1 -W2 old")
-		if code != 0 || !strings.Contains(out, db2IP+"\told ") {
-			t.Errorf("%s: --link db2:old on the bridge: exit %d:\n%s%s", cli.name, code, out, errOut)
+		out, errOut, code = cli.run("run", "--rm", "--name", "p-"+cli.name, "--link", "db2:old", "busybox", "sh", "-c", "cat /etc/hosts; env; ping -c1 -W2 old")
+		for _, w := range []string{db2IP + "\told ", "OLD_PORT=tcp://" + db2IP + ":5432\n", "OLD_PORT_5432_TCP_ADDR=" + db2IP + "\n",
+			"OLD_NAME=/p-" + cli.name + "/old\n", "OLD_ENV_PGUSER=me\n"} {
+			if code != 0 || !strings.Contains(out, w) {
+				t.Errorf("%s: --link db2:old on the bridge: exit %d, no %q:\n%s%s", cli.name, code, w, out, errOut)
+			}
 		}
 	}
 }

@@ -255,6 +255,7 @@ func (e *Engine) netSpec(c *Container, spec *specs.Spec) error {
 			return errdefs.Conflict("cannot join network namespace of a non running container: container %s is not running", other.ID)
 		}
 	}
+	e.legacyLinkEnv(c, spec)
 	if path == "" || spec.Linux == nil {
 		return nil
 	}
