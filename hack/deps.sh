@@ -26,3 +26,12 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 go mod download
+# docker compose v2, the other compose client of the networking tests: the Go
+# module github.com/docker/compose/v5 built as a docker CLI plugin, inside the
+# module's own directory (its go.mod has exclude directives)
+compose_plugin=$HOME/.docker/cli-plugins/docker-compose
+if [ ! -x "$compose_plugin" ]; then
+  dir=$(go mod download -json github.com/docker/compose/v5@v5.6.0 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  mkdir -p "$(dirname "$compose_plugin")"
+  (cd "$dir" && go build -trimpath -o "$compose_plugin" ./cmd)
+fi
