@@ -113,16 +113,29 @@ func TestLinks(t *testing.T) {
 	}
 }
 
-// Debian's docker-compose 1.29 (docker-py) creates each container on one
-// network, disconnects and connects it again with aliases and links, then
-// starts it.
-func TestComposeV1Networks(t *testing.T) {
+// Both compose clients bring up a project on a user network with aliases,
+// links and a MAC address. Debian's docker-compose 1.29 (docker-py)
+// creates each container on one network, disconnects and connects it
+// again with aliases and links, then starts it; compose v2 gives every
+// endpoint at create.
+func TestComposeNetworks(t *testing.T) {
 	d := startDaemon(t)
 	d.importBusybox()
-	if _, err := exec.LookPath("docker-compose"); err != nil {
+	v1, err := exec.LookPath("docker-compose")
+	if err != nil {
 		t.Fatal("docker-compose not installed (hack/deps.sh installs it)")
 	}
-	sub, _ := userSubnet(d, 113)
+	for i, cl := range []struct {
+		name, bin, sep string
+	}{{"v1", v1, "_"}, {"v2", composeV2(t), "-"}} {
+		t.Run(cl.name, func(t *testing.T) {
+			testComposeNetworks(t, d, cl.bin, fmt.Sprintf("c%d", i+1), cl.sep, 113+i)
+		})
+	}
+}
+
+func testComposeNetworks(t *testing.T, d *daemon, bin, proj, sep string, subnetOff int) {
+	sub, _ := userSubnet(d, subnetOff)
 	dir := t.TempDir()
 	yml := fmt.Sprintf(`version: "2.4"
 services:
@@ -155,35 +168,37 @@ networks:
 		t.Fatal(err)
 	}
 	compose := func(args ...string) (string, string, int) {
-		return d.run(nil, "docker-compose", append([]string{"-H", d.host, "-f", filepath.Join(dir, "docker-compose.yml"), "-p", "c1"}, args...)...)
+		return d.run(nil, bin, append([]string{"-f", filepath.Join(dir, "docker-compose.yml"), "-p", proj}, args...)...)
 	}
+	ctr := func(svc string) string { return proj + sep + svc + sep + "1" }
+	netName := proj + "_appnet"
 	if out, errOut, code := compose("up", "-d"); code != 0 {
 		t.Fatalf("up: exit %d:\n%s%s\n%s", code, out, errOut, d.log())
 	}
 	defer compose("down")
-	dbIP := strings.TrimSpace(d.must("inspect", "-f", "{{.NetworkSettings.Networks.c1_appnet.IPAddress}}", "c1_db_1"))
+	dbIP := strings.TrimSpace(d.must("inspect", "-f", "{{(index .NetworkSettings.Networks \""+netName+"\").IPAddress}}", ctr("db")))
 	for _, tc := range []struct{ from, name, want string }{
-		{"c1_web_1", "sql", dbIP}, {"c1_web_1", "database", dbIP}, {"c1_web_1", "db", dbIP},
-		{"c1_other_1", "database", dbIP}, {"c1_other_1", "sql", ""},
+		{ctr("web"), "sql", dbIP}, {ctr("web"), "database", dbIP}, {ctr("web"), "db", dbIP},
+		{ctr("other"), "database", dbIP}, {ctr("other"), "sql", ""},
 	} {
 		out, _, code := d.skiff("exec", tc.from, "nslookup", tc.name, "127.0.0.11")
 		if tc.want == "" && code == 0 || tc.want != "" && (code != 0 || !strings.Contains(out, tc.want)) {
 			t.Errorf("%s resolves %s: exit %d:\n%s", tc.from, tc.name, code, out)
 		}
 	}
-	if out := d.must("exec", "c1_web_1", "cat", "/sys/class/net/eth0/address"); strings.TrimSpace(out) != "92:d0:c6:0a:29:55" {
+	if out := d.must("exec", ctr("web"), "cat", "/sys/class/net/eth0/address"); strings.TrimSpace(out) != "92:d0:c6:0a:29:55" {
 		t.Errorf("mac_address: %q", out)
 	}
-	if _, _, code := d.skiff("exec", "c1_web_1", "ping", "-c1", "-W2", "sql"); code != 0 {
+	if _, _, code := d.skiff("exec", ctr("web"), "ping", "-c1", "-W2", "sql"); code != 0 {
 		t.Error("web cannot ping sql")
 	}
-	out, errOut, code := d.docker("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", "c1_appnet")
-	for _, n := range []string{"c1_db_1", "c1_web_1", "c1_other_1"} {
+	out, errOut, code := d.docker("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", netName)
+	for _, n := range []string{ctr("db"), ctr("web"), ctr("other")} {
 		if code != 0 || !strings.Contains(out, n) {
 			t.Errorf("network inspect lacks %s: %q %s", n, out, errOut)
 		}
 	}
-	out, _, _ = d.docker("inspect", "-f", "{{.NetworkSettings.Networks.c1_appnet.Aliases}} {{.NetworkSettings.Networks.c1_appnet.Links}}", "c1_web_1")
+	out, _, _ = d.docker("inspect", "-f", "{{with index .NetworkSettings.Networks \""+netName+"\"}}{{.Aliases}} {{.Links}}{{end}}", ctr("web"))
 	if !strings.Contains(out, "web") || !strings.Contains(out, "sql") {
 		t.Errorf("inspect web: %q", out)
 	}
@@ -194,16 +209,20 @@ networks:
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	if out, errOut, code := compose("run", "-d", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "www"); code != 0 {
+	out, errOut, code = compose("run", "-d", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "www")
+	if code != 0 {
 		t.Fatalf("run -d -p: exit %d:\n%s%s", code, out, errOut)
 	}
 	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/index.html", port)); got != "hello-www\n" {
 		t.Errorf("compose run -p: %q", got)
 	}
+	// A one-off container is not the project's to remove (v2's down
+	// leaves it, and then the network, as with dockerd).
+	d.must("rm", "-f", strings.TrimSpace(out))
 	if out, errOut, code := compose("down"); code != 0 {
 		t.Fatalf("down: exit %d:\n%s%s", code, out, errOut)
 	}
-	if out := d.must("network", "ls", "-q", "--filter", "name=c1_appnet"); out != "" {
+	if out := d.must("network", "ls", "-q", "--filter", "name="+netName); out != "" {
 		t.Fatalf("network left after down: %q", out)
 	}
 }
