@@ -226,3 +226,61 @@ networks:
 		t.Fatalf("network left after down: %q", out)
 	}
 }
+
+// Connect and disconnect of a created container are recorded and attached
+// at its start; of a running one, at once. On a pure cgroup v2 view.
+func TestConnectCreated(t *testing.T) {
+	d := startDaemonWith(t, true)
+	d.importBusybox()
+	sub, _ := userSubnet(d, 115)
+	d.must("network", "create", "--subnet", sub, "cn")
+	defer d.skiff("network", "rm", "cn")
+	d.must("run", "-d", "--name", "db", "--network", "cn", "busybox", "sleep", "600")
+	defer d.skiff("rm", "-f", "db", "cc", "hh")
+	dbIP := strings.TrimSpace(d.must("inspect", "-f", "{{.NetworkSettings.Networks.cn.IPAddress}}", "db"))
+	docker := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := d.docker(args...)
+		if code != 0 {
+			t.Fatalf("docker %v: exit %d: %s%s", args, code, out, errOut)
+		}
+		return out
+	}
+	docker("create", "--name", "cc", "--network", "cn", "busybox", "sleep", "600")
+	docker("network", "disconnect", "cn", "cc")
+	if out := docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", "cc"); strings.TrimSpace(out) != "{}" {
+		t.Fatalf("networks after disconnect: %s", out)
+	}
+	docker("network", "connect", "--alias", "zed", "--link", "db:dbl", "--ip", strings.TrimSuffix(sub, "0/24")+"77", "cn", "cc")
+	out := docker("inspect", "-f", "{{.HostConfig.NetworkMode}} {{.NetworkSettings.Networks.cn.Aliases}} {{.NetworkSettings.Networks.cn.Links}} {{.NetworkSettings.Networks.cn.IPAMConfig.IPv4Address}}", "cc")
+	if want := "cn [zed] [db:dbl] " + strings.TrimSuffix(sub, "0/24") + "77"; strings.TrimSpace(out) != want {
+		t.Fatalf("inspect before start: %q, want %q", out, want)
+	}
+	docker("start", "cc")
+	if out := docker("exec", "cc", "ip", "-o", "-4", "addr", "show", "eth0"); !strings.Contains(out, strings.TrimSuffix(sub, "0/24")+"77/24") {
+		t.Fatalf("address: %s", out)
+	}
+	if out := docker("exec", "cc", "nslookup", "dbl", "127.0.0.11"); !strings.Contains(out, dbIP) {
+		t.Fatalf("link alias: %s", out)
+	}
+	if out := docker("run", "--rm", "--network", "cn", "busybox", "nslookup", "zed", "127.0.0.11"); !strings.Contains(out, strings.TrimSuffix(sub, "0/24")+"77") {
+		t.Fatalf("network alias: %s", out)
+	}
+	// Live connect and disconnect of the default bridge.
+	docker("network", "connect", "bridge", "cc")
+	if out := docker("exec", "cc", "ip", "-o", "-4", "addr"); !strings.Contains(out, "eth1") {
+		t.Fatalf("after connect:\n%s", out)
+	}
+	if out := docker("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", "bridge"); !strings.Contains(out, "cc") {
+		t.Fatalf("network inspect bridge: %q", out)
+	}
+	docker("network", "disconnect", "bridge", "cc")
+	if out := docker("exec", "cc", "ip", "-o", "-4", "addr"); strings.Contains(out, "eth1") {
+		t.Fatalf("after disconnect:\n%s", out)
+	}
+	// A container in the host's namespace cannot be connected.
+	docker("create", "--name", "hh", "--network", "host", "busybox", "true")
+	if _, errOut, code := d.docker("network", "connect", "cn", "hh"); code == 0 || !strings.Contains(errOut, "container sharing network namespace with another container or host cannot be connected to any other network") {
+		t.Fatalf("connect of a host-mode container: exit %d %s", code, errOut)
+	}
+}

@@ -477,3 +477,62 @@ func TestConnectRunning(t *testing.T) {
 		t.Fatalf("no networks: %v %+v", err, cn)
 	}
 }
+
+// An engine restart: a running container's endpoints, ports and DNS come
+// back; a namespace and a lease left by a container that is not running
+// go.
+func TestRestore(t *testing.T) {
+	r := newRig(t, Config{})
+	r.userNet(t, "app", "10.62.0.0/24")
+	hc := &container.HostConfig{PortBindings: network.PortMap{network.MustParsePort("80/tcp"): {{HostPort: "8081"}}}}
+	run := r.create(t, 0, "run", "app", nil, hc)
+	cn, err := r.c.Attach(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := r.create(t, 1, "dead", "app", nil, nil)
+	if _, err := r.c.Attach(dead); err != nil {
+		t.Fatal(err)
+	}
+	// The engine dies: a new controller on the same store and host.
+	c2, err := New(Config{NSDir: r.c.cfg.NSDir}, r.c.db, r.fw, r.k, r.dns, r.ctrs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.fw.ports = map[string][]firewall.Port{} // the table was rebuilt
+	var cleaned []string
+	c2.Restore([]Restored{{ID: run.ID, Net: cn, Dir: run.Dir}}, func(id string, clean func()) {
+		cleaned = append(cleaned, id)
+		clean()
+	})
+	defer c2.Close()
+	if _, err := os.Stat(c2.NSPath(dead.ID)); !os.IsNotExist(err) {
+		t.Fatal("the stopped container's namespace is left")
+	}
+	n, _ := c2.Network("app")
+	leases, _ := c2.ipam.Leases(n.ID)
+	for _, owner := range leases {
+		if owner == dead.ID {
+			t.Fatal("the stopped container's lease is left")
+		}
+	}
+	if len(r.fw.ports[run.ID]) != 1 || !c2.Attached(run.ID) {
+		t.Fatalf("running container not restored: ports %v", r.fw.ports)
+	}
+	if _, err := c2.reservePort(id(2), "tcp", "", 8081, 8081); err == nil {
+		t.Fatal("the running container's host port was handed out again")
+	}
+	if len(cleaned) == 0 {
+		t.Fatal("stale was never asked")
+	}
+}
+
+func TestParseLink(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"db": {"db", "db"}, "db:sql": {"db", "sql"}, "/db:/web/sql": {"db", "sql"},
+	} {
+		if n, a := ParseLink(in); n != want[0] || a != want[1] {
+			t.Errorf("ParseLink(%q) = %s %s", in, n, a)
+		}
+	}
+}
