@@ -68,8 +68,8 @@ func TestNetworkEndpointOptions(t *testing.T) {
 	ip := prefix + "80"
 	d.must("run", "-d", "--name", "mm", "--network", "fx", "--ip", ip, "--mac-address", "92:d0:c6:0a:29:99", "busybox", "sleep", "600")
 	defer d.skiff("rm", "-f", "mm")
-	out, errOut, code := d.docker("inspect", "-f", "{{.NetworkSettings.Networks.fx.MacAddress}} {{.NetworkSettings.Networks.fx.IPAddress}} {{.NetworkSettings.Networks.fx.IPAMConfig.IPv4Address}}", "mm")
-	if code != 0 || strings.TrimSpace(out) != "92:d0:c6:0a:29:99 "+ip+" "+ip {
+	out, errOut, code := d.docker("inspect", "-f", "{{.NetworkSettings.Networks.fx.MacAddress}} {{.NetworkSettings.Networks.fx.IPAddress}} {{.NetworkSettings.Networks.fx.IPAMConfig.IPv4Address}} {{index .NetworkSettings.Networks.fx.DNSNames 0}}", "mm")
+	if code != 0 || strings.TrimSpace(out) != "92:d0:c6:0a:29:99 "+ip+" "+ip+" mm" {
 		t.Fatalf("inspect: %q %s", out, errOut)
 	}
 	if out := d.must("network", "inspect", "-f", "{{range .Containers}}{{.MacAddress}}{{end}}", "fx"); strings.TrimSpace(out) != "92:d0:c6:0a:29:99" {

@@ -536,3 +536,20 @@ func TestParseLink(t *testing.T) {
 		}
 	}
 }
+
+func TestSettings(t *testing.T) {
+	r := newRig(t, Config{})
+	r.userNet(t, "app", "10.63.0.0/24")
+	req := r.create(t, 0, "web", "app", &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		"app": {Aliases: []string{"w"}}}}, nil)
+	cn, err := r.c.Attach(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nets, _ := r.c.Settings(req.ID, "web", "app", cn)
+	es := nets["app"]
+	if es == nil || es.IPAddress.String() != "10.63.0.2" || es.MacAddress.String() != "02:42:0a:3f:00:02" ||
+		strings.Join(es.DNSNames, " ") != "web "+req.ID[:12]+" w" || strings.Join(es.Aliases, " ") != "w" {
+		t.Fatalf("settings %+v", es)
+	}
+}

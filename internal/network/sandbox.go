@@ -799,10 +799,10 @@ func (c *Controller) legacyLinkHosts(links []string) (string, error) {
 	return b.String(), nil
 }
 
-// Settings is inspect's view of a container's networks: name is the
-// container's, mode its network mode, cn its record. It never calls back
+// Settings is inspect's view of a container's networks: ctrName is the
+// container's name, mode its network mode, cn its record. It never calls back
 // into the engine (whose caller holds the container's lock).
-func (c *Controller) Settings(id, name, mode string, cn *ContainerNet) (map[string]*network.EndpointSettings, network.PortMap) {
+func (c *Controller) Settings(id, ctrName, mode string, cn *ContainerNet) (map[string]*network.EndpointSettings, network.PortMap) {
 	out := map[string]*network.EndpointSettings{}
 	ports := network.PortMap{}
 	if mode == "host" || mode == "none" {
@@ -841,7 +841,7 @@ func (c *Controller) Settings(id, name, mode string, cn *ContainerNet) (map[stri
 					es.Links = ep.Links
 				}
 				if name != "bridge" {
-					es.DNSNames = append([]string{name, id[:12]}, ep.Aliases...)
+					es.DNSNames = append([]string{ctrName, id[:12]}, ep.Aliases...)
 				}
 			}
 		}
