@@ -476,6 +476,17 @@ func TestConnectRunning(t *testing.T) {
 	if err != nil || len(cn.Endpoints) != 0 {
 		t.Fatalf("no networks: %v %+v", err, cn)
 	}
+	// Also after an engine restart, its stop removes its namespace.
+	c2, err := New(Config{NSDir: r.c.cfg.NSDir}, r.c.db, r.fw, r.k, r.dns, r.ctrs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.Restore([]Restored{{ID: req.ID, Net: &ContainerNet{}}, {ID: req2.ID, Net: cn, Dir: req2.Dir}}, func(string, func()) {})
+	c2.Detach(req2.ID)
+	c2.Close()
+	if _, err := os.Stat(c2.NSPath(req2.ID)); !os.IsNotExist(err) {
+		t.Fatal("namespace of a container without networks left")
+	}
 }
 
 // An engine restart: a running container's endpoints, ports and DNS come

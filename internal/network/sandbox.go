@@ -433,7 +433,9 @@ func (c *Controller) Restore(running []Restored, stale func(id string, clean fun
 		}
 	}
 	for _, r := range running {
-		if r.Net == nil || len(r.Net.Endpoints) == 0 {
+		// A namespace without endpoints (every network disconnected
+		// before the start) is a sandbox too: its stop removes it.
+		if r.Net == nil || r.Net.NetNS == "" {
 			continue
 		}
 		c.mu.Lock()
