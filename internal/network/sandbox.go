@@ -290,6 +290,11 @@ func (c *Controller) Detach(id string) {
 		srv.Close()
 	}
 	if sb == nil {
+		// Not attached here (a second stop, or a namespace this
+		// controller never saw): only a namespace left on disk goes.
+		if _, err := os.Stat(c.NSPath(id)); err == nil {
+			c.Cleanup(id)
+		}
 		return
 	}
 	veths := []string{}
