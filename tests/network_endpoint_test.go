@@ -84,7 +84,7 @@ func TestLinks(t *testing.T) {
 	d.importBusybox()
 	sub, _ := userSubnet(d, 112)
 	d.must("network", "create", "--subnet", sub, "ln")
-	d.must("run", "-d", "--name", "db", "--network", "ln", "busybox", "sleep", "600")
+	d.must("run", "-d", "--name", "db", "--hostname", "dbhost", "--network", "ln", "busybox", "sleep", "600")
 	d.must("run", "-d", "--name", "db2", "--expose", "5432", "-e", "PGUSER=me", "busybox", "sleep", "600")
 	defer d.skiff("network", "rm", "ln")
 	defer d.skiff("rm", "-f", "db", "db2")
@@ -97,6 +97,10 @@ func TestLinks(t *testing.T) {
 		out, errOut, code := cli.run("run", "--rm", "--network", "ln", "--link", "db:sql", "busybox", "sh", "-c", "nslookup sql 127.0.0.11 && ping -c1 -W2 sql")
 		if code != 0 || !strings.Contains(out, dbIP) {
 			t.Errorf("%s: --link db:sql on a user network: exit %d:\n%s%s", cli.name, code, out, errOut)
+		}
+		// The hostname resolves too (dockerd's DNSNames).
+		if out, errOut, code := cli.run("run", "--rm", "--network", "ln", "busybox", "nslookup", "dbhost", "127.0.0.11"); code != 0 || !strings.Contains(out, dbIP) {
+			t.Errorf("%s: hostname: exit %d:\n%s%s", cli.name, code, out, errOut)
 		}
 		// Another container on the network does not resolve the alias.
 		if out, _, code := cli.run("run", "--rm", "--network", "ln", "busybox", "nslookup", "sql", "127.0.0.11"); code == 0 {

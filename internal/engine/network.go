@@ -106,7 +106,7 @@ func (e *Engine) restoreNetworking() {
 	for _, c := range e.reg.all() {
 		c.mu.Lock()
 		if c.State.Running && c.Net != nil {
-			r := skinet.Restored{ID: c.ID, Net: c.Net, Dir: e.containerDir(c.ID)}
+			r := skinet.Restored{ID: c.ID, Hostname: c.Config.Hostname, Net: c.Net, Dir: e.containerDir(c.ID)}
 			for _, a := range c.HostConfig.DNS {
 				r.DNS = append(r.DNS, a.String())
 			}
@@ -273,7 +273,7 @@ func (e *Engine) networkSettings(c *Container) (map[string]*network.EndpointSett
 	if e.net == nil || strings.HasPrefix(mode, "container:") {
 		return map[string]*network.EndpointSettings{}, network.PortMap{}
 	}
-	out, ports := e.net.Settings(c.ID, c.Name, mode, c.Net)
+	out, ports := e.net.Settings(c.ID, c.Name, c.Config.Hostname, mode, c.Net)
 	if c.State.Running && !sharesNetNS(mode) {
 		for p := range c.Config.ExposedPorts {
 			if _, ok := ports[p]; !ok {

@@ -557,10 +557,10 @@ func TestSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nets, _ := r.c.Settings(req.ID, "web", "app", cn)
+	nets, _ := r.c.Settings(req.ID, "web", "h1", "app", cn)
 	es := nets["app"]
 	if es == nil || es.IPAddress.String() != "10.63.0.2" || es.MacAddress.String() != "02:42:0a:3f:00:02" ||
-		strings.Join(es.DNSNames, " ") != "web "+req.ID[:12]+" w" || strings.Join(es.Aliases, " ") != "w" {
+		strings.Join(es.DNSNames, " ") != "web w "+req.ID[:12]+" h1" || strings.Join(es.Aliases, " ") != "w" {
 		t.Fatalf("settings %+v", es)
 	}
 }

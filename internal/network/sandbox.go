@@ -21,6 +21,9 @@ import (
 // sandbox is a running container's network: its namespace and endpoints.
 type sandbox struct {
 	net *ContainerNet // NetNS, Endpoints and Ports as attached
+	// hostname is a name the embedded DNS answers too, as dockerd's
+	// DNSNames.
+	hostname string
 	// dns are the --dns servers the embedded DNS forwards to.
 	dns []string
 }
@@ -225,7 +228,7 @@ func (c *Controller) Attach(req AttachRequest) (out *ContainerNet, err error) {
 	appendHosts(req.Dir, hosts)
 	nc := *cn
 	nc.NetNS, nc.Endpoints, nc.Ports = nsPath, eps, ports
-	sb := &sandbox{net: &nc}
+	sb := &sandbox{net: &nc, hostname: req.Hostname}
 	for _, a := range req.Host.DNS {
 		sb.dns = append(sb.dns, a.String())
 	}
@@ -404,10 +407,11 @@ func (c *Controller) DisconnectRunning(id string, n *Network) {
 // Restored is a running container's network as the engine found it at
 // its start.
 type Restored struct {
-	ID  string
-	Net *ContainerNet
-	DNS []string
-	Dir string
+	ID       string
+	Hostname string
+	Net      *ContainerNet
+	DNS      []string
+	Dir      string
 }
 
 // Restore runs after the engine's containers are loaded: namespaces and
@@ -444,7 +448,7 @@ func (c *Controller) Restore(running []Restored, stale func(id string, clean fun
 			continue
 		}
 		c.mu.Lock()
-		c.sandboxes[r.ID] = &sandbox{net: r.Net, dns: r.DNS}
+		c.sandboxes[r.ID] = &sandbox{net: r.Net, dns: r.DNS, hostname: r.Hostname}
 		for _, p := range r.Net.Ports {
 			c.ports[p.Proto+"/"+strconv.Itoa(int(p.HostPort))] = r.ID
 		}
@@ -695,9 +699,10 @@ func (c *Controller) startDNS(id, dir string) error {
 // the aliases of its own links on those networks.
 func (c *Controller) resolveFor(id, name string) []net.IP {
 	type cand struct {
-		id      string
-		ip      string
-		aliases []string
+		id       string
+		ip       string
+		aliases  []string
+		hostname string
 	}
 	var cands []cand
 	type link struct{ target, alias, network string }
@@ -722,7 +727,7 @@ func (c *Controller) resolveFor(id, name string) []net.IP {
 	for cid, sb := range c.sandboxes {
 		for n, ep := range sb.net.Endpoints {
 			if mine[n] {
-				cands = append(cands, cand{cid, ep.IP, ep.Aliases})
+				cands = append(cands, cand{cid, ep.IP, ep.Aliases, sb.hostname})
 			}
 		}
 	}
@@ -753,7 +758,7 @@ func (c *Controller) resolveFor(id, name string) []net.IP {
 		return out
 	}
 	for _, cd := range cands {
-		match := len(name) == 12 && strings.HasPrefix(cd.id, strings.ToLower(name))
+		match := len(name) == 12 && strings.HasPrefix(cd.id, strings.ToLower(name)) || cd.hostname != "" && strings.EqualFold(cd.hostname, name)
 		for _, a := range cd.aliases {
 			match = match || strings.EqualFold(a, name)
 		}
@@ -807,9 +812,9 @@ func (c *Controller) legacyLinkHosts(links []string) (string, error) {
 }
 
 // Settings is inspect's view of a container's networks: ctrName is the
-// container's name, mode its network mode, cn its record. It never calls back
+// container's name, hostname its hostname, mode its network mode, cn its record. It never calls back
 // into the engine (whose caller holds the container's lock).
-func (c *Controller) Settings(id, ctrName, mode string, cn *ContainerNet) (map[string]*network.EndpointSettings, network.PortMap) {
+func (c *Controller) Settings(id, ctrName, hostname, mode string, cn *ContainerNet) (map[string]*network.EndpointSettings, network.PortMap) {
 	out := map[string]*network.EndpointSettings{}
 	ports := network.PortMap{}
 	if mode == "host" || mode == "none" {
@@ -847,10 +852,10 @@ func (c *Controller) Settings(id, ctrName, mode string, cn *ContainerNet) (map[s
 				if len(ep.Links) > 0 {
 					es.Links = ep.Links
 				}
-				if name != "bridge" {
-					es.DNSNames = append([]string{ctrName, id[:12]}, ep.Aliases...)
-				}
 			}
+		}
+		if name != "bridge" {
+			es.DNSNames = dnsNames(ctrName, es.Aliases, id[:12], hostname)
 		}
 		out[name] = es
 	}
@@ -865,4 +870,19 @@ func (c *Controller) Settings(id, ctrName, mode string, cn *ContainerNet) (map[s
 		}
 	}
 	return out, ports
+}
+
+// dnsNames are the names an endpoint on a user-defined network answers
+// to, in dockerd's order: name, aliases, short id, hostname, without
+// repeats.
+func dnsNames(name string, aliases []string, short, hostname string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range append(append([]string{name}, aliases...), short, hostname) {
+		if n != "" && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
 }
