@@ -231,6 +231,7 @@ func (e *Engine) netStop(c *Container) {
 
 // netSpec points the spec at the container's network namespace.
 func (e *Engine) netSpec(c *Container, spec *specs.Spec) error {
+	e.legacyLinkEnv(c, spec) // network_links.go
 	c.mu.Lock()
 	mode := netMode(c.HostConfig)
 	var path string
@@ -255,7 +256,6 @@ func (e *Engine) netSpec(c *Container, spec *specs.Spec) error {
 			return errdefs.Conflict("cannot join network namespace of a non running container: container %s is not running", other.ID)
 		}
 	}
-	e.legacyLinkEnv(c, spec)
 	if path == "" || spec.Linux == nil {
 		return nil
 	}
