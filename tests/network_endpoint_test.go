@@ -153,8 +153,9 @@ services:
     image: busybox
     command: sleep 600
     links: ["db:sql"]
+    external_links: ["%[2]s:legacy"]
     mac_address: "92:d0:c6:0a:29:55"
-    networks: [appnet]
+    networks: [appnet, extnet]
   other:
     image: busybox
     command: sleep 600
@@ -166,8 +167,11 @@ services:
 networks:
   appnet:
     ipam:
-      config: [{subnet: %q}]
-`, sub)
+      config: [{subnet: %[1]q}]
+  extnet:
+    external: true
+    name: %[3]s
+`, sub, proj+"-ext", proj+"-extnet")
 	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +180,14 @@ networks:
 	}
 	ctr := func(svc string) string { return proj + sep + svc + sep + "1" }
 	netName := proj + "_appnet"
+	// A container of no project on a network of no project, reached
+	// through external_links.
+	extSub, _ := userSubnet(d, subnetOff+10)
+	d.must("network", "create", "--subnet", extSub, proj+"-extnet")
+	defer d.skiff("network", "rm", proj+"-extnet")
+	d.must("run", "-d", "--name", proj+"-ext", "--network", proj+"-extnet", "busybox", "sleep", "600")
+	defer d.skiff("rm", "-f", proj+"-ext")
+	extIP := strings.TrimSpace(d.must("inspect", "-f", "{{(index .NetworkSettings.Networks \""+proj+"-extnet\").IPAddress}}", proj+"-ext"))
 	if out, errOut, code := compose("up", "-d"); code != 0 {
 		t.Fatalf("up: exit %d:\n%s%s\n%s", code, out, errOut, d.log())
 	}
@@ -184,6 +196,7 @@ networks:
 	for _, tc := range []struct{ from, name, want string }{
 		{ctr("web"), "sql", dbIP}, {ctr("web"), "database", dbIP}, {ctr("web"), "db", dbIP},
 		{ctr("other"), "database", dbIP}, {ctr("other"), "sql", ""},
+		{ctr("web"), "legacy", extIP}, {ctr("other"), "legacy", ""},
 	} {
 		out, _, code := d.skiff("exec", tc.from, "nslookup", tc.name, "127.0.0.11")
 		if tc.want == "" && code == 0 || tc.want != "" && (code != 0 || !strings.Contains(out, tc.want)) {
