@@ -32,19 +32,27 @@ func (s *Server) containerCreate(w *respWriter, r *http.Request) error {
 			return err
 		}
 	}
-	var req container.CreateRequest
-	if err := readJSON(r, &req); err != nil {
+	var body createBody
+	if err := readJSON(r, &body); err != nil {
 		return err
 	}
+	req := body.CreateRequest
 	if req.Config == nil {
 		return invalidf("config cannot be empty in order to create a container")
 	}
 	if req.HostConfig == nil {
 		req.HostConfig = &container.HostConfig{}
 	}
+	warn, err := migrateMAC(w.minor, body.MacAddress, &req)
+	if err != nil {
+		return err
+	}
 	resp, err := s.b.ContainerCreate(r.Context(), name, &req)
 	if err != nil {
 		return err
+	}
+	if warn != "" {
+		resp.Warnings = append(resp.Warnings, warn)
 	}
 	if resp.Warnings == nil {
 		resp.Warnings = []string{}

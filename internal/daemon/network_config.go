@@ -11,10 +11,13 @@ type NetworkConfig struct {
 	MTU       int    `json:"mtu,omitempty"`
 	NftTable  string `json:"nft-table,omitempty"`  // default "skiff"
 	IPForward *bool  `json:"ip-forward,omitempty"` // default true, as dockerd
+	// HostGatewayIP is what --add-host NAME:host-gateway resolves to;
+	// default the default bridge's gateway.
+	HostGatewayIP string `json:"host-gateway-ip,omitempty"`
 }
 
 // networkKeys are the daemon.json keys NetworkConfig reads.
-var networkKeys = []string{"bridge", "bip", "fixed-cidr", "mtu", "nft-table", "ip-forward"}
+var networkKeys = []string{"bridge", "bip", "fixed-cidr", "mtu", "nft-table", "ip-forward", "host-gateway-ip"}
 
 // mergeNetwork takes from file what flags left unset.
 func (cfg *Config) mergeNetwork(file NetworkConfig) {
@@ -37,10 +40,13 @@ func (cfg *Config) mergeNetwork(file NetworkConfig) {
 	if n.IPForward == nil {
 		n.IPForward = file.IPForward
 	}
+	if n.HostGatewayIP == "" {
+		n.HostGatewayIP = file.HostGatewayIP
+	}
 }
 
 func (cfg *Config) engineNet() engine.NetConfig {
 	n := cfg.NetworkConfig
 	return engine.NetConfig{Bridge: n.Bridge, BIP: n.BIP, FixedCIDR: n.FixedCIDR, MTU: n.MTU,
-		NftTable: n.NftTable, NoIPForward: n.IPForward != nil && !*n.IPForward}
+		NftTable: n.NftTable, NoIPForward: n.IPForward != nil && !*n.IPForward, HostGatewayIP: n.HostGatewayIP}
 }

@@ -129,7 +129,7 @@ func (e *Engine) ContainerCreate(ctx context.Context, name string, req *containe
 			e.snaps.Remove(context.WithoutCancel(ctx), c.SnapshotKey)
 		}
 	}()
-	if err := writeEtcFiles(dir, &cfg, &hc); err != nil {
+	if err := e.net.WriteEtcFiles(dir, &cfg, &hc); err != nil {
 		return resp, err
 	}
 	if err := e.setupMounts(ctx, c); err != nil {
@@ -356,92 +356,4 @@ func validateCPUSet(s string, max int) error {
 		}
 	}
 	return nil
-}
-
-// writeEtcFiles writes the files bound over /etc/hostname, /etc/hosts and
-// /etc/resolv.conf. They are bind-mounted by the runtime, which resolves the
-// destinations inside the root, so a symlink in the image can't redirect them.
-func writeEtcFiles(dir string, cfg *container.Config, hc *container.HostConfig) error {
-	hostname := cfg.Hostname
-	if cfg.Domainname != "" {
-		hostname += "." + cfg.Domainname
-	}
-	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-	if hc.NetworkMode.IsHost() {
-		if b, err := os.ReadFile("/etc/hosts"); err == nil {
-			hosts = string(b)
-		}
-	} else {
-		hosts += "127.0.1.1\t" + cfg.Hostname + "\n"
-	}
-	for _, h := range hc.ExtraHosts {
-		name, ip, ok := strings.Cut(h, ":")
-		if !ok {
-			name, ip, ok = strings.Cut(h, "=")
-		}
-		if !ok {
-			return errdefs.Invalid("invalid argument %q for \"--add-host\" flag", h)
-		}
-		hosts += ip + "\t" + name + "\n"
-	}
-	resolv, err := resolvConf(hc)
-	if err != nil {
-		return err
-	}
-	for name, data := range map[string]string{"hostname": hostname + "\n", "hosts": hosts, "resolv.conf": resolv} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// resolvConf derives the container's resolv.conf from the host's, dropping
-// loopback name servers a container can't reach (Docker falls back to public
-// resolvers then; with no network here we keep the file usable all the same).
-func resolvConf(hc *container.HostConfig) (string, error) {
-	host, _ := os.ReadFile("/etc/resolv.conf")
-	var ns, search, opts []string
-	for _, line := range strings.Split(string(host), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "nameserver":
-			if hc.NetworkMode.IsHost() || !(strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
-				ns = append(ns, f[1])
-			}
-		case "search":
-			search = f[1:]
-		case "options":
-			opts = append(opts, f[1:]...)
-		}
-	}
-	if len(hc.DNS) > 0 {
-		ns = ns[:0]
-		for _, a := range hc.DNS {
-			ns = append(ns, a.String())
-		}
-	}
-	if len(hc.DNSSearch) > 0 {
-		search = hc.DNSSearch
-	}
-	if len(hc.DNSOptions) > 0 {
-		opts = hc.DNSOptions
-	}
-	if len(ns) == 0 {
-		ns = []string{"8.8.8.8", "8.8.4.4"}
-	}
-	var b strings.Builder
-	for _, n := range ns {
-		b.WriteString("nameserver " + n + "\n")
-	}
-	if len(search) > 0 {
-		b.WriteString("search " + strings.Join(search, " ") + "\n")
-	}
-	if len(opts) > 0 {
-		b.WriteString("options " + strings.Join(opts, " ") + "\n")
-	}
-	return b.String(), nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/image"
 	"github.com/skiff-dev/skiff/internal/meta"
 	"github.com/skiff-dev/skiff/internal/monitor"
+	skinet "github.com/skiff-dev/skiff/internal/network"
 	"github.com/skiff-dev/skiff/internal/snapshot"
 	"github.com/skiff-dev/skiff/internal/volume"
 )
@@ -59,7 +60,7 @@ type Engine struct {
 	snaps   *snapshot.Snapshotter
 	images  *image.Store
 	vols    *volume.Store
-	net     *netManager // network.go
+	net     *skinet.Controller // network.go
 	reg     *registry
 	events  *eventLog
 	execs   *execRegistry
