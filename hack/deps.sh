@@ -17,9 +17,15 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v igzip >/dev/null || need+=(isal)
 # a real terminal for the -it tests (send-keys / capture-pane)
 command -v tmux >/dev/null || need+=(tmux)
+# Compose v1 (Python, docker-py): one of the two compose generations the tests
+# drive skiff with (hack/clients.sh builds the other, docker compose v5)
+command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  # no recommends: docker-compose recommends docker.io, a dockerd that must
+  # never run beside skiff's tests
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 go mod download
+"$(dirname "$0")/clients.sh"
