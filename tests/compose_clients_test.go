@@ -325,13 +325,7 @@ func testComposeFullFile(t *testing.T, d *daemon, cl composeClient) {
 	if out, errOut, code := d.compose(cl, dir, project, "build"); code != 0 {
 		t.Fatalf("%s build: exit %d\n%s\n%s", cl.name, code, out, errOut)
 	}
-	// `up` needs the external container on the back network before web
-	// starts: create the networks first with `up --no-start`, connect it.
-	if out, errOut, code := d.compose(cl, dir, project, "up", "--no-start"); code != 0 {
-		t.Fatalf("%s up --no-start: exit %d\n%s\n%s", cl.name, code, out, errOut)
-	}
-	d.must("network", "connect", project+"_back", external)
-	out, errOut, code := d.compose(cl, dir, project, "up", "-d")
+	// down removes what up made, also after a failed up.
 	defer func() {
 		if o, e, c := d.compose(cl, dir, project, "down", "-v", "-t", "2"); c != 0 {
 			t.Errorf("%s down: exit %d\n%s\n%s", cl.name, c, o, e)
@@ -340,6 +334,13 @@ func testComposeFullFile(t *testing.T, d *daemon, cl composeClient) {
 			t.Errorf("containers left after down: %s", o)
 		}
 	}()
+	// `up` needs the external container on the back network before web
+	// starts: create the networks first with `up --no-start`, connect it.
+	if out, errOut, code := d.compose(cl, dir, project, "up", "--no-start"); code != 0 {
+		t.Fatalf("%s up --no-start: exit %d\n%s\n%s", cl.name, code, out, errOut)
+	}
+	d.must("network", "connect", project+"_back", external)
+	out, errOut, code := d.compose(cl, dir, project, "up", "-d")
 	if code != 0 {
 		t.Fatalf("%s up -d: exit %d\n%s\n%s\n%s", cl.name, code, out, errOut, d.log())
 	}
