@@ -327,6 +327,9 @@ func testComposeFullFile(t *testing.T, d *daemon, cl composeClient) {
 	}
 	// down removes what up made, also after a failed up.
 	defer func() {
+		// the external container is not the project's: it leaves first,
+		// or the network would still have an endpoint
+		d.skiff("network", "disconnect", "-f", project+"_back", external)
 		if o, e, c := d.compose(cl, dir, project, "down", "-v", "-t", "2"); c != 0 {
 			t.Errorf("%s down: exit %d\n%s\n%s", cl.name, c, o, e)
 		}
