@@ -17,21 +17,15 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v igzip >/dev/null || need+=(isal)
 # a real terminal for the -it tests (send-keys / capture-pane)
 command -v tmux >/dev/null || need+=(tmux)
-# Debian's docker-compose 1.29 (docker-py), one of the two compose clients
-# the networking tests drive (create, network connect, start)
+# Compose v1 (Python, docker-py): one of the two compose generations the tests
+# drive skiff with (hack/clients.sh builds the other, docker compose v5)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  # no recommends: docker-compose recommends docker.io, a dockerd that must
+  # never run beside skiff's tests
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 go mod download
-# docker compose v2, the other compose client of the networking tests: the Go
-# module github.com/docker/compose/v5 built as a docker CLI plugin, inside the
-# module's own directory (its go.mod has exclude directives)
-compose_plugin=$HOME/.docker/cli-plugins/docker-compose
-if [ ! -x "$compose_plugin" ]; then
-  dir=$(go mod download -json github.com/docker/compose/v5@v5.6.0 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  mkdir -p "$(dirname "$compose_plugin")"
-  (cd "$dir" && go build -trimpath -o "$compose_plugin" ./cmd)
-fi
+"$(dirname "$0")/clients.sh"
