@@ -254,7 +254,7 @@ func checkNoLeaks(t *testing.T, d *daemon) {
 				leaks = append(leaks, "mount: "+l)
 			}
 		}
-		for _, ctrl := range []string{"memory", "pids", "cpu", "cpuset", "unified", ""} {
+		for _, ctrl := range []string{"memory", "pids", "cpu", "cpuset", "systemd", "unified", ""} {
 			p := filepath.Join("/sys/fs/cgroup", ctrl, d.cgParent)
 			if entries, err := os.ReadDir(p); err == nil {
 				for _, e := range entries {
@@ -281,7 +281,7 @@ func checkNoLeaks(t *testing.T, d *daemon) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// The per-test cgroup parents themselves.
-	for _, ctrl := range []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer", "devices", "unified", ""} {
+	for _, ctrl := range []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer", "devices", "systemd", "unified", ""} {
 		os.Remove(filepath.Join("/sys/fs/cgroup", ctrl, d.cgParent))
 	}
 }

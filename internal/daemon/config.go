@@ -21,6 +21,10 @@ type Config struct {
 	// option favordynmods on hosts where containers are moved into cgroup
 	// v1 hierarchies: see cgroups.FavorDynMods.
 	CgroupFavorDynMods *bool `json:"cgroup-favordynmods,omitempty"`
+
+	// CgroupnsMode is the cgroup namespace of containers that name none
+	// ("host" or "private"; empty: private on cgroup v2, host on v1).
+	CgroupnsMode string `json:"default-cgroupns-mode,omitempty"`
 }
 
 const (

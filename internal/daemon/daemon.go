@@ -36,7 +36,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 	}
 	known := map[string]bool{
 		"hosts": true, "data-root": true, "exec-root": true, "debug": true, "log-level": true,
-		"log-opts": true, "log-driver": true, "cgroup-parent": true, "cgroup-favordynmods": true, "live-restore": true,
+		"log-opts": true, "log-driver": true, "cgroup-parent": true, "cgroup-favordynmods": true, "live-restore": true, "default-cgroupns-mode": true,
 		"bip": true, "mtu": true, "fixed-cidr": true, "insecure-registries": true, "registry-mirrors": true,
 		"default-ulimits": true, "dns": true, "dns-search": true, "dns-opts": true, "storage-driver": true,
 	}
@@ -76,6 +76,12 @@ func LoadConfigFile(path string, cfg *Config) error {
 	}
 	if cfg.CgroupFavorDynMods == nil {
 		cfg.CgroupFavorDynMods = fileCfg.CgroupFavorDynMods
+	}
+	if err := engine.ValidateCgroupnsMode(fileCfg.CgroupnsMode); err != nil {
+		return err
+	}
+	if cfg.CgroupnsMode == "" {
+		cfg.CgroupnsMode = fileCfg.CgroupnsMode
 	}
 	cfg.mergeNetwork(fileCfg.NetworkConfig)
 	return nil
@@ -131,7 +137,8 @@ func Run(ctx context.Context, cfg Config) error {
 	eng, err := engine.New(ctx, engine.Config{
 		DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, ShimPath: cfg.ShimPath,
 		CgroupParent: cfg.CgroupParent, LogOpts: cfg.LogOpts, Logger: logger,
-		Net: cfg.engineNet(),
+		DefaultCgroupnsMode: cfg.CgroupnsMode,
+		Net:                 cfg.engineNet(),
 
 		// registry client settings
 		InsecureRegistries: cfg.InsecureRegistries, RegistryMirrors: cfg.RegistryMirrors,

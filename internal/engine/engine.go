@@ -36,6 +36,9 @@ type Config struct {
 	CgroupParent string            // default "/skiff"
 	LogOpts      map[string]string // daemon-wide json-file defaults (max-size, max-file)
 	Logger       *slog.Logger
+	// DefaultCgroupnsMode is daemon.json's default-cgroupns-mode ("host" or
+	// "private"; empty: by the host's cgroup version, see cgroupns.go).
+	DefaultCgroupnsMode string
 
 	// InsecureRegistries (host[:port] or CIDR) are spoken to over HTTP;
 	// RegistryMirrors are tried before docker.io for docker.io names.

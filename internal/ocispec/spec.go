@@ -115,6 +115,7 @@ func Build(in Input) (*specs.Spec, error) {
 	}
 	s.Linux.Sysctl = hc.Sysctls
 	s.Mounts = mounts(in, hc)
+	applyCgroupns(s, hc) // cgroupns.go
 	prof, prog, err := SeccompProfile(hc, caps)
 	if err != nil {
 		return nil, err
