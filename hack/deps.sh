@@ -17,6 +17,9 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v igzip >/dev/null || need+=(isal)
 # a real terminal for the -it tests (send-keys / capture-pane)
 command -v tmux >/dev/null || need+=(tmux)
+# builds the Debian image with systemd that tests/systemd_test.go boots
+# (cached under ~/.cache/skiff-test)
+command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -322,3 +322,18 @@ func TestUnescapeMountinfo(t *testing.T) {
 		}
 	}
 }
+
+func TestHasNamedHierarchy(t *testing.T) {
+	with := `40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+`
+	without := `32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:5 - cgroup cgroup rw,cpu,cpuacct
+43 31 0:39 / /mnt/name=systemd rw,relatime - tmpfs tmpfs rw,name=systemd2
+`
+	for mi, want := range map[string]bool{with: true, without: false} {
+		got, err := hasNamedHierarchy(strings.NewReader(mi), "name=systemd")
+		if err != nil || got != want {
+			t.Errorf("hasNamedHierarchy(%q) = %v, %v; want %v", mi, got, err, want)
+		}
+	}
+}

@@ -134,6 +134,12 @@ func Run(ctx context.Context, cfg Config) error {
 			logger.Info("set the cgroup mount option favordynmods: moving processes between cgroups no longer waits for an RCU grace period", "mount", target)
 		}
 	}
+	// systemd in a container needs the name=systemd hierarchy on v1.
+	if dir, err := cgroups.SystemdHierarchy(cgroups.DefaultRoot); err != nil {
+		logger.Warn("no name=systemd cgroup hierarchy: systemd cannot run as a container's PID 1", "err", err)
+	} else if dir != "" {
+		logger.Info("mounted the name=systemd cgroup hierarchy, which systemd in containers needs", "mount", dir)
+	}
 	eng, err := engine.New(ctx, engine.Config{
 		DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, ShimPath: cfg.ShimPath,
 		CgroupParent: cfg.CgroupParent, LogOpts: cfg.LogOpts, Logger: logger,
