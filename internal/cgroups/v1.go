@@ -59,9 +59,10 @@ var (
 func V1Hierarchies() ([]Hierarchy, error) { return v1Hierarchies() }
 
 // WithoutControllers reports whether the host's v1 hierarchy of that name
-// (see Hierarchy.Name) holds no controller: name=systemd, or the hybrid
-// host's cgroup2. A container may write to its own cgroup there (systemd
-// as PID 1 makes its units' cgroups) without changing its limits.
+// (see Hierarchy.Name) holds no v1 controller: name=systemd, or the hybrid
+// host's cgroup2. skiff sets no limit in either, so a container may write
+// to its own cgroup there (systemd as PID 1 makes its units' cgroups): a
+// limit it sets there can only narrow what its parent cgroup allows.
 func WithoutControllers(name string) bool {
 	hs, err := v1Hierarchies()
 	if err != nil {
