@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/image"
 )
 
 // ParseSignal accepts "SIGTERM", "TERM", "term" and "15".
@@ -25,32 +26,8 @@ func ParseSignal(s string) (syscall.Signal, error) {
 	if sig := unix.SignalNum(name); sig != 0 {
 		return sig, nil
 	}
-	if sig, ok := rtSignal(name); ok {
-		return sig, nil
+	if n, ok := image.RTSignal(name); ok { // SIGRTMIN+3 and the like
+		return syscall.Signal(n), nil
 	}
 	return 0, errdefs.Invalid("Invalid signal: %s", s)
-}
-
-// rtSignal parses the real-time signal names Docker knows (its signal map):
-// SIGRTMIN (34), SIGRTMIN+1 to +15, SIGRTMAX-14 to -1 and SIGRTMAX (64).
-// systemd's halt signal, an image's STOPSIGNAL, is SIGRTMIN+3.
-func rtSignal(name string) (syscall.Signal, bool) {
-	const rtmin, rtmax = 34, 64
-	switch name {
-	case "SIGRTMIN":
-		return rtmin, true
-	case "SIGRTMAX":
-		return rtmax, true
-	}
-	if n, ok := strings.CutPrefix(name, "SIGRTMIN+"); ok {
-		if v, err := strconv.Atoi(n); err == nil && v >= 1 && v <= 15 && n == strconv.Itoa(v) {
-			return syscall.Signal(rtmin + v), true
-		}
-	}
-	if n, ok := strings.CutPrefix(name, "SIGRTMAX-"); ok {
-		if v, err := strconv.Atoi(n); err == nil && v >= 1 && v <= 14 && n == strconv.Itoa(v) {
-			return syscall.Signal(rtmax - v), true
-		}
-	}
-	return 0, false
 }
