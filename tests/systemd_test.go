@@ -327,13 +327,15 @@ func checkCgroupnsRefused(t *testing.T, d *daemon) {
 
 // TestSystemdCgroupV2 checks the pure cgroup v2 view: cgroup2 at
 // /sys/fs/cgroup showing the container's own cgroup in both modes, and
-// systemd booting on it (privileged: the mount is read-only otherwise, as
-// under Docker).
+// systemd booting on it, privileged and with writable-cgroups (the mount is
+// read-only otherwise, as under Docker).
 func TestSystemdCgroupV2(t *testing.T) {
 	d := startDaemonWith(t, true)
 	d.importBusybox()
 	importSystemd(t, d)
 	d.mustDocker("run", "-d", "--name", "priv", "--privileged", "sd")
+	// Unprivileged, cgroup2 is read-only unless asked for, as with dockerd 28.
+	d.must("run", "-d", "--name", "unpriv", "--security-opt", "writable-cgroups=true", "--tmpfs", "/run", "--tmpfs", "/run/lock", "sd")
 
 	script := `cat /proc/self/cgroup | grep '^0::'; grep ' /sys/fs/cgroup ' /proc/self/mountinfo; test -f /sys/fs/cgroup/cgroup.procs && echo own`
 	for _, c := range []struct {
@@ -346,6 +348,7 @@ func TestSystemdCgroupV2(t *testing.T) {
 		{"host", []string{"--cgroupns", "host"}, "host", false},
 		{"private", []string{"--cgroupns", "private"}, "private", false},
 		{"privileged", []string{"--privileged"}, "private", true},
+		{"writable", []string{"--security-opt", "writable-cgroups=true"}, "private", true},
 	} {
 		func() { // d.must fails the test itself: no subtests
 			name := "ns-" + c.name
@@ -379,14 +382,19 @@ func TestSystemdCgroupV2(t *testing.T) {
 	}
 	checkCgroupnsRefused(t, d)
 
-	waitBooted(t, d, "priv")
-	if out, _, _ := d.docker("exec", "priv", "cat", "/proc/1/cgroup"); !strings.Contains(out, "0::/init.scope\n") {
-		t.Errorf("/proc/1/cgroup:\n%s", out)
+	for _, name := range []string{"priv", "unpriv"} {
+		waitBooted(t, d, name)
+		if out, _, _ := d.docker("exec", name, "cat", "/proc/1/cgroup"); !strings.Contains(out, "0::/init.scope\n") {
+			t.Errorf("%s: /proc/1/cgroup:\n%s", name, out)
+		}
 	}
-	id := containerID(t, d, "priv")
+	ids := []string{containerID(t, d, "priv"), containerID(t, d, "unpriv")}
 	stopCleanly(t, d, d.docker, "priv", 130)
-	cgroupDirsGone(t, d, id)
-	d.must("rm", "priv")
+	stopCleanly(t, d, d.skiff, "unpriv", 0)
+	for _, id := range ids {
+		cgroupDirsGone(t, d, id)
+	}
+	d.must("rm", "priv", "unpriv")
 }
 
 // mustDocker runs the docker CLI and fails the test unless it exits 0.

@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"strings"
+
 	"github.com/moby/moby/api/types/container"
 
 	"github.com/skiff-dev/skiff/internal/cgroups"
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/ocispec"
 )
 
 // ValidateCgroupnsMode checks daemon.json's default-cgroupns-mode, with
@@ -35,8 +38,18 @@ func (e *Engine) defaultCgroupnsMode(privileged bool) container.CgroupnsMode {
 }
 
 // setCgroupnsMode validates hc.CgroupnsMode and fills in the default, so
-// inspect shows the mode the container runs with.
+// inspect shows the mode the container runs with. It also checks
+// --security-opt writable-cgroups, with dockerd's message.
 func (e *Engine) setCgroupnsMode(hc *container.HostConfig) error {
+	if _, ok := ocispec.WritableCgroups(hc); !ok {
+		for _, o := range hc.SecurityOpt {
+			if strings.HasPrefix(o, "writable-cgroups=") || strings.HasPrefix(o, "writable-cgroups:") {
+				if _, ok := ocispec.WritableCgroups(&container.HostConfig{SecurityOpt: []string{o}}); !ok {
+					return errdefs.Invalid("invalid --security-opt 2: %q", o)
+				}
+			}
+		}
+	}
 	if hc.CgroupnsMode.IsEmpty() {
 		hc.CgroupnsMode = e.defaultCgroupnsMode(hc.Privileged)
 		return nil

@@ -45,6 +45,10 @@ func TestCgroupnsMode(t *testing.T) {
 			t.Errorf("%+v: %q, %v; want %q", c, hc.CgroupnsMode, err, c.want)
 		}
 	}
+	hc := container.HostConfig{SecurityOpt: []string{"writable-cgroups=yes please"}}
+	if err := (&Engine{}).setCgroupnsMode(&hc); err == nil || err.Error() != `invalid --security-opt 2: "writable-cgroups=yes please"` {
+		t.Errorf("writable-cgroups=yes please: %v", err)
+	}
 	if err := ValidateCgroupnsMode("shared"); err == nil || err.Error() != `invalid default cgroup namespace (shared): use "host" or "private"` {
 		t.Errorf("daemon default shared: %v", err)
 	}

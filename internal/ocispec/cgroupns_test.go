@@ -14,15 +14,19 @@ func TestCgroupnsAndCgroupMount(t *testing.T) {
 		privileged bool
 		wantNS     bool
 		wantRO     bool
+		secOpts    []string
 	}{
-		{"", false, true, true}, // recorded before the engine filled it in
-		{"private", false, true, true},
-		{"host", false, false, true},
-		{"host", true, false, false},
-		{"private", true, true, false},
+		{"", false, true, true, nil}, // recorded before the engine filled it in
+		{"private", false, true, true, nil},
+		{"host", false, false, true, nil},
+		{"host", true, false, false, nil},
+		{"private", true, true, false, nil},
+		{"private", false, true, false, []string{"writable-cgroups"}},
+		{"host", false, false, false, []string{"writable-cgroups=false", "writable-cgroups=true"}},
+		{"private", true, true, true, []string{"writable-cgroups:false"}},
 	} {
 		cfg := container.Config{Image: "i", Cmd: []string{"sh"}}
-		hc := container.HostConfig{CgroupnsMode: c.mode, Privileged: c.privileged}
+		hc := container.HostConfig{CgroupnsMode: c.mode, Privileged: c.privileged, SecurityOpt: c.secOpts}
 		s, err := Build(Input{ID: "x", Config: &cfg, HostConfig: &hc, RootPath: "/r", CgroupPath: "/skiff/x"})
 		if err != nil {
 			t.Fatal(err)
@@ -36,7 +40,7 @@ func TestCgroupnsAndCgroupMount(t *testing.T) {
 			t.Fatalf("no cgroup mount: %v", s.Mounts)
 		}
 		if ro := slices.Contains(s.Mounts[i].Options, "ro"); ro != c.wantRO {
-			t.Errorf("%q privileged=%v: cgroup mount options %v, want ro=%v", c.mode, c.privileged, s.Mounts[i].Options, c.wantRO)
+			t.Errorf("%q privileged=%v %v: cgroup mount options %v, want ro=%v", c.mode, c.privileged, c.secOpts, s.Mounts[i].Options, c.wantRO)
 		}
 	}
 }
