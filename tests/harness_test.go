@@ -67,6 +67,7 @@ func runMain(m *testing.M) int {
 		fmt.Println("busybox tar:", err)
 		return 1
 	}
+	prebuildSystemdImage() // systemd_test.go
 	return m.Run()
 }
 

@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,6 +47,17 @@ func systemdTar(t *testing.T) string {
 		t.Fatalf("systemd test image: %v", systemdTarErr)
 	}
 	return systemdTarPath
+}
+
+// prebuildSystemdImage starts getting the image in the background when the
+// tests selected include the systemd ones, so that a cold build (35 s to
+// several minutes, by mirror speed) overlaps with the other tests.
+func prebuildSystemdImage() {
+	flag.Parse()
+	if f := flag.Lookup("test.run"); f != nil && f.Value.String() != "" && !strings.Contains(f.Value.String(), "Systemd") {
+		return
+	}
+	go systemdTarOnce.Do(func() { systemdTarPath, systemdTarErr = buildSystemdTar() })
 }
 
 func buildSystemdTar() (string, error) {
@@ -82,9 +96,15 @@ func buildSystemdTar() (string, error) {
 	// In a mount namespace of its own: debootstrap mounts /proc (and more)
 	// in the target, and a killed build must not leave them on the host,
 	// where removing the directory would reach into them.
-	out, err := exec.Command("unshare", "--mount", "--propagation", "private",
+	// It dies with the test binary (Pdeathsig follows the thread that
+	// started it: keep it).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private",
 		"debootstrap", "--variant=minbase", "--include="+systemdPackages,
-		systemdSuite, root, systemdMirror).CombinedOutput()
+		systemdSuite, root, systemdMirror)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("debootstrap: %v\n%s", err, tail(string(out), 2000))
 	}
