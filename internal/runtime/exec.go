@@ -164,7 +164,15 @@ func ExecCommand(opts ExecOpts) (*ExecCmd, error) {
 		return c, nil
 	}
 	var files []string
-	for _, d := range cg.Dirs() {
+	for name, d := range cg.Dirs() {
+		// A container started by a skiff that placed it only in the
+		// controller hierarchies (live restore across an upgrade) has no
+		// directory in name=systemd or the hybrid cgroup2.
+		if cgroups.WithoutControllers(name) {
+			if _, err := os.Stat(d); err != nil {
+				continue
+			}
+		}
 		files = append(files, d+"/cgroup.procs")
 	}
 	c.Env = append(c.Env, envProcs+"="+strings.Join(files, ":"))
