@@ -20,6 +20,9 @@ command -v tmux >/dev/null || need+=(tmux)
 # Compose v1 (Python, docker-py): one of the two compose generations the tests
 # drive skiff with (hack/clients.sh builds the other, docker compose v5)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# builds the Debian image with systemd that tests/systemd_test.go boots
+# (cached under ~/.cache/skiff-test)
+command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

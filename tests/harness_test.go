@@ -67,6 +67,7 @@ func runMain(m *testing.M) int {
 		fmt.Println("busybox tar:", err)
 		return 1
 	}
+	prebuildSystemdImage() // systemd_test.go
 	return m.Run()
 }
 
@@ -288,7 +289,7 @@ func checkNoLeaks(t *testing.T, d *daemon) {
 				leaks = append(leaks, "mount: "+l)
 			}
 		}
-		for _, ctrl := range []string{"memory", "pids", "cpu", "cpuset", "unified", ""} {
+		for _, ctrl := range []string{"memory", "pids", "cpu", "cpuset", "systemd", "unified", ""} {
 			p := filepath.Join("/sys/fs/cgroup", ctrl, d.cgParent)
 			if entries, err := os.ReadDir(p); err == nil {
 				for _, e := range entries {
@@ -315,7 +316,7 @@ func checkNoLeaks(t *testing.T, d *daemon) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// The per-test cgroup parents themselves.
-	for _, ctrl := range []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer", "devices", "unified", ""} {
+	for _, ctrl := range []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer", "devices", "systemd", "unified", ""} {
 		os.Remove(filepath.Join("/sys/fs/cgroup", ctrl, d.cgParent))
 	}
 }

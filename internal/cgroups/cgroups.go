@@ -246,6 +246,55 @@ func readProcs(dir string) ([]int, error) {
 	return pids, nil
 }
 
+// treeProcs lists the processes in dir's cgroup and in every cgroup below
+// it: a container's processes may sit in sub-cgroups it made itself
+// (systemd as PID 1 puts each service in its own).
+func treeProcs(dir string) ([]int, error) {
+	pids, err := readProcs(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, sub := range subCgroups(dir) {
+		more, err := treeProcs(sub)
+		if err != nil && !errors.Is(err, os.ErrNotExist) { // gone meanwhile
+			return nil, err
+		}
+		pids = append(pids, more...)
+	}
+	return pids, nil
+}
+
+// subCgroups lists the cgroups directly below dir (a cgroup's only
+// subdirectories are cgroups).
+func subCgroups(dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out
+}
+
+// removeTree removes dir's cgroup and the cgroups below it, deepest first
+// (rmdir refuses a cgroup that has children).
+func removeTree(dir string, procs func() ([]int, error)) error {
+	var errs []error
+	for _, sub := range subCgroups(dir) {
+		if err := removeTree(sub, procs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return removeDir(dir, procs)
+}
+
 func enter(dir string, pid int) error {
 	return writeSetting(dir, setting{file: "cgroup.procs", value: strconv.Itoa(pid)})
 }

@@ -277,6 +277,8 @@ func TestParseV1Mounts(t *testing.T) {
 	want := []Hierarchy{
 		{Mountpoint: "/sys/fs/cgroup/cpu,cpuacct", Root: "/", Controllers: []string{"cpu", "cpuacct"}},
 		{Mountpoint: "/sys/fs/cgroup/memory", Root: "/docker/abc", Controllers: []string{"memory"}},
+		{Mountpoint: "/sys/fs/cgroup/systemd", Root: "/", NameOpt: "name=systemd"},
+		{Mountpoint: "/sys/fs/cgroup/unified", Root: "/", Unified: true},
 	}
 	if !reflect.DeepEqual(hs, want) {
 		t.Fatalf("got %+v", hs)
@@ -293,9 +295,15 @@ func TestParseV1Mounts(t *testing.T) {
 	wantDirs := map[string]string{
 		"cpu,cpuacct": "/sys/fs/cgroup/cpu,cpuacct/docker/abc/skiff/x",
 		"memory":      "/sys/fs/cgroup/memory/skiff/x",
+		"systemd":     "/sys/fs/cgroup/systemd/docker/abc/skiff/x",
+		"unified":     "/sys/fs/cgroup/unified/docker/abc/skiff/x",
 	}
 	if !reflect.DeepEqual(m.Dirs(), wantDirs) {
 		t.Fatalf("dirs %v", m.Dirs())
+	}
+	// Named and cgroup2 hierarchies alone are no v1 host.
+	if _, err := parseV1Mounts(bufio.NewScanner(strings.NewReader(mi[strings.Index(mi, "40 "):strings.Index(mi, "42 ")]))); errdefs.KindOf(err) != errdefs.KindUnavailable {
+		t.Fatalf("no controllers: %v", err)
 	}
 	if _, err := newV1(hs, "/", nil); !errdefs.IsInvalid(err) {
 		t.Fatalf("root cgroup: %v", err)
@@ -311,6 +319,21 @@ func TestUnescapeMountinfo(t *testing.T) {
 	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/x\134y`: `/x\y`, `/end\04`: `/end\04`} {
 		if got := unescapeMountinfo(in); got != want {
 			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestHasNamedHierarchy(t *testing.T) {
+	with := `40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+`
+	without := `32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:5 - cgroup cgroup rw,cpu,cpuacct
+43 31 0:39 / /mnt/name=systemd rw,relatime - tmpfs tmpfs rw,name=systemd2
+`
+	for mi, want := range map[string]bool{with: true, without: false} {
+		got, err := hasNamedHierarchy(strings.NewReader(mi), "name=systemd")
+		if err != nil || got != want {
+			t.Errorf("hasNamedHierarchy(%q) = %v, %v; want %v", mi, got, err, want)
 		}
 	}
 }

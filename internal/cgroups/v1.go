@@ -19,11 +19,28 @@ import (
 	"github.com/skiff-dev/skiff/internal/errdefs"
 )
 
-// Hierarchy is one mounted cgroup v1 hierarchy.
+// Hierarchy is one mounted cgroup v1 hierarchy, or a hierarchy without
+// controllers that a container's processes are also placed in: a named one
+// (name=systemd, which systemd inside a container needs) or, on a hybrid
+// host, the cgroup2 mount at /sys/fs/cgroup/unified.
 type Hierarchy struct {
 	Mountpoint  string   // e.g. /sys/fs/cgroup/memory
 	Root        string   // the part of the hierarchy the mount shows ("/" normally)
-	Controllers []string // e.g. [cpu cpuacct]
+	Controllers []string // e.g. [cpu cpuacct]; empty for the two kinds below
+	NameOpt     string   // "name=systemd" for a named hierarchy
+	Unified     bool     // the hybrid host's cgroup2 mount
+}
+
+// selector is what names the hierarchy in /proc/self/cgroup: its first
+// controller, "name=X", or "" for cgroup2.
+func (h Hierarchy) selector() string {
+	switch {
+	case h.Unified:
+		return ""
+	case h.NameOpt != "":
+		return h.NameOpt
+	}
+	return h.Controllers[0]
 }
 
 // Name is the hierarchy's directory name under the cgroup root ("memory",
@@ -36,9 +53,28 @@ var (
 	v1Err  error
 )
 
-// V1Hierarchies lists the host's mounted cgroup v1 controller hierarchies
-// (named hierarchies such as name=systemd hold no controller and are left out).
+// V1Hierarchies lists the host's mounted cgroup v1 hierarchies: the
+// controller ones, the named ones (name=systemd) and, on a hybrid host, the
+// cgroup2 mount. Each hierarchy is listed once, at its first mount.
 func V1Hierarchies() ([]Hierarchy, error) { return v1Hierarchies() }
+
+// WithoutControllers reports whether the host's v1 hierarchy of that name
+// (see Hierarchy.Name) holds no v1 controller: name=systemd, or the hybrid
+// host's cgroup2. skiff sets no limit in either, so a container may write
+// to its own cgroup there (systemd as PID 1 makes its units' cgroups): a
+// limit it sets there can only narrow what its parent cgroup allows.
+func WithoutControllers(name string) bool {
+	hs, err := v1Hierarchies()
+	if err != nil {
+		return false
+	}
+	for _, h := range hs {
+		if h.Name() == name {
+			return len(h.Controllers) == 0
+		}
+	}
+	return false
+}
 
 func v1Hierarchies() ([]Hierarchy, error) {
 	v1Once.Do(func() {
@@ -56,6 +92,7 @@ func v1Hierarchies() ([]Hierarchy, error) {
 func parseV1Mounts(sc *bufio.Scanner) ([]Hierarchy, error) {
 	var hs []Hierarchy
 	seen := map[string]bool{}
+	ctrlCount := 0
 	for sc.Scan() {
 		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS
 		pre, post, ok := strings.Cut(sc.Text(), " - ")
@@ -63,29 +100,42 @@ func parseV1Mounts(sc *bufio.Scanner) ([]Hierarchy, error) {
 			continue
 		}
 		pf, qf := strings.Fields(pre), strings.Fields(post)
-		if len(pf) < 5 || len(qf) < 3 || qf[0] != "cgroup" {
+		if len(pf) < 5 || len(qf) < 3 || (qf[0] != "cgroup" && qf[0] != "cgroup2") {
 			continue
 		}
-		var ctrls []string
-		for _, o := range strings.Split(qf[2], ",") {
-			if knownV1Controllers[o] {
-				ctrls = append(ctrls, o)
+		h := Hierarchy{Mountpoint: unescapeMountinfo(pf[4]), Root: unescapeMountinfo(pf[3])}
+		key := "cgroup2"
+		if qf[0] == "cgroup2" {
+			h.Unified = true
+		} else {
+			for _, o := range strings.Split(qf[2], ",") {
+				if knownV1Controllers[o] {
+					h.Controllers = append(h.Controllers, o)
+				} else if strings.HasPrefix(o, "name=") {
+					h.NameOpt = o
+				}
+			}
+			key = strings.Join(h.Controllers, ",")
+			if key == "" {
+				key = h.NameOpt
+			}
+			if key == "" {
+				continue
 			}
 		}
-		if len(ctrls) == 0 {
-			continue
-		}
-		key := strings.Join(ctrls, ",")
 		if seen[key] { // the same hierarchy mounted twice: the first one wins
 			continue
 		}
 		seen[key] = true
-		hs = append(hs, Hierarchy{Mountpoint: unescapeMountinfo(pf[4]), Root: unescapeMountinfo(pf[3]), Controllers: ctrls})
+		if len(h.Controllers) > 0 {
+			ctrlCount++
+		}
+		hs = append(hs, h)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("cgroups: read mountinfo: %w", err)
 	}
-	if len(hs) == 0 {
+	if ctrlCount == 0 {
 		return nil, errdefs.Unavailable("cgroups: no cgroup v1 controller is mounted")
 	}
 	return hs, nil
@@ -140,7 +190,7 @@ func newV1(hs []Hierarchy, path string, r *specs.LinuxResources) (*v1, error) {
 	for _, h := range hs {
 		p := path
 		if !filepath.IsAbs(p) {
-			own, err := ownCgroup(h.Controllers[0])
+			own, err := ownCgroup(h.selector())
 			if err != nil {
 				return nil, err
 			}
@@ -449,9 +499,9 @@ func (m *v1) Enter(pid int) error {
 	return nil
 }
 
-// procsDir is the directory whose cgroup.procs lists the cgroup's processes
-// (every v1 hierarchy holds the same processes; pids or freezer is always
-// there on Docker-era hosts).
+// procsDir is the directory whose tree lists the cgroup's processes (every
+// v1 hierarchy holds the same processes; pids or freezer is always there on
+// Docker-era hosts).
 func (m *v1) procsDir() string {
 	for _, c := range []string{"pids", "freezer", "memory"} {
 		if d, ok := m.ctrl[c]; ok {
@@ -462,7 +512,7 @@ func (m *v1) procsDir() string {
 }
 
 func (m *v1) Procs() ([]int, error) {
-	pids, err := readProcs(m.procsDir())
+	pids, err := treeProcs(m.procsDir())
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
@@ -582,7 +632,7 @@ func (m *v1) Destroy() error {
 	}
 	var errs []error
 	for _, name := range m.names {
-		if err := removeDir(m.dirs[name], m.Procs); err != nil {
+		if err := removeTree(m.dirs[name], m.Procs); err != nil {
 			errs = append(errs, err)
 		}
 	}

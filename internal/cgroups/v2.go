@@ -303,7 +303,7 @@ func maxOrInt(v int64) string {
 func (m *v2) Enter(pid int) error { return enter(m.dir, pid) }
 
 func (m *v2) Procs() ([]int, error) {
-	pids, err := readProcs(m.dir)
+	pids, err := treeProcs(m.dir)
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
@@ -384,5 +384,5 @@ func (m *v2) Destroy() error {
 	if err := m.Kill(); err != nil {
 		return err
 	}
-	return removeDir(m.dir, m.Procs)
+	return removeTree(m.dir, m.Procs)
 }

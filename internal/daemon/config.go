@@ -26,6 +26,9 @@ type Config struct {
 	// DefaultIpcMode is the IPC mode of containers that ask for none:
 	// "private" (Docker 20.10+'s default) or "shareable".
 	DefaultIpcMode string `json:"default-ipc-mode,omitempty"`
+	// CgroupnsMode is the cgroup namespace of containers that name none
+	// ("host" or "private"; empty: private on cgroup v2, host on v1).
+	CgroupnsMode string `json:"default-cgroupns-mode,omitempty"`
 }
 
 const (

@@ -39,7 +39,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 	}
 	known := map[string]bool{
 		"hosts": true, "data-root": true, "exec-root": true, "debug": true, "log-level": true,
-		"log-opts": true, "log-driver": true, "cgroup-parent": true, "cgroup-favordynmods": true, "live-restore": true,
+		"log-opts": true, "log-driver": true, "cgroup-parent": true, "cgroup-favordynmods": true, "live-restore": true, "default-cgroupns-mode": true,
 		"bip": true, "mtu": true, "fixed-cidr": true, "insecure-registries": true, "registry-mirrors": true,
 		"default-ulimits": true, "dns": true, "dns-search": true, "dns-opts": true, "storage-driver": true,
 		"default-ipc-mode": true,
@@ -84,6 +84,12 @@ func LoadConfigFile(path string, cfg *Config) error {
 	}
 	if cfg.CgroupFavorDynMods == nil {
 		cfg.CgroupFavorDynMods = fileCfg.CgroupFavorDynMods
+	}
+	if err := engine.ValidateCgroupnsMode(fileCfg.CgroupnsMode); err != nil {
+		return err
+	}
+	if cfg.CgroupnsMode == "" {
+		cfg.CgroupnsMode = fileCfg.CgroupnsMode
 	}
 	cfg.mergeNetwork(fileCfg.NetworkConfig)
 	if cfg.DefaultIpcMode == "" {
@@ -159,11 +165,17 @@ func Run(ctx context.Context, cfg Config) error {
 			logger.Info("set the cgroup mount option favordynmods: moving processes between cgroups no longer waits for an RCU grace period", "mount", target)
 		}
 	}
+	// systemd in a container needs the name=systemd hierarchy on v1.
+	if dir, err := cgroups.SystemdHierarchy(cgroups.DefaultRoot); err != nil {
+		logger.Warn("no name=systemd cgroup hierarchy: systemd cannot run as a container's PID 1", "err", err)
+	} else if dir != "" {
+		logger.Info("mounted the name=systemd cgroup hierarchy, which systemd in containers needs", "mount", dir)
+	}
 	eng, err := engine.New(ctx, engine.Config{
 		DataRoot: cfg.DataRoot, ExecRoot: cfg.ExecRoot, ShimPath: cfg.ShimPath,
 		CgroupParent: cfg.CgroupParent, LogDriver: cfg.LogDriver, LogOpts: cfg.LogOpts, Logger: logger,
-		DefaultIpcMode: cfg.DefaultIpcMode,
-		Net:            cfg.engineNet(),
+		DefaultIpcMode: cfg.DefaultIpcMode, DefaultCgroupnsMode: cfg.CgroupnsMode,
+		Net: cfg.engineNet(),
 
 		// registry client settings
 		InsecureRegistries: cfg.InsecureRegistries, RegistryMirrors: cfg.RegistryMirrors,

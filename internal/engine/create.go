@@ -50,6 +50,9 @@ func (e *Engine) ContainerCreate(ctx context.Context, name string, req *containe
 		return resp, err
 	}
 	warnings = append(warnings, devWarnings...)
+	if err := e.setCgroupnsMode(&hc); err != nil { // cgroupns.go
+		return resp, err
+	}
 	cnet, err := e.validateNetworking(&hc, req.NetworkingConfig)
 	if err != nil {
 		return resp, err

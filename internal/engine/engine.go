@@ -38,6 +38,9 @@ type Config struct {
 	LogDriver    string            // default log driver (daemon.json log-driver); "" = json-file
 	LogOpts      map[string]string // default log options (daemon.json log-opts)
 	Logger       *slog.Logger
+	// DefaultCgroupnsMode is daemon.json's default-cgroupns-mode ("host" or
+	// "private"; empty: by the host's cgroup version, see cgroupns.go).
+	DefaultCgroupnsMode string
 
 	// InsecureRegistries (host[:port] or CIDR) are spoken to over HTTP;
 	// RegistryMirrors are tried before docker.io for docker.io names.

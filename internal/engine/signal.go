@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/image"
 )
 
 // ParseSignal accepts "SIGTERM", "TERM", "term" and "15".
@@ -25,14 +26,8 @@ func ParseSignal(s string) (syscall.Signal, error) {
 	if sig := unix.SignalNum(name); sig != 0 {
 		return sig, nil
 	}
-	if strings.HasPrefix(name, "SIGRTMIN+") || strings.HasPrefix(name, "SIGRTMAX-") {
-		n, err := strconv.Atoi(name[9:])
-		if err == nil {
-			if name[6] == 'I' {
-				return syscall.Signal(34 + n), nil
-			}
-			return syscall.Signal(64 - n), nil
-		}
+	if n, ok := image.RTSignal(name); ok { // SIGRTMIN+3 and the like
+		return syscall.Signal(n), nil
 	}
 	return 0, errdefs.Invalid("Invalid signal: %s", s)
 }

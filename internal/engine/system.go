@@ -57,7 +57,7 @@ func (e *Engine) Info(ctx context.Context) (*system.Info, error) {
 		DockerRootDir: e.cfg.DataRoot, Name: host, ServerVersion: Version,
 		Runtimes:       map[string]system.RuntimeWithStatus{"skiff": {Runtime: system.Runtime{Path: e.cfg.ShimPath}}},
 		DefaultRuntime: "skiff", LiveRestoreEnabled: true, Labels: []string{},
-		SecurityOptions: []string{"name=seccomp,profile=builtin", "name=cgroupns"}, CDISpecDirs: []string{}, Warnings: []string{},
+		SecurityOptions: e.securityOptions(), CDISpecDirs: []string{}, Warnings: []string{},
 		Plugins: system.PluginsInfo{Log: logDriverPlugins()}, // logconfig.go
 	}, nil
 }

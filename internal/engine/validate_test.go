@@ -55,13 +55,14 @@ func TestValidateHostConfig(t *testing.T) {
 }
 
 func TestParseSignal(t *testing.T) {
-	cases := map[string]syscall.Signal{"SIGTERM": syscall.SIGTERM, "term": syscall.SIGTERM, "KILL": syscall.SIGKILL, "9": syscall.SIGKILL, "SIGRTMIN+1": 35}
+	cases := map[string]syscall.Signal{"SIGTERM": syscall.SIGTERM, "term": syscall.SIGTERM, "KILL": syscall.SIGKILL, "9": syscall.SIGKILL, "SIGRTMIN+1": 35,
+		"SIGRTMIN+3": 37, "rtmin+3": 37, "RTMIN": 34, "SIGRTMAX": 64, "RTMAX-1": 63, "SIGRTMAX-14": 50, "37": 37}
 	for in, want := range cases {
 		if got, err := ParseSignal(in); err != nil || got != want {
 			t.Errorf("ParseSignal(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "NOPE", "0", "99"} {
+	for _, bad := range []string{"", "NOPE", "0", "99", "SIGRTMIN+16", "RTMIN+x", "RTMAX-15", "RTMIN+03"} {
 		if _, err := ParseSignal(bad); err == nil {
 			t.Errorf("ParseSignal(%q) accepted", bad)
 		}

@@ -222,8 +222,33 @@ func CheckSignal(s string) error {
 	if !strings.HasPrefix(name, "SIG") {
 		name = "SIG" + name
 	}
-	if unix.SignalNum(name) != 0 || strings.HasPrefix(name, "SIGRTMIN") || strings.HasPrefix(name, "SIGRTMAX") {
+	if _, ok := RTSignal(name); unix.SignalNum(name) != 0 || ok {
 		return nil
 	}
 	return errdefs.Invalid("Invalid signal: %s", s)
+}
+
+// RTSignal parses the real-time signal names Docker knows (its signal map),
+// upper case with SIG: SIGRTMIN (34), SIGRTMIN+1 to +15, SIGRTMAX-14 to -1
+// and SIGRTMAX (64). systemd's halt signal, the STOPSIGNAL of a systemd
+// image, is SIGRTMIN+3.
+func RTSignal(name string) (int, bool) {
+	const rtmin, rtmax = 34, 64
+	switch name {
+	case "SIGRTMIN":
+		return rtmin, true
+	case "SIGRTMAX":
+		return rtmax, true
+	}
+	if n, ok := strings.CutPrefix(name, "SIGRTMIN+"); ok {
+		if v, err := strconv.Atoi(n); err == nil && v >= 1 && v <= 15 && n == strconv.Itoa(v) {
+			return rtmin + v, true
+		}
+	}
+	if n, ok := strings.CutPrefix(name, "SIGRTMAX-"); ok {
+		if v, err := strconv.Atoi(n); err == nil && v >= 1 && v <= 14 && n == strconv.Itoa(v) {
+			return rtmax - v, true
+		}
+	}
+	return 0, false
 }

@@ -94,6 +94,8 @@ func TestApplyChangesErrors(t *testing.T) {
 		{"ENV", "dockerfile parse error"},
 		{"EXPOSE notaport", "dockerfile parse error"},
 		{"STOPSIGNAL SIGNOPE", "Invalid signal"},
+		{"STOPSIGNAL SIGRTMIN+16", "Invalid signal"},
+		{"STOPSIGNAL RTMAX-15", "Invalid signal"},
 		{"WORKDIR", "dockerfile parse error"},
 		{"ONBUILD FROM x", "dockerfile parse error"},
 	}

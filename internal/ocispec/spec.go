@@ -163,6 +163,7 @@ func Build(in Input) (*specs.Spec, error) {
 		return nil, err
 	}
 	s.Mounts = mounts(in, hc)
+	applyCgroupns(s, hc) // cgroupns.go
 	prof, prog, err := SeccompProfile(hc, caps)
 	if err != nil {
 		return nil, err

@@ -56,6 +56,10 @@ type initConfig struct {
 	// on the host, for the "cgroup" mount; CgroupUnified tells v2 from v1.
 	CgroupDirs    map[string]string `json:"cgroupDirs,omitempty"`
 	CgroupUnified bool              `json:"cgroupUnified,omitempty"`
+	// CgroupRW names the v1 hierarchies without controllers (name=systemd,
+	// the hybrid cgroup2): the container's directory there is bound
+	// read-write even in a read-only cgroup mount (see cgroupmount.go).
+	CgroupRW []string `json:"cgroupRW,omitempty"`
 	// Console binds the terminal on stdin to /dev/console.
 	Console bool `json:"console,omitempty"`
 	// Terminal makes a pty inside the container (see console.go).
@@ -231,6 +235,13 @@ func newInitConfig(spec *specs.Spec, plan nsPlan, cg cgroups.Manager, console bo
 	}
 	if cg != nil {
 		cfg.CgroupDirs, cfg.CgroupUnified = cg.Dirs(), cg.Unified()
+		if !cfg.CgroupUnified {
+			for name := range cfg.CgroupDirs {
+				if cgroups.WithoutControllers(name) {
+					cfg.CgroupRW = append(cfg.CgroupRW, name)
+				}
+			}
+		}
 	}
 	if _, err := propagationFlags(cfg.Propagation); err != nil {
 		return nil, err

@@ -158,7 +158,7 @@ func ExecCommand(opts ExecOpts) (*ExecCmd, error) {
 	if cg.Unified() {
 		// Born in the cgroup (CLONE_INTO_CGROUP): a move would take the
 		// kernel's threadgroup lock for writing, an RCU grace period.
-		if c.cgroupDir, err = os.Open(cg.Dirs()[""]); err != nil {
+		if c.cgroupDir, err = os.Open(execCgroupDir(cg.Dirs()[""], opts.ContainerPid)); err != nil {
 			return nil, errdefs.System("exec: open cgroup: %v", err)
 		}
 		c.SysProcAttr.UseCgroupFD = true
@@ -166,7 +166,15 @@ func ExecCommand(opts ExecOpts) (*ExecCmd, error) {
 		return c, nil
 	}
 	var files []string
-	for _, d := range cg.Dirs() {
+	for name, d := range cg.Dirs() {
+		// A container started by a skiff that placed it only in the
+		// controller hierarchies (live restore across an upgrade) has no
+		// directory in name=systemd or the hybrid cgroup2.
+		if cgroups.WithoutControllers(name) {
+			if _, err := os.Stat(d); err != nil {
+				continue
+			}
+		}
 		files = append(files, d+"/cgroup.procs")
 	}
 	c.Env = append(c.Env, envProcs+"="+strings.Join(files, ":"))
@@ -306,4 +314,32 @@ func memfdWith(name string, data []byte) (*os.File, error) {
 		return nil, fmt.Errorf("seek %s: %w", name, err)
 	}
 	return f, nil
+}
+
+// execCgroupDir is the cgroup v2 directory an exec'd process starts in:
+// the container's cgroup dir, or, once the container has delegated it
+// (systemd as PID 1 moves itself to init.scope and enables controllers in
+// the container cgroup's subtree_control, after which the kernel keeps
+// processes out of it, "no internal processes", and CLONE_INTO_CGROUP
+// fails with EBUSY), the cgroup the container's first process is in now,
+// as runc does. That cgroup is always below dir: the container cannot see
+// or move into any other.
+func execCgroupDir(dir string, initPid int) string {
+	sc, err := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
+	if err != nil || len(strings.TrimSpace(string(sc))) == 0 {
+		return dir
+	}
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(initPid) + "/cgroup")
+	if err != nil {
+		return dir
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			sub := filepath.Join(cgroups.DefaultRoot, p)
+			if strings.HasPrefix(sub, dir+"/") {
+				return sub
+			}
+		}
+	}
+	return dir
 }
