@@ -132,7 +132,9 @@ volumes:
   dbdata: {}
   webdata: {}
 networks:
-  back: {}
+  back:
+    external: true
+    name: @SHAREDNET@
   front: {}
 secrets:
   token:
@@ -315,11 +317,14 @@ func testComposeFullFile(t *testing.T, d *daemon, cl composeClient) {
 	external := project + "-ext"
 	writeComposeProject(t, dir, map[string]string{
 		"PROJECT": project, "EXTERNAL": external, "SYSLOGPORT": fmt.Sprint(sink.port()),
-		"WEBPORT": fmt.Sprint(webPort), "CGPARENT": cgParent,
+		"WEBPORT": fmt.Sprint(webPort), "CGPARENT": cgParent, "SHAREDNET": project + "-shared",
 	})
-	// external_links names a container outside the project, on its network:
-	// the network is created by compose, so the container joins it after.
-	d.must("run", "-d", "--name", external, "busybox", "sleep", "600")
+	// external_links names a container outside the project; it shares the
+	// external network "back" with the project's services.
+	shared := project + "-shared"
+	d.must("network", "create", shared)
+	defer d.skiff("network", "rm", shared)
+	d.must("run", "-d", "--name", external, "--network", shared, "busybox", "sleep", "600")
 	defer d.skiff("rm", "-f", external)
 
 	if out, errOut, code := d.compose(cl, dir, project, "build"); code != 0 {
@@ -327,9 +332,6 @@ func testComposeFullFile(t *testing.T, d *daemon, cl composeClient) {
 	}
 	// down removes what up made, also after a failed up.
 	defer func() {
-		// the external container is not the project's: it leaves first,
-		// or the network would still have an endpoint
-		d.skiff("network", "disconnect", "-f", project+"_back", external)
 		if o, e, c := d.compose(cl, dir, project, "down", "-v", "-t", "2"); c != 0 {
 			t.Errorf("%s down: exit %d\n%s\n%s", cl.name, c, o, e)
 		}
@@ -337,12 +339,6 @@ func testComposeFullFile(t *testing.T, d *daemon, cl composeClient) {
 			t.Errorf("containers left after down: %s", o)
 		}
 	}()
-	// `up` needs the external container on the back network before web
-	// starts: create the networks first with `up --no-start`, connect it.
-	if out, errOut, code := d.compose(cl, dir, project, "up", "--no-start"); code != 0 {
-		t.Fatalf("%s up --no-start: exit %d\n%s\n%s", cl.name, code, out, errOut)
-	}
-	d.must("network", "connect", project+"_back", external)
 	out, errOut, code := d.compose(cl, dir, project, "up", "-d")
 	if code != 0 {
 		t.Fatalf("%s up -d: exit %d\n%s\n%s\n%s", cl.name, code, out, errOut, d.log())
