@@ -40,7 +40,7 @@ func (s *Server) containerCreate(w *respWriter, r *http.Request) error {
 	if req.HostConfig == nil {
 		req.HostConfig = &container.HostConfig{}
 	}
-	resp, err := s.b.ContainerCreate(r.Context(), name, &req)
+	resp, err := s.b.ContainerCreate(engine.WithCreatePlatform(r.Context(), r.URL.Query().Get("platform")), name, &req)
 	if err != nil {
 		return err
 	}
