@@ -106,6 +106,12 @@ func Build(in Input) (*specs.Spec, error) {
 		v := hc.OomScoreAdj
 		s.Process.OOMScoreAdj = &v
 	}
+	// --annotation: passed through to the runtime, as Docker does. The
+	// engine refuses keys of skiff's own org.skiff. prefix, and skiff's
+	// are set after these.
+	for k, v := range hc.Annotations {
+		s.Annotations[k] = v
+	}
 	if in.Overlay != "" {
 		s.Annotations[AnnotationOverlay] = in.Overlay
 	}
@@ -250,7 +256,14 @@ func resources(hc *container.HostConfig) *specs.LinuxResources {
 		}
 	}
 	cpu.Cpus, cpu.Mems = hc.CpusetCpus, hc.CpusetMems
-	if cpu.Shares != nil || cpu.Quota != nil || cpu.Period != nil || cpu.Cpus != "" || cpu.Mems != "" {
+	if hc.CPURealtimePeriod > 0 {
+		cpu.RealtimePeriod = ptr(uint64(hc.CPURealtimePeriod))
+	}
+	if hc.CPURealtimeRuntime != 0 {
+		cpu.RealtimeRuntime = ptr(hc.CPURealtimeRuntime)
+	}
+	if cpu.Shares != nil || cpu.Quota != nil || cpu.Period != nil || cpu.Cpus != "" || cpu.Mems != "" ||
+		cpu.RealtimePeriod != nil || cpu.RealtimeRuntime != nil {
 		r.CPU = cpu
 	}
 	if hc.PidsLimit != nil && *hc.PidsLimit > 0 {
