@@ -661,8 +661,8 @@ func runFlagRows(f hostFacts) []runFlagRow {
 			refuse: `"--io-maxbandwidth" is only supported on a Docker daemon running on windows, but the Docker daemon is running on linux`},
 		{flag: "io-maxiops", args: []string{"--io-maxiops", "10"}, cmd: "true", refuseCode: 1,
 			refuse: `"--io-maxiops" is only supported on a Docker daemon running on windows, but the Docker daemon is running on linux`},
-		{flag: "ip", pending: "net", args: []string{"--network", "{net}", "--ip", "{netpfx}.77"}, only: "docker", cmd: "ip -4 -o addr show eth0", out: `inet {netpfx}\.77/24`},
-		{flag: "ip", pending: "net", args: []string{"--network", "{net}", "--ip", "{netpfx}.78"}, only: "skiff", cmd: "ip -4 -o addr show eth0", out: `inet {netpfx}\.78/24`},
+		{flag: "ip", args: []string{"--network", "{net}", "--ip", "{netpfx}.77"}, only: "docker", cmd: "ip -4 -o addr show eth0", out: `inet {netpfx}\.77/24`},
+		{flag: "ip", args: []string{"--network", "{net}", "--ip", "{netpfx}.78"}, only: "skiff", cmd: "ip -4 -o addr show eth0", out: `inet {netpfx}\.78/24`},
 		{flag: "ip6", pending: "net", setup: []string{"network create --ipv6 --subnet fd5a:{i}::/64 {n}-net6"}, args: []string{"--network", "{n}-net6", "--ip6", "fd5a:{i}::50"},
 			cmd: "ip -6 -o addr show eth0", out: `inet6 fd5a:{i}::50/64`, check: func(e *rowEnv) {
 				e.cleanups = append(e.cleanups, func() { e.cli("rm", "-f", e.name); e.cli("network", "rm", e.name+"-net6") })
@@ -708,7 +708,7 @@ func runFlagRows(f hostFacts) []runFlagRow {
 					e.Errorf("logs: %q", out)
 				}
 			}},
-		{flag: "log-driver", name: "none", pending: "logs", args: []string{"--log-driver", "none"}, cmd: "echo logged", out: "^logged\n$",
+		{flag: "log-driver", name: "none", args: []string{"--log-driver", "none"}, cmd: "echo logged", out: "^logged\n$",
 			check: func(e *rowEnv) {
 				if _, errOut, code := e.cli("logs", e.name); code == 0 || !strings.Contains(errOut, "configured logging driver does not support reading") {
 					e.Errorf("logs of a none container: exit %d %q", code, errOut)
@@ -761,7 +761,7 @@ func runFlagRows(f hostFacts) []runFlagRow {
 					e.Errorf("net namespace %q, the peer's %q", e.stdout, peer)
 				}
 			}},
-		{flag: "network-alias", pending: "net", peer: "sleep 60", peerArgs: []string{"--network", "{net}", "--network-alias", "{n}-alias"}, args: []string{"--network", "{net}"}, cmd: "ping -c1 -W2 {n}-alias >/dev/null && echo reached", out: "^reached\n$"},
+		{flag: "network-alias", peer: "sleep 60", peerArgs: []string{"--network", "{net}", "--network-alias", "{n}-alias"}, args: []string{"--network", "{net}"}, cmd: "ping -c1 -W2 {n}-alias >/dev/null && echo reached", out: "^reached\n$"},
 		{flag: "no-healthcheck", image: "hcbox", args: []string{"-d", "--no-healthcheck"}, cmd: "sleep 60",
 			inspect: "{{.Config.Healthcheck.Test}} {{if .State.Health}}health{{else}}none{{end}}", inspectOut: `^\[NONE\] none$`},
 		{flag: "oom-score-adj", args: []string{"--oom-score-adj", "200"}, cmd: "cat /proc/self/oom_score_adj", out: "^200\n$"},
@@ -822,7 +822,7 @@ func runFlagRows(f hostFacts) []runFlagRow {
 		{flag: "runtime", name: "unknown", args: []string{"--runtime", "nosuch"}, cmd: "true", refuse: "unknown or invalid runtime name: nosuch"},
 		{flag: "security-opt", name: "no-new-privileges", args: []string{"--security-opt", "no-new-privileges"}, cmd: "grep NoNewPrivs /proc/self/status", out: `^NoNewPrivs:\s+1\n$`},
 		{flag: "security-opt", name: "seccomp", args: []string{"--security-opt", "seccomp=unconfined"}, cmd: "grep '^Seccomp:' /proc/self/status", out: `^Seccomp:\s+0\n$`},
-		{flag: "security-opt", name: "systempaths", pending: "ns", args: []string{"--security-opt", "systempaths=unconfined"}, cmd: "grep -c ' /proc/kcore ' /proc/self/mountinfo", code: 1, out: "^0\n$"},
+		{flag: "security-opt", name: "systempaths", args: []string{"--security-opt", "systempaths=unconfined"}, cmd: "grep -c ' /proc/kcore ' /proc/self/mountinfo", code: 1, out: "^0\n$"},
 		{flag: "shm-size", args: []string{"--shm-size", "2m"}, cmd: "grep ' /dev/shm ' /proc/mounts", out: `size=2048k`},
 		{flag: "sig-proxy", name: "true", custom: sigProxyCheck(true)},
 		{flag: "sig-proxy", name: "false", custom: sigProxyCheck(false)},
@@ -893,8 +893,14 @@ func runFlagRows(f hostFacts) []runFlagRow {
 			errOut:  "WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
 			inspect: "{{.HostConfig.BlkioWeight}}", inspectOut: "^0$"})
 	}
+	if f.blkioWeight {
+		rows = append(rows, runFlagRow{flag: "blkio-weight-device", pending: "dev", args: []string{"--blkio-weight-device", "{blk}:300"},
+			cmd: "cat /sys/fs/cgroup/blkio/blkio.bfq.weight_device /sys/fs/cgroup/blkio/blkio.weight_device /sys/fs/cgroup/io.bfq.weight 2>/dev/null", out: "{blkmm} 300"})
+	} else {
+		rows = append(rows, runFlagRow{flag: "blkio-weight-device", pending: "dev", args: []string{"--blkio-weight-device", "{blk}:300"}, cmd: "echo ok", out: "^ok\n$",
+			errOut: "WARNING: Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."})
+	}
 	rows = append(rows,
-		runFlagRow{flag: "blkio-weight-device", pending: "dev", args: []string{"--blkio-weight-device", "{blk}:300"}, cmd: "cat /sys/fs/cgroup/blkio/blkio.bfq.weight_device /sys/fs/cgroup/blkio/blkio.weight_device /sys/fs/cgroup/io.bfq.weight 2>/dev/null", out: "{blkmm} 300"},
 		runFlagRow{flag: "device-read-bps", pending: "dev", args: []string{"--device-read-bps", "{blk}:1mb"}, cmd: cgroupRead("blkio/blkio.throttle.read_bps_device", "io.max"), out: "{blkmm} (rbps=)?1048576"},
 		runFlagRow{flag: "device-write-bps", pending: "dev", args: []string{"--device-write-bps", "{blk}:2mb"}, cmd: cgroupRead("blkio/blkio.throttle.write_bps_device", "io.max"), out: "{blkmm} .*?(wbps=)?2097152"},
 		runFlagRow{flag: "device-read-iops", pending: "dev", args: []string{"--device-read-iops", "{blk}:300"}, cmd: cgroupRead("blkio/blkio.throttle.read_iops_device", "io.max"), out: "{blkmm} .*?(riops=)?300"},
