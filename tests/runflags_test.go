@@ -1121,3 +1121,31 @@ func detachKeysCheck(e *rowEnv) {
 		e.Errorf("the container after the detach keys: running=%s", out)
 	}
 }
+
+// TestRunFlagsCgroupV2 checks the flags whose answer depends on the cgroup
+// version on a pure cgroup v2 view: real-time CPU limits are refused (v2
+// has no RT group scheduling), the block I/O weight is discarded with
+// dockerd's warning without the io controller, and taken with it.
+func TestRunFlagsCgroupV2(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.procs"); err != nil {
+		t.Skip("no cgroup2 hierarchy on this host")
+	}
+	d := startDaemonWith(t, true)
+	d.importBusybox()
+	for _, args := range [][]string{{"--cpu-rt-period", "500000"}, {"--cpu-rt-runtime", "1000"}} {
+		_, errOut, code := d.docker(append(append([]string{"run", "--rm"}, args...), "busybox", "true")...)
+		if code != 125 || !strings.Contains(errOut, "kernel does not support CPU real-time scheduler") {
+			t.Errorf("%v on cgroup v2: exit %d %q", args, code, errOut)
+		}
+	}
+	ctrls, _ := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
+	out, errOut, code := d.docker("run", "--rm", "--blkio-weight", "300", "busybox", "echo", "ok")
+	if slicesContains(strings.Fields(string(ctrls)), "io") {
+		if code != 0 || out != "ok\n" || strings.Contains(errOut, "WARNING") {
+			t.Errorf("--blkio-weight with the io controller: exit %d %q %q", code, out, errOut)
+		}
+	} else if code != 0 || out != "ok\n" || !strings.Contains(errOut, "WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.") {
+		t.Errorf("--blkio-weight without the io controller: exit %d %q %q", code, out, errOut)
+	}
+}
