@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
@@ -65,6 +66,9 @@ func validateCreateFields(hc *container.HostConfig) (warnings []string, err erro
 		if strings.HasPrefix(k, "org.skiff.") {
 			return nil, errdefs.Invalid("invalid Annotations: the org.skiff. prefix is reserved for skiff's runtime")
 		}
+	}
+	if err := validateSecurityOpts(hc.SecurityOpt); err != nil {
+		return nil, err
 	}
 	if hc.OomScoreAdj < -1000 || hc.OomScoreAdj > 1000 {
 		return nil, errdefs.Invalid("Invalid value %d, range for oom score adj is [-1000, 1000]", hc.OomScoreAdj)
@@ -221,4 +225,34 @@ func normalizeArch(a string) string {
 		return "arm64"
 	}
 	return a
+}
+
+// validateSecurityOpts accepts what dockerd's parser accepts, with its
+// words for the rest: label (SELinux) and apparmor options are taken and,
+// on a host without SELinux or AppArmor, have no effect, as under dockerd;
+// seccomp, no-new-privileges and writable-cgroups take effect in the spec.
+func validateSecurityOpts(opts []string) error {
+	for _, o := range opts {
+		switch o {
+		case "no-new-privileges", "writable-cgroups", "disable":
+			continue
+		}
+		k, v, ok := strings.Cut(o, "=")
+		if !ok {
+			k, v, ok = strings.Cut(o, ":")
+		}
+		if !ok {
+			return errdefs.Invalid("invalid --security-opt 1: %q", o)
+		}
+		switch k {
+		case "label", "apparmor", "seccomp":
+		case "no-new-privileges", "writable-cgroups":
+			if _, err := strconv.ParseBool(v); err != nil {
+				return errdefs.Invalid("invalid --security-opt 2: %q", o)
+			}
+		default:
+			return errdefs.Invalid("invalid --security-opt 2: %q", o)
+		}
+	}
+	return nil
 }

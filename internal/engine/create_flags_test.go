@@ -35,6 +35,11 @@ func TestValidateCreateFields(t *testing.T) {
 		{"empty annotation key", container.HostConfig{Annotations: map[string]string{"": "x"}}, "the empty string is not permitted as an annotation key", ""},
 		{"skiff annotation", container.HostConfig{Annotations: map[string]string{"org.skiff.rootfs.overlay": "x"}}, "the org.skiff. prefix is reserved", ""},
 		{"oom score adj", container.HostConfig{OomScoreAdj: -1001}, "Invalid value -1001, range for oom score adj is [-1000, 1000]", ""},
+		{"security opts", container.HostConfig{SecurityOpt: []string{"no-new-privileges", "no-new-privileges=1", "label=disable", "label:type:x", "apparmor=unconfined", "seccomp=unconfined", "writable-cgroups=true", "disable"}}, "", ""},
+		{"unknown security opt", container.HostConfig{SecurityOpt: []string{"foo=bar"}}, `invalid --security-opt 2: "foo=bar"`, ""},
+		{"security opt without value", container.HostConfig{SecurityOpt: []string{"label"}}, `invalid --security-opt 1: "label"`, ""},
+		{"systempaths over the API", container.HostConfig{SecurityOpt: []string{"systempaths=unconfined"}}, `invalid --security-opt 2: "systempaths=unconfined"`, ""},
+		{"bad no-new-privileges", container.HostConfig{SecurityOpt: []string{"no-new-privileges=maybe"}}, `invalid --security-opt 2: "no-new-privileges=maybe"`, ""},
 		{"mems beyond the host", container.HostConfig{Resources: container.Resources{CpusetMems: "0-1000"}}, "Requested memory nodes are not available - requested 0-1000", ""},
 	}
 	for _, tc := range cases {

@@ -6,6 +6,7 @@ package ocispec
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
@@ -121,6 +122,7 @@ func Build(in Input) (*specs.Spec, error) {
 	}
 	s.Linux.Sysctl = hc.Sysctls
 	s.Mounts = mounts(in, hc)
+	applySecurityOpts(s, hc) // securityopts.go
 	prof, prog, err := SeccompProfile(hc, caps)
 	if err != nil {
 		return nil, err
@@ -409,7 +411,7 @@ func hasSecurityOpt(opts []string, name string) bool {
 		if !ok {
 			k, v, ok = strings.Cut(o, ":")
 		}
-		if k == name && (!ok || v == "true") {
+		if b, _ := strconv.ParseBool(v); k == name && (!ok || b) {
 			return true
 		}
 	}
