@@ -27,19 +27,30 @@ import (
 // (the area's name); they run only with SKIFF_RUNFLAGS_ALL=1. Every other
 // row must pass. TestRunFlagsCoverDockerRunHelp keeps the table complete.
 //
-// What skiff refuses, and why (Docker refuses the same, or warns):
-//   - --gpus: no device driver for GPUs (dockerd without the NVIDIA toolkit).
+// What skiff refuses, and why (dockerd refuses the same, or warns):
+//   - --gpus: skiff has no device driver (dockerd's come from the NVIDIA
+//     container toolkit): "could not select device driver".
 //   - --isolation other than "default": Linux has no other isolation.
-//   - --runtime other than runc (and its aliases): skiff has one runtime.
-//   - --storage-opt: skiff's overlay snapshots have no quota (dockerd's
-//     overlay2 refuses it unless on xfs with pquota).
-//   - --platform of another architecture: the image is not of that platform.
+//   - --runtime other than runc, io.containerd.runc.v2 or skiff: skiff has
+//     one runtime, which answers to dockerd's names for its default one.
+//   - --storage-opt: overlay snapshots have no quota (dockerd's overlay2
+//     refuses it unless on xfs with pquota).
+//   - --platform of another architecture: the image is not of that
+//     platform (dockerd's NotFound, so a client pulls the right one).
 //   - --cpu-count, --cpu-percent, --io-maxbandwidth, --io-maxiops: Windows
-//     only; the CLIs refuse them against a Linux daemon.
+//     only; both CLIs refuse them against a Linux daemon (exit 1).
 //   - --kernel-memory: API 1.42 dropped the field (kernels since 5.4
 //     deprecate kmem limits); skiff's CLI warns that it is discarded.
-//   - --cpu-rt-*: refused where the kernel has no real-time group scheduling
-//     (cgroup v2); on v1 they take effect.
+//   - --cpu-rt-period/--cpu-rt-runtime: refused where the kernel has no
+//     real-time group scheduling (cgroup v2); on v1 they reach the cgroup,
+//     where a runtime needs a real-time budget in the parent that neither
+//     dockerd (without its --cpu-rt-runtime) nor skiff gives.
+//   - --blkio-weight(-device) on a host without CFQ/BFQ: discarded with
+//     dockerd's warning.
+//   - --security-opt keys dockerd's parser does not know; --annotation keys
+//     under skiff's own org.skiff. prefix; --volume-driver other than local
+//     (no volume plugins); --disable-content-trust=false in skiff's CLI (no
+//     Docker Content Trust).
 func TestRunFlags(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
