@@ -1138,8 +1138,9 @@ func detachKeysCheck(e *rowEnv) {
 
 // TestRunFlagsCgroupV2 checks the flags whose answer depends on the cgroup
 // version on a pure cgroup v2 view: real-time CPU limits are refused (v2
-// has no RT group scheduling), the block I/O weight is discarded with
-// dockerd's warning without the io controller, and taken with it.
+// has no RT group scheduling), memory swappiness and the OOM-killer switch
+// are discarded with dockerd's warnings, and so is the block I/O weight
+// without the io controller (taken with it).
 func TestRunFlagsCgroupV2(t *testing.T) {
 	t.Parallel()
 	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.procs"); err != nil {
@@ -1151,6 +1152,16 @@ func TestRunFlagsCgroupV2(t *testing.T) {
 		_, errOut, code := d.docker(append(append([]string{"run", "--rm"}, args...), "busybox", "true")...)
 		if code != 125 || !strings.Contains(errOut, "kernel does not support CPU real-time scheduler") {
 			t.Errorf("%v on cgroup v2: exit %d %q", args, code, errOut)
+		}
+	}
+	// cgroup v2 has no memory.swappiness and no OOM-killer switch.
+	for _, tc := range []struct{ flag, warning string }{
+		{"--memory-swappiness=10", "WARNING: Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded."},
+		{"--oom-kill-disable", "WARNING: Your kernel does not support OomKillDisable. OomKillDisable discarded."},
+	} {
+		out, errOut, code := d.docker("run", "--rm", tc.flag, "busybox", "echo", "ok")
+		if code != 0 || out != "ok\n" || !strings.Contains(errOut, tc.warning) {
+			t.Errorf("%s on cgroup v2: exit %d %q %q", tc.flag, code, out, errOut)
 		}
 	}
 	ctrls, _ := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")

@@ -82,6 +82,7 @@ func validateCreateFields(hc *container.HostConfig) (warnings []string, err erro
 			return nil, errdefs.Invalid("cpu real-time runtime cannot be higher than cpu real-time period")
 		}
 	}
+	warnings = append(warnings, discardMemoryFields(r)...)
 	if r.BlkioWeight > 0 {
 		if !hostHasBlkioWeight() {
 			warnings = append(warnings, "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.")
@@ -255,4 +256,28 @@ func validateSecurityOpts(opts []string) error {
 		}
 	}
 	return nil
+}
+
+// discardMemoryFields drops, with dockerd's warnings, the memory settings the
+// host's hierarchy has no file for: swappiness and the OOM-killer switch on
+// cgroup v2, the swap limit on a v1 host without swap accounting.
+func discardMemoryFields(r *container.Resources) (warnings []string) {
+	if unified, _ := cgroups.IsUnified(); unified {
+		if r.MemorySwappiness != nil && *r.MemorySwappiness != -1 {
+			warnings = append(warnings, "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.")
+			r.MemorySwappiness = nil
+		}
+		if r.OomKillDisable != nil && *r.OomKillDisable {
+			warnings = append(warnings, "Your kernel does not support OomKillDisable. OomKillDisable discarded.")
+			r.OomKillDisable = nil
+		}
+		return warnings
+	}
+	if r.Memory > 0 && r.MemorySwap > 0 {
+		if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err != nil {
+			warnings = append(warnings, "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.")
+			r.MemorySwap = -1
+		}
+	}
+	return warnings
 }
