@@ -32,3 +32,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 go mod download
 "$(dirname "$0")/clients.sh"
+# The real docker CLI drives skiff in the end-to-end tests; they fail without
+# it. Built from its Go module (hack/docker-cli.sh, a few minutes) and cached.
+DOCKER_CLI_VERSION=28.2.2
+if ! command -v docker >/dev/null; then
+  cache="${XDG_CACHE_HOME:-$HOME/.cache}/skiff-test/docker-cli-$DOCKER_CLI_VERSION"
+  [ -x "$cache/docker" ] || "$(dirname "$0")/docker-cli.sh" "$cache" "$DOCKER_CLI_VERSION"
+  install -m 0755 "$cache/docker" /usr/local/bin/docker
+fi

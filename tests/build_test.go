@@ -44,7 +44,7 @@ func tarOfFiles(files map[string]string) string {
 // dockerBuild runs `DOCKER_BUILDKIT=0 docker build ARGS` against d.
 func (d *daemon) dockerBuild(stdin io.Reader, args ...string) (string, string, int) {
 	d.t.Helper()
-	d.docker("version", "--format", "{{.Client.Version}}") // skips without the CLI
+	needDockerCLI(d.t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "docker", append([]string{"build"}, args...)...)

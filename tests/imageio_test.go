@@ -54,7 +54,7 @@ func (d *daemon) dockerMust(args ...string) string {
 // dockerIn runs the docker CLI with stdin.
 func (d *daemon) dockerIn(stdin io.Reader, args ...string) (string, string, int) {
 	d.t.Helper()
-	d.docker("version", "--format", "{{.Client.Version}}") // skips without the CLI
+	needDockerCLI(d.t)
 	return d.run(stdin, "docker", args...)
 }
 

@@ -38,7 +38,7 @@ func startRegistry(t *testing.T, user, password string) *testRegistry {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
-		t.Skip("docker-registry not installed (hack/deps.sh installs it)")
+		t.Fatalf("docker-registry not installed (%v): run hack/deps.sh (Debian package docker-registry)", err)
 	}
 	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

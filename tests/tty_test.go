@@ -20,7 +20,10 @@ type term struct {
 func newTerm(t *testing.T, d *daemon, name string, width, height int, cmdline string) *term {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux not installed")
+		t.Fatalf("tmux not installed (%v): run hack/deps.sh", err)
+	}
+	if strings.HasPrefix(cmdline, "docker ") {
+		needDockerCLI(t)
 	}
 	tm := &term{t: t, server: fmt.Sprintf("skiff-e2e-%d", os.Getpid()), name: name}
 	// The command keeps the pane open after the CLI exits, so its exit code

@@ -47,7 +47,7 @@ func (s *Server) containerCreate(w *respWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp, err := s.b.ContainerCreate(r.Context(), name, &req)
+	resp, err := s.b.ContainerCreate(engine.WithCreatePlatform(r.Context(), r.URL.Query().Get("platform")), name, &req)
 	if err != nil {
 		return err
 	}

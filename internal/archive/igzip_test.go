@@ -12,7 +12,7 @@ import (
 )
 
 // withInflater runs f with gzip streams inflated in Go ("go") or by igzip
-// ("igzip", skipped when the host has none).
+// ("igzip", which hack/deps.sh installs; the test fails without it).
 func withInflater(t *testing.T, name string, f func(t *testing.T)) {
 	t.Run(name, func(t *testing.T) {
 		saved := igzipPath
@@ -23,7 +23,7 @@ func withInflater(t *testing.T, name string, f func(t *testing.T)) {
 		case "igzip":
 			p, err := exec.LookPath("igzip")
 			if err != nil {
-				t.Skip("igzip not installed (Debian package isal)")
+				t.Fatalf("igzip not installed (%v): run hack/deps.sh (Debian package isal)", err)
 			}
 			igzipPath = func() string { return p }
 		}

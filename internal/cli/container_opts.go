@@ -57,6 +57,7 @@ type containerOptions struct {
 	storageOpt         opts.ListOpts
 	labelsFile         opts.ListOpts
 	loggingOpts        opts.ListOpts
+	extra              *extraRunOptions // run_extra_opts.go
 	privileged         bool
 	pidMode            string
 	utsMode            string
@@ -149,6 +150,7 @@ func addFlags(flags *pflag.FlagSet) *containerOptions {
 		volumesFrom:       opts.NewListOpts(nil),
 		annotations:       opts.NewMapOpts(nil),
 	}
+	c.extra = addExtraRunFlags(flags)
 
 	// General purpose
 	flags.VarP(&c.attach, "attach", "a", "Attach to STDIN, STDOUT or STDERR")
@@ -532,6 +534,7 @@ func parse(flags *pflag.FlagSet, c *containerOptions) (*containerConfig, error) 
 		ReadonlyPaths:  readonlyPaths,
 		Annotations:    c.annotations.GetAll(),
 	}
+	c.extra.apply(hostConfig)
 	if c.autoRemove && !hostConfig.RestartPolicy.IsNone() {
 		return nil, errors.New("conflicting options: cannot specify both --restart and --rm")
 	}

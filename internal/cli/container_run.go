@@ -14,6 +14,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -29,10 +30,11 @@ const (
 )
 
 type createOptions struct {
-	name     string
-	platform string
-	pull     string
-	quiet    bool
+	name         string
+	platform     string
+	pull         string
+	quiet        bool
+	useAPISocket bool
 }
 
 type runOptions struct {
@@ -72,8 +74,8 @@ func addCreateFlags(flags *pflag.FlagSet, o *createOptions) {
 	flags.StringVar(&o.platform, "platform", os.Getenv("DOCKER_DEFAULT_PLATFORM"), "Set platform if server is multi-platform capable")
 	// -h is --hostname here, so help gets no shorthand (as in docker).
 	flags.Bool("help", false, "Print usage")
-	flags.Bool("disable-content-trust", true, "Skip image verification (deprecated)")
-	_ = flags.MarkHidden("disable-content-trust")
+	flags.Bool("disable-content-trust", true, "Skip image verification")
+	flags.BoolVar(&o.useAPISocket, "use-api-socket", false, "Bind mount Docker API socket and required auth")
 }
 
 func (c *CLI) newRunCommand() *cobra.Command {
@@ -111,6 +113,9 @@ func validatePullOpt(val string) error {
 }
 
 func (c *CLI) runCreate(ctx context.Context, flags *pflag.FlagSet, o *createOptions, copts *containerOptions) error {
+	if err := preflightRunFlags(flags, c.err); err != nil {
+		return err
+	}
 	if err := validatePullOpt(o.pull); err != nil {
 		return usageError(err, "create")
 	}
@@ -155,6 +160,12 @@ func (c *CLI) createContainer(ctx context.Context, api client.APIClient, cfg *co
 	}
 	defer cidFile.Close()
 
+	var socketCreds map[string]registry.AuthConfig
+	if o.useAPISocket {
+		if socketCreds, err = c.useAPISocket(cfg); err != nil { // run_extra_opts.go
+			return "", err
+		}
+	}
 	if o.pull == pullAlways {
 		if err := c.pullImage(ctx, api, cfg.Config.Image, o, platform); err != nil {
 			return "", err
@@ -191,7 +202,13 @@ func (c *CLI) createContainer(ctx context.Context, api client.APIClient, cfg *co
 	for _, w := range resp.Warnings {
 		fmt.Fprintln(c.err, "WARNING:", w)
 	}
-	return resp.ID, cidFile.Write(resp.ID)
+	if err := cidFile.Write(resp.ID); err != nil {
+		return resp.ID, err
+	}
+	if len(socketCreds) > 0 {
+		return resp.ID, copyAPISocketConfig(ctx, api, resp.ID, socketCreds)
+	}
+	return resp.ID, nil
 }
 
 func (c *CLI) pullImage(ctx context.Context, api client.APIClient, image string, o *createOptions, platform *ocispec.Platform) error {
@@ -269,6 +286,9 @@ func (f *cidFile) Close() {
 }
 
 func (c *CLI) runRun(ctx context.Context, flags *pflag.FlagSet, o *runOptions, copts *containerOptions) error {
+	if err := preflightRunFlags(flags, c.err); err != nil {
+		return err
+	}
 	if err := validatePullOpt(o.pull); err != nil {
 		return usageError(err, "run")
 	}

@@ -53,12 +53,20 @@ func (e *Engine) ContainerCreate(ctx context.Context, name string, req *containe
 	if err := e.setCgroupnsMode(&hc); err != nil { // cgroupns.go
 		return resp, err
 	}
+	more, err := validateCreateFields(&hc) // create_flags.go
+	if err != nil {
+		return resp, err
+	}
+	warnings = append(warnings, more...)
 	cnet, err := e.validateNetworking(&hc, req.NetworkingConfig)
 	if err != nil {
 		return resp, err
 	}
 	img, err := e.images.Get(ctx, cfg.Image)
 	if err != nil {
+		return resp, err
+	}
+	if err := checkCreatePlatform(ctx, cfg.Image, img); err != nil { // create_flags.go
 		return resp, err
 	}
 	mergeImageConfig(&cfg, img)

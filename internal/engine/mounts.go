@@ -97,7 +97,9 @@ func (e *Engine) setupMounts(ctx context.Context, c *Container) (err error) {
 		if err := checkDestination(dst, "volume", ""); err != nil {
 			return err
 		}
-		s.add(&MountPoint{Type: mount.TypeVolume, Destination: dst, RW: true, Anonymous: true, copyUp: true}, false)
+		// --volume-driver names the driver of the volumes of -v and of
+		// the image, as in Docker (--mount carries its own).
+		s.add(&MountPoint{Type: mount.TypeVolume, Destination: dst, RW: true, Anonymous: true, copyUp: true, Driver: hc.VolumeDriver}, false)
 	}
 	for _, vf := range hc.VolumesFrom {
 		if err := e.addVolumesFrom(s, vf); err != nil {
@@ -108,6 +110,9 @@ func (e *Engine) setupMounts(ctx context.Context, c *Container) (err error) {
 		m, err := parseBind(b)
 		if err != nil {
 			return err
+		}
+		if m.Type == mount.TypeVolume && m.Driver == "" {
+			m.Driver = hc.VolumeDriver
 		}
 		if err := s.add(m, true); err != nil {
 			return err
@@ -143,6 +148,11 @@ func (e *Engine) setupMounts(ctx context.Context, c *Container) (err error) {
 				opts, labels = e.volumeOptsFor(hc, m.Name)
 			}
 			v, created, err := e.vols.Create(m.Name, m.Driver, opts, labels)
+			if errdefs.IsNotFound(err) {
+				// An unknown driver: not a 404 here, which would make a
+				// client think the image is missing and pull it.
+				return errdefs.Invalid("%s", err.Error())
+			}
 			if err != nil {
 				return err
 			}
@@ -318,7 +328,8 @@ func parseMount(mt mount.Mount) (*MountPoint, error) {
 				return nil, errdefs.NotImplemented("volume subpath is not supported")
 			}
 			if vo.DriverConfig != nil && vo.DriverConfig.Name != "" && vo.DriverConfig.Name != "local" {
-				return nil, errdefs.NotFound("plugin %q not found", vo.DriverConfig.Name)
+				// Invalid, not NotFound: see setupMounts.
+				return nil, errdefs.Invalid("error looking up volume plugin %s: plugin %q not found", vo.DriverConfig.Name, vo.DriverConfig.Name)
 			}
 		}
 	case mount.TypeTmpfs:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
@@ -125,6 +126,12 @@ func Build(in Input) (*specs.Spec, error) {
 	if hc.OomScoreAdj != 0 {
 		v := hc.OomScoreAdj
 		s.Process.OOMScoreAdj = &v
+	}
+	// --annotation: passed through to the runtime, as Docker does. The
+	// engine refuses keys of skiff's own org.skiff. prefix, and skiff's
+	// are set after these.
+	for k, v := range hc.Annotations {
+		s.Annotations[k] = v
 	}
 	if in.Overlay != "" {
 		s.Annotations[AnnotationOverlay] = in.Overlay
@@ -357,7 +364,14 @@ func resources(hc *container.HostConfig) *specs.LinuxResources {
 		}
 	}
 	cpu.Cpus, cpu.Mems = hc.CpusetCpus, hc.CpusetMems
-	if cpu.Shares != nil || cpu.Quota != nil || cpu.Period != nil || cpu.Cpus != "" || cpu.Mems != "" {
+	if hc.CPURealtimePeriod > 0 {
+		cpu.RealtimePeriod = ptr(uint64(hc.CPURealtimePeriod))
+	}
+	if hc.CPURealtimeRuntime != 0 {
+		cpu.RealtimeRuntime = ptr(hc.CPURealtimeRuntime)
+	}
+	if cpu.Shares != nil || cpu.Quota != nil || cpu.Period != nil || cpu.Cpus != "" || cpu.Mems != "" ||
+		cpu.RealtimePeriod != nil || cpu.RealtimeRuntime != nil {
 		r.CPU = cpu
 	}
 	if hc.PidsLimit != nil && *hc.PidsLimit > 0 {
@@ -503,7 +517,7 @@ func hasSecurityOpt(opts []string, name string) bool {
 		if !ok {
 			k, v, ok = strings.Cut(o, ":")
 		}
-		if k == name && (!ok || v == "true") {
+		if b, _ := strconv.ParseBool(v); k == name && (!ok || b) {
 			return true
 		}
 	}

@@ -83,7 +83,8 @@ func (s *Store) Create(name, driver string, opts, labels map[string]string) (v *
 		driver = "local"
 	}
 	if driver != "local" {
-		return nil, false, errdefs.NotFound("plugin %q not found", driver)
+		// dockerd's words: skiff has the local driver only, no plugins.
+		return nil, false, errdefs.NotFound("error looking up volume plugin %s: plugin %q not found", driver, driver)
 	}
 	if name == "" {
 		var b [32]byte

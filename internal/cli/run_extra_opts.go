@@ -1,0 +1,236 @@
+package cli
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/registry"
+	"github.com/moby/moby/client"
+	"github.com/spf13/pflag"
+
+	"github.com/skiff-dev/skiff/internal/cli/opts"
+)
+
+// extraRunOptions are the flags of `docker run` that skiff's CLI accepts so
+// that every docker run line parses, with docker's meaning: each maps to the
+// API field docker's CLI sets, and the engine takes it or refuses it as
+// dockerd does (GPUs, isolation, kernel memory). The Windows-only ones are
+// refused here, as docker's CLI refuses them against a Linux daemon.
+type extraRunOptions struct {
+	cpuCount       int64
+	cpuPercent     int64
+	ioMaxBandwidth opts.MemBytes
+	ioMaxIOps      uint64
+	gpus           gpuOpts
+	isolation      string
+	kernelMemory   opts.MemBytes
+}
+
+func addExtraRunFlags(flags *pflag.FlagSet) *extraRunOptions {
+	x := &extraRunOptions{}
+	flags.Int64Var(&x.cpuCount, "cpu-count", 0, "CPU count (Windows only)")
+	flags.Int64Var(&x.cpuPercent, "cpu-percent", 0, "CPU percent (Windows only)")
+	flags.Var(&x.ioMaxBandwidth, "io-maxbandwidth", "Maximum IO bandwidth limit for the system drive (Windows only)")
+	flags.Uint64Var(&x.ioMaxIOps, "io-maxiops", 0, "Maximum IOps limit for the system drive (Windows only)")
+	flags.Var(&x.gpus, "gpus", "GPU devices to add to the container ('all' to pass all GPUs)")
+	flags.StringVar(&x.isolation, "isolation", "", "Container isolation technology")
+	flags.Var(&x.kernelMemory, "kernel-memory", "Kernel memory limit")
+	return x
+}
+
+// windowsOnlyFlags are refused before anything is sent, with docker's words
+// (docker checks the flags' ostype against the daemon's; skiff's daemon is
+// always a Linux one). Exit status 1, as docker's.
+var windowsOnlyFlags = []string{"cpu-count", "cpu-percent", "io-maxbandwidth", "io-maxiops"}
+
+func preflightRunFlags(flags *pflag.FlagSet, stderr io.Writer) error {
+	for _, name := range windowsOnlyFlags {
+		if flags.Changed(name) {
+			return StatusError{
+				Status:     fmt.Sprintf("%q is only supported on a Docker daemon running on windows, but the Docker daemon is running on linux", "--"+name),
+				StatusCode: 1,
+			}
+		}
+	}
+	if v, err := flags.GetBool("disable-content-trust"); err == nil && !v {
+		// docker would verify the image's signature with a Notary
+		// server; skiff has no Docker Content Trust.
+		return StatusError{Status: binName + ": --disable-content-trust=false: skiff does not verify image signatures (Docker Content Trust is not supported)", StatusCode: 125}
+	}
+	if flags.Changed("kernel-memory") {
+		// dockerd's words where the kernel has no kmem limit (every
+		// kernel since 5.4 deprecates it; cgroup v2 has none).
+		fmt.Fprintln(stderr, "WARNING: Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.")
+	}
+	return nil
+}
+
+// apply sets the API fields of the extra flags. --kernel-memory has none
+// since API 1.42 (dockerd drops it): preflightRunFlags warns instead.
+func (x *extraRunOptions) apply(hc *container.HostConfig) {
+	hc.Isolation = container.Isolation(x.isolation)
+	hc.CPUCount = x.cpuCount
+	hc.CPUPercent = x.cpuPercent
+	hc.IOMaximumBandwidth = uint64(x.ioMaxBandwidth.Value())
+	hc.IOMaximumIOps = x.ioMaxIOps
+	hc.DeviceRequests = append(hc.DeviceRequests, x.gpus.requests...)
+}
+
+// gpuOpts parses --gpus as docker does: "all", a count, or CSV fields
+// count=, device=, driver=, capabilities=, options= (capabilities always
+// include "gpu").
+type gpuOpts struct {
+	requests []container.DeviceRequest
+}
+
+func (g *gpuOpts) Type() string { return "gpu-request" }
+
+func (g *gpuOpts) String() string {
+	s := make([]string, 0, len(g.requests))
+	for _, r := range g.requests {
+		s = append(s, fmt.Sprintf("%v", r))
+	}
+	return strings.Join(s, ", ")
+}
+
+func (g *gpuOpts) Set(value string) error {
+	fields, err := csv.NewReader(strings.NewReader(value)).Read()
+	if err != nil {
+		return err
+	}
+	req := container.DeviceRequest{Options: map[string]string{}}
+	seen := map[string]bool{}
+	countGiven := false
+	for _, f := range fields {
+		k, v, hasValue := strings.Cut(f, "=")
+		if seen[k] {
+			return fmt.Errorf("gpu request key '%s' can be specified only once", k)
+		}
+		seen[k] = true
+		if !hasValue { // a bare count: "all" or a number
+			k, v = "count", k
+		}
+		switch k {
+		case "count":
+			if req.Count, err = gpuCount(v); err != nil {
+				return err
+			}
+			countGiven = true
+		case "driver":
+			req.Driver = v
+		case "device":
+			req.DeviceIDs = strings.Split(v, ",")
+		case "capabilities":
+			req.Capabilities = [][]string{append(strings.Split(v, ","), "gpu")}
+		case "options":
+			o, err := csv.NewReader(strings.NewReader(v)).Read()
+			if err != nil {
+				return fmt.Errorf("failed to read gpu options: %w", err)
+			}
+			req.Options = opts.ConvertKVStringsToMap(o)
+		default:
+			return fmt.Errorf("unexpected key '%s' in '%s'", k, f)
+		}
+	}
+	if !countGiven && req.DeviceIDs == nil {
+		req.Count = 1
+	}
+	if req.Capabilities == nil {
+		req.Capabilities = [][]string{{"gpu"}}
+	}
+	g.requests = append(g.requests, req)
+	return nil
+}
+
+func gpuCount(s string) (int, error) {
+	if s == "all" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		var ne *strconv.NumError
+		if errors.As(err, &ne) {
+			err = ne.Err
+		}
+		return 0, fmt.Errorf(`invalid count (%s): value must be either "all" or an integer: %w`, s, err)
+	}
+	return n, nil
+}
+
+// apiSocketConfigPath is where --use-api-socket puts the credentials, as
+// docker does (a compose-secret-like path).
+const apiSocketConfigPath = "/run/secrets/docker/config.json"
+
+// useAPISocket does what docker's --use-api-socket does: bind the daemon's
+// unix socket to /var/run/docker.sock and, unless the container sets
+// DOCKER_CONFIG itself, point DOCKER_CONFIG at a config.json holding the
+// client's registry credentials (copied in by copyAPISocketConfig after the
+// create). It returns those credentials.
+func (c *CLI) useAPISocket(cfg *containerConfig) (map[string]registry.AuthConfig, error) {
+	host, err := resolveHost(c.hosts.GetSlice(), c.getenv, c.defaultHost)
+	if err != nil {
+		return nil, err
+	}
+	socket, ok := strings.CutPrefix(host, "unix://")
+	if !ok {
+		return nil, fmt.Errorf("flag --use-api-socket can only be used with unix sockets: docker endpoint %s incompatible", host)
+	}
+	cfg.HostConfig.Mounts = append(cfg.HostConfig.Mounts, mount.Mount{
+		Type: mount.TypeBind, Source: socket, Target: "/var/run/docker.sock", BindOptions: &mount.BindOptions{},
+	})
+	for _, e := range cfg.Config.Env {
+		if strings.HasPrefix(e, "DOCKER_CONFIG=") {
+			return nil, nil
+		}
+	}
+	creds := allRegistryAuths()
+	if len(creds) > 0 {
+		cfg.Config.Env = append(cfg.Config.Env, "DOCKER_CONFIG="+path.Dir(apiSocketConfigPath))
+	}
+	return creds, nil
+}
+
+// copyAPISocketConfig writes the credentials' config.json into the created
+// container.
+func copyAPISocketConfig(ctx context.Context, api client.APIClient, id string, creds map[string]registry.AuthConfig) error {
+	auths := map[string]registry.AuthConfig{}
+	for k, a := range creds {
+		auths[k] = a
+	}
+	data, err := json.MarshalIndent(map[string]any{"auths": auths}, "", "\t")
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	now := time.Now()
+	dir := strings.TrimPrefix(path.Dir(apiSocketConfigPath), "/")
+	for _, d := range []string{"run/", "run/secrets/", dir + "/"} {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: now}); err != nil {
+			return err
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(apiSocketConfigPath, "/"), Mode: 0o600, Size: int64(len(data)), ModTime: now}); err != nil {
+		return err
+	}
+	tw.Write(data)
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if _, err := api.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: "/", Content: &buf}); err != nil {
+		return fmt.Errorf("injecting docker config.json into container failed: %w", err)
+	}
+	return nil
+}
