@@ -1,41 +1,11 @@
 package cli
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/pflag"
 )
-
-func TestGpuOpts(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want container.DeviceRequest
-		err  string
-	}{
-		{"all", container.DeviceRequest{Count: -1, Capabilities: [][]string{{"gpu"}}, Options: map[string]string{}}, ""},
-		{"2", container.DeviceRequest{Count: 2, Capabilities: [][]string{{"gpu"}}, Options: map[string]string{}}, ""},
-		{`"device=0,1",driver=nvidia`, container.DeviceRequest{Driver: "nvidia", DeviceIDs: []string{"0", "1"}, Capabilities: [][]string{{"gpu"}}, Options: map[string]string{}}, ""},
-		{"count=1,capabilities=compute", container.DeviceRequest{Count: 1, Capabilities: [][]string{{"compute", "gpu"}}, Options: map[string]string{}}, ""},
-		{"some", container.DeviceRequest{}, `invalid count (some): value must be either "all" or an integer`},
-		{"count=1,count=2", container.DeviceRequest{}, "gpu request key 'count' can be specified only once"},
-		{"colour=red", container.DeviceRequest{}, "unexpected key 'colour' in 'colour=red'"},
-	} {
-		var g gpuOpts
-		err := g.Set(tc.in)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%s: error %v, want %q", tc.in, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || len(g.requests) != 1 || !reflect.DeepEqual(g.requests[0], tc.want) {
-			t.Errorf("%s: %+v %v, want %+v", tc.in, g.requests, err, tc.want)
-		}
-	}
-}
 
 func TestPreflightRunFlags(t *testing.T) {
 	for _, tc := range []struct {
