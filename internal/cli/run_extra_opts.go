@@ -4,13 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,7 +30,6 @@ type extraRunOptions struct {
 	cpuPercent     int64
 	ioMaxBandwidth opts.MemBytes
 	ioMaxIOps      uint64
-	gpus           gpuOpts
 	isolation      string
 	kernelMemory   opts.MemBytes
 }
@@ -44,7 +40,6 @@ func addExtraRunFlags(flags *pflag.FlagSet) *extraRunOptions {
 	flags.Int64Var(&x.cpuPercent, "cpu-percent", 0, "CPU percent (Windows only)")
 	flags.Var(&x.ioMaxBandwidth, "io-maxbandwidth", "Maximum IO bandwidth limit for the system drive (Windows only)")
 	flags.Uint64Var(&x.ioMaxIOps, "io-maxiops", 0, "Maximum IOps limit for the system drive (Windows only)")
-	flags.Var(&x.gpus, "gpus", "GPU devices to add to the container ('all' to pass all GPUs)")
 	flags.StringVar(&x.isolation, "isolation", "", "Container isolation technology")
 	flags.Var(&x.kernelMemory, "kernel-memory", "Kernel memory limit")
 	return x
@@ -85,88 +80,6 @@ func (x *extraRunOptions) apply(hc *container.HostConfig) {
 	hc.CPUPercent = x.cpuPercent
 	hc.IOMaximumBandwidth = uint64(x.ioMaxBandwidth.Value())
 	hc.IOMaximumIOps = x.ioMaxIOps
-	hc.DeviceRequests = append(hc.DeviceRequests, x.gpus.requests...)
-}
-
-// gpuOpts parses --gpus as docker does: "all", a count, or CSV fields
-// count=, device=, driver=, capabilities=, options= (capabilities always
-// include "gpu").
-type gpuOpts struct {
-	requests []container.DeviceRequest
-}
-
-func (g *gpuOpts) Type() string { return "gpu-request" }
-
-func (g *gpuOpts) String() string {
-	s := make([]string, 0, len(g.requests))
-	for _, r := range g.requests {
-		s = append(s, fmt.Sprintf("%v", r))
-	}
-	return strings.Join(s, ", ")
-}
-
-func (g *gpuOpts) Set(value string) error {
-	fields, err := csv.NewReader(strings.NewReader(value)).Read()
-	if err != nil {
-		return err
-	}
-	req := container.DeviceRequest{Options: map[string]string{}}
-	seen := map[string]bool{}
-	countGiven := false
-	for _, f := range fields {
-		k, v, hasValue := strings.Cut(f, "=")
-		if seen[k] {
-			return fmt.Errorf("gpu request key '%s' can be specified only once", k)
-		}
-		seen[k] = true
-		if !hasValue { // a bare count: "all" or a number
-			k, v = "count", k
-		}
-		switch k {
-		case "count":
-			if req.Count, err = gpuCount(v); err != nil {
-				return err
-			}
-			countGiven = true
-		case "driver":
-			req.Driver = v
-		case "device":
-			req.DeviceIDs = strings.Split(v, ",")
-		case "capabilities":
-			req.Capabilities = [][]string{append(strings.Split(v, ","), "gpu")}
-		case "options":
-			o, err := csv.NewReader(strings.NewReader(v)).Read()
-			if err != nil {
-				return fmt.Errorf("failed to read gpu options: %w", err)
-			}
-			req.Options = opts.ConvertKVStringsToMap(o)
-		default:
-			return fmt.Errorf("unexpected key '%s' in '%s'", k, f)
-		}
-	}
-	if !countGiven && req.DeviceIDs == nil {
-		req.Count = 1
-	}
-	if req.Capabilities == nil {
-		req.Capabilities = [][]string{{"gpu"}}
-	}
-	g.requests = append(g.requests, req)
-	return nil
-}
-
-func gpuCount(s string) (int, error) {
-	if s == "all" {
-		return -1, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		var ne *strconv.NumError
-		if errors.As(err, &ne) {
-			err = ne.Err
-		}
-		return 0, fmt.Errorf(`invalid count (%s): value must be either "all" or an integer: %w`, s, err)
-	}
-	return n, nil
 }
 
 // apiSocketConfigPath is where --use-api-socket puts the credentials, as

@@ -7,8 +7,12 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/pflag"
+
+	"github.com/skiff-dev/skiff/internal/cli/opts"
 )
 
+// TestGpuOpts: --gpus (opts.GpuOpts, registered with the device flags)
+// parses docker's syntax.
 func TestGpuOpts(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -23,7 +27,7 @@ func TestGpuOpts(t *testing.T) {
 		{"count=1,count=2", container.DeviceRequest{}, "gpu request key 'count' can be specified only once"},
 		{"colour=red", container.DeviceRequest{}, "unexpected key 'colour' in 'colour=red'"},
 	} {
-		var g gpuOpts
+		var g opts.GpuOpts
 		err := g.Set(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
@@ -31,8 +35,8 @@ func TestGpuOpts(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || len(g.requests) != 1 || !reflect.DeepEqual(g.requests[0], tc.want) {
-			t.Errorf("%s: %+v %v, want %+v", tc.in, g.requests, err, tc.want)
+		if err != nil || len(g.Value()) != 1 || !reflect.DeepEqual(g.Value()[0], tc.want) {
+			t.Errorf("%s: %+v %v, want %+v", tc.in, g.Value(), err, tc.want)
 		}
 	}
 }
