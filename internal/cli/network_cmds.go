@@ -168,6 +168,7 @@ func (c *CLI) newNetworkPruneCommand() *cobra.Command {
 
 func (c *CLI) newNetworkConnectCommand() *cobra.Command {
 	var ip string
+	var linkLocal []string
 	aliases := opts.NewListOpts(nil)
 	cmd := &cobra.Command{
 		Use:   "connect [OPTIONS] NETWORK CONTAINER",
@@ -182,6 +183,15 @@ func (c *CLI) newNetworkConnectCommand() *cobra.Command {
 				}
 				es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: a}
 			}
+			// As docker's CLI: what does not parse is left out.
+			for _, s := range linkLocal {
+				if a, err := netip.ParseAddr(s); err == nil {
+					if es.IPAMConfig == nil {
+						es.IPAMConfig = &network.EndpointIPAMConfig{}
+					}
+					es.IPAMConfig.LinkLocalIPs = append(es.IPAMConfig.LinkLocalIPs, a)
+				}
+			}
 			api, err := c.Client(cmd.Context())
 			if err != nil {
 				return err
@@ -193,6 +203,7 @@ func (c *CLI) newNetworkConnectCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&ip, "ip", "", "IPv4 address (e.g., \"172.30.100.104\")")
 	cmd.Flags().Var(&aliases, "alias", "Add network-scoped alias for the container")
+	cmd.Flags().StringSliceVar(&linkLocal, "link-local-ip", nil, "Add a link-local address for the container")
 	return cmd
 }
 

@@ -82,6 +82,8 @@ type Endpoint struct {
 	Gateway  net.IP // nil: no default route (e.g. a second network)
 	MAC      net.HardwareAddr
 	MTU      int
+	// LinkLocal are extra addresses on the interface (--link-local-ip).
+	LinkLocal []*net.IPNet
 }
 
 // Attach creates a veth pair whose peer is born inside ep.NetNS (no move
@@ -141,6 +143,11 @@ func Attach(ep Endpoint) (err error) {
 	}
 	if err := h.AddrAdd(in, &netlink.Addr{IPNet: ep.Addr}); err != nil {
 		return fmt.Errorf("address %s on %s: %w", ep.Addr, ep.IfName, err)
+	}
+	for _, a := range ep.LinkLocal {
+		if err := h.AddrAdd(in, &netlink.Addr{IPNet: a}); err != nil {
+			return fmt.Errorf("link-local address %s on %s: %w", a, ep.IfName, err)
+		}
 	}
 	if err := h.LinkSetUp(in); err != nil {
 		return fmt.Errorf("bring up %s: %w", ep.IfName, err)
