@@ -674,6 +674,7 @@ func runFlagRows(f hostFacts) []runFlagRow {
 			refuse: `"--io-maxiops" is only supported on a Docker daemon running on windows, but the Docker daemon is running on linux`},
 		{flag: "ip", args: []string{"--network", "{net}", "--ip", "{netpfx}.77"}, only: "docker", cmd: "ip -4 -o addr show eth0", out: `inet {netpfx}\.77/24`},
 		{flag: "ip", args: []string{"--network", "{net}", "--ip", "{netpfx}.78"}, only: "skiff", cmd: "ip -4 -o addr show eth0", out: `inet {netpfx}\.78/24`},
+		// Pending: skiff's networks are IPv4 only (network create --ipv6 is refused).
 		{flag: "ip6", pending: "net", setup: []string{"network create --ipv6 --subnet fd5a:{i}::/64 {n}-net6"}, args: []string{"--network", "{n}-net6", "--ip6", "fd5a:{i}::50"},
 			cmd: "ip -6 -o addr show eth0", out: `inet6 fd5a:{i}::50/64`, check: func(e *rowEnv) {
 				e.cleanups = append(e.cleanups, func() { e.cli("rm", "-f", e.name); e.cli("network", "rm", e.name+"-net6") })

@@ -213,6 +213,22 @@ func (r *rig) userNet(t *testing.T, name, subnet string) *Network {
 	return n
 }
 
+// TestIPv6Refused: skiff's networks are IPv4 only; asking for IPv6 is
+// refused, not dropped.
+func TestIPv6Refused(t *testing.T) {
+	r := newRig(t, Config{})
+	yes, no := true, false
+	for _, req := range []network.CreateRequest{{Name: "v6", EnableIPv6: &yes}, {Name: "v6only", EnableIPv4: &no}} {
+		_, err := r.c.CreateNetwork(req, func(string) bool { return true })
+		if errdefs.KindOf(err) != errdefs.KindNotImplemented || !strings.Contains(err.Error(), "skiff's networks are IPv4 only") {
+			t.Errorf("%s: %v", req.Name, err)
+		}
+	}
+	if _, err := r.c.CreateNetwork(network.CreateRequest{Name: "v4", EnableIPv6: &no, EnableIPv4: &yes}, func(string) bool { return true }); err != nil {
+		t.Errorf("--ipv6=false: %v", err)
+	}
+}
+
 func TestSubnetPicker(t *testing.T) {
 	r := newRig(t, Config{})
 	r.k.routes = []netip.Prefix{netip.MustParsePrefix("172.18.5.0/24")} // a host interface
