@@ -17,7 +17,16 @@ import (
 // exits with it; detached (-d), the start itself is refused (400) and the
 // CLI exits 1 with "Error response from daemon: ...".
 func TestExecStartFails(t *testing.T) {
-	d := startDaemon(t)
+	for _, v2 := range []bool{false, true} {
+		name := "cgroup-v1"
+		if v2 {
+			name = "cgroup-v2"
+		}
+		t.Run(name, func(t *testing.T) { testExecStartFails(t, startDaemonWith(t, v2)) })
+	}
+}
+
+func testExecStartFails(t *testing.T, d *daemon) {
 	d.importBusybox()
 	d.must("run", "-d", "--name", "xs", "busybox", "sleep", "300")
 	cases := []struct {
