@@ -25,7 +25,7 @@ func (c *CLI) newNetworkCommand() *cobra.Command {
 
 func (c *CLI) newNetworkCreateCommand() *cobra.Command {
 	var driver, subnet, gateway, ipRange string
-	var internal bool
+	var internal, ipv4, ipv6 bool
 	labels := opts.NewMapOpts(nil)
 	driverOpts := opts.NewMapOpts(nil)
 	cmd := &cobra.Command{
@@ -59,9 +59,17 @@ func (c *CLI) newNetworkCreateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := api.NetworkCreate(cmd.Context(), args[0], client.NetworkCreateOptions{
+			o := client.NetworkCreateOptions{
 				Driver: driver, IPAM: ipam, Internal: internal, Options: driverOpts.GetAll(), Labels: labels.GetAll(),
-			})
+			}
+			// As docker's CLI: sent only when given (the daemon decides).
+			if cmd.Flags().Changed("ipv4") {
+				o.EnableIPv4 = &ipv4
+			}
+			if cmd.Flags().Changed("ipv6") {
+				o.EnableIPv6 = &ipv6
+			}
+			res, err := api.NetworkCreate(cmd.Context(), args[0], o)
 			if err != nil {
 				return err
 			}
@@ -76,6 +84,8 @@ func (c *CLI) newNetworkCreateCommand() *cobra.Command {
 	f.StringVar(&gateway, "gateway", "", "IPv4 Gateway for the master subnet")
 	f.StringVar(&ipRange, "ip-range", "", "Allocate container ip from a sub-range")
 	f.BoolVar(&internal, "internal", false, "Restrict external access to the network")
+	f.BoolVar(&ipv4, "ipv4", true, "Enable or disable IPv4 address assignment")
+	f.BoolVar(&ipv6, "ipv6", false, "Enable or disable IPv6 address assignment")
 	f.Var(labels, "label", "Set metadata on a network")
 	f.VarP(driverOpts, "opt", "o", "Set driver specific options")
 	return cmd
@@ -168,6 +178,7 @@ func (c *CLI) newNetworkPruneCommand() *cobra.Command {
 
 func (c *CLI) newNetworkConnectCommand() *cobra.Command {
 	var ip string
+	var linkLocal []string
 	aliases := opts.NewListOpts(nil)
 	cmd := &cobra.Command{
 		Use:   "connect [OPTIONS] NETWORK CONTAINER",
@@ -182,6 +193,15 @@ func (c *CLI) newNetworkConnectCommand() *cobra.Command {
 				}
 				es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: a}
 			}
+			// As docker's CLI: what does not parse is left out.
+			for _, s := range linkLocal {
+				if a, err := netip.ParseAddr(s); err == nil {
+					if es.IPAMConfig == nil {
+						es.IPAMConfig = &network.EndpointIPAMConfig{}
+					}
+					es.IPAMConfig.LinkLocalIPs = append(es.IPAMConfig.LinkLocalIPs, a)
+				}
+			}
 			api, err := c.Client(cmd.Context())
 			if err != nil {
 				return err
@@ -193,6 +213,7 @@ func (c *CLI) newNetworkConnectCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&ip, "ip", "", "IPv4 address (e.g., \"172.30.100.104\")")
 	cmd.Flags().Var(&aliases, "alias", "Add network-scoped alias for the container")
+	cmd.Flags().StringSliceVar(&linkLocal, "link-local-ip", nil, "Add a link-local address for the container")
 	return cmd
 }
 

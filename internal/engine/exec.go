@@ -86,8 +86,12 @@ func (e *Engine) ExecTTY(ctx context.Context, id string) (bool, error) {
 	return x.Config.Tty, nil
 }
 
-// ExecStart runs the exec's process inside the container's namespaces.
-func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions) error {
+// ExecStart runs the exec's process inside the container's namespaces. An
+// exec that cannot be started (no such program, not executable, unknown
+// user, ...) is an error, as with dockerd: of kind CommandNotFound with exit
+// code 127 or CannotInvoke with 126; any other failure to start leaves 126,
+// dockerd's default.
+func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions) (err error) {
 	x, err := e.execs.get(id)
 	if err != nil {
 		return err
@@ -100,6 +104,20 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 	x.Started = true
 	cfg := x.Config
 	x.mu.Unlock()
+	defer func() {
+		if err == nil {
+			return
+		}
+		code := 126
+		if errdefs.KindOf(err) == errdefs.KindCommandNotFound {
+			code = 127
+		}
+		x.mu.Lock()
+		if x.ExitCode == nil {
+			x.Running, x.ExitCode = false, &code
+		}
+		x.mu.Unlock()
+	}()
 
 	c, err := e.reg.get(x.ContainerID)
 	if err != nil {
@@ -183,6 +201,16 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 	x.Running, x.Pid = true, cmd.Process.Pid
 	x.mu.Unlock()
 	e.containerEvent(c, events.Action("exec_start: "+strings.Join(cfg.Cmd, " ")), map[string]string{"execID": x.ID})
+	if err := xcmd.Started(); err != nil {
+		// The program never ran: the shim exits with its 126/127, and no
+		// exec_die follows (dockerd's containerd reports no exit either).
+		cmd.Wait()
+		if stdinW != nil {
+			stdinW.Close()
+		}
+		tty.finish()
+		return err
+	}
 	finish := func() int {
 		err := cmd.Wait()
 		code := 0

@@ -379,6 +379,14 @@ func (c *Controller) CreateNetwork(req network.CreateRequest, validName func(str
 	if req.Driver != "" && req.Driver != "bridge" {
 		return nil, errdefs.NotFound("could not find plugin %s in v1 plugin registry: plugin not found", req.Driver)
 	}
+	// skiff's networks are IPv4 only: --ipv6 (and --ipv4=false) would
+	// otherwise be dropped without a word.
+	if req.EnableIPv6 != nil && *req.EnableIPv6 {
+		return nil, errdefs.NotImplemented("IPv6 networks are not supported: skiff's networks are IPv4 only")
+	}
+	if req.EnableIPv4 != nil && !*req.EnableIPv4 {
+		return nil, errdefs.NotImplemented("IPv6-only networks are not supported: skiff's networks are IPv4 only")
+	}
 	// By name only: a name that is also an id's prefix is not taken.
 	for _, o := range c.Networks() {
 		if o.Name == req.Name {

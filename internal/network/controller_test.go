@@ -1,6 +1,7 @@
 package network
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -212,6 +213,22 @@ func (r *rig) userNet(t *testing.T, name, subnet string) *Network {
 	return n
 }
 
+// TestIPv6Refused: skiff's networks are IPv4 only; asking for IPv6 is
+// refused, not dropped.
+func TestIPv6Refused(t *testing.T) {
+	r := newRig(t, Config{})
+	yes, no := true, false
+	for _, req := range []network.CreateRequest{{Name: "v6", EnableIPv6: &yes}, {Name: "v6only", EnableIPv4: &no}} {
+		_, err := r.c.CreateNetwork(req, func(string) bool { return true })
+		if errdefs.KindOf(err) != errdefs.KindNotImplemented || !strings.Contains(err.Error(), "skiff's networks are IPv4 only") {
+			t.Errorf("%s: %v", req.Name, err)
+		}
+	}
+	if _, err := r.c.CreateNetwork(network.CreateRequest{Name: "v4", EnableIPv6: &no, EnableIPv4: &yes}, func(string) bool { return true }); err != nil {
+		t.Errorf("--ipv6=false: %v", err)
+	}
+}
+
 func TestSubnetPicker(t *testing.T) {
 	r := newRig(t, Config{})
 	r.k.routes = []netip.Prefix{netip.MustParsePrefix("172.18.5.0/24")} // a host interface
@@ -310,6 +327,11 @@ func TestValidateEndpoints(t *testing.T) {
 		{"bridge", &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{"bridge": {Aliases: []string{"x"}}}},
 			"network-scoped alias is supported only for containers in user defined networks"},
 		{"nope", nil, "network nope not found"},
+		{"bridge", linkLocal("bridge", netip.IPv4Unspecified(), netip.IPv6Unspecified(), netip.Addr{}),
+			"invalid link-local IP address: 0.0.0.0\ninvalid link-local IP address: ::\ninvalid link-local IP address: invalid IP"},
+		// The default bridge takes them (only a static --ip is refused
+		// there), and so does any address outside 169.254/16 and fe80::/10.
+		{"bridge", linkLocal("bridge", netip.MustParseAddr("169.254.10.10"), netip.MustParseAddr("10.1.2.3")), ""},
 		{"fixed", ip("fixed", "10.77.0.9"), ""},
 	} {
 		_, _, err := r.c.Validate(tc.mode, tc.nc)
@@ -317,6 +339,46 @@ func TestValidateEndpoints(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tc.mode, err, tc.want)
 		}
 	}
+}
+
+func linkLocal(net string, addrs ...netip.Addr) *network.NetworkingConfig {
+	return &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		net: {IPAMConfig: &network.EndpointIPAMConfig{LinkLocalIPs: addrs}}}}
+}
+
+// TestLinkLocalIPs: --link-local-ip addresses go on the container's
+// interface on that network with dockerd's prefixes, next to its address,
+// on the primary network and on one connected later.
+func TestLinkLocalIPs(t *testing.T) {
+	r := newRig(t, Config{BIP: "10.9.0.1/16"})
+	r.userNet(t, "other", "10.77.0.0/24")
+	nc := linkLocal("bridge", netip.MustParseAddr("169.254.10.10"), netip.MustParseAddr("::ffff:169.254.7.7"), netip.MustParseAddr("fe80::42"))
+	req := r.create(t, 0, "ll", "", nc, nil)
+	got, err := r.c.Attach(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := r.k.links[got.Endpoints["bridge"].HostVeth]
+	if link.Addr.String() != "10.9.0.2/16" || fmt.Sprint(link.LinkLocal) != "[169.254.10.10/16 169.254.7.7/16 fe80::42/64]" {
+		t.Fatalf("link %+v", link)
+	}
+	es := &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{LinkLocalIPs: []netip.Addr{netip.MustParseAddr("169.254.3.3")}}}
+	other, _ := r.c.Network("other")
+	if err := r.c.CheckConnect(other, es); err != nil {
+		t.Fatal(err)
+	}
+	ep, err := r.c.ConnectRunning(req.ID, other, es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := r.k.links[ep.HostVeth]; fmt.Sprint(l.LinkLocal) != "[169.254.3.3/16]" || l.IfName != "eth1" {
+		t.Fatalf("connected link %+v", l)
+	}
+	bad := &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{LinkLocalIPs: []netip.Addr{netip.IPv4Unspecified()}}}
+	if err := r.c.CheckConnect(other, bad); err == nil || err.Error() != "invalid endpoint settings:\ninvalid link-local IP address: 0.0.0.0" {
+		t.Fatalf("connect with 0.0.0.0: %v", err)
+	}
+	r.c.Detach(req.ID)
 }
 
 func TestStaticIPAndMAC(t *testing.T) {

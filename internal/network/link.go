@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -82,6 +83,8 @@ type Endpoint struct {
 	Gateway  net.IP // nil: no default route (e.g. a second network)
 	MAC      net.HardwareAddr
 	MTU      int
+	// LinkLocal are extra addresses on the interface (--link-local-ip).
+	LinkLocal []*net.IPNet
 }
 
 // Attach creates a veth pair whose peer is born inside ep.NetNS (no move
@@ -142,6 +145,20 @@ func Attach(ep Endpoint) (err error) {
 	if err := h.AddrAdd(in, &netlink.Addr{IPNet: ep.Addr}); err != nil {
 		return fmt.Errorf("address %s on %s: %w", ep.Addr, ep.IfName, err)
 	}
+	// skiff's networks are IPv4 only: as dockerd, IPv6 is off on the
+	// interface (no autoconfigured fe80:: address, no multicast groups
+	// open to NDP poisoning), so an IPv6 --link-local-ip fails below with
+	// the kernel's EACCES, as on dockerd.
+	if err := disableIPv6(ns, ep.IfName); err != nil {
+		return err
+	}
+	for _, a := range ep.LinkLocal {
+		if err := h.AddrAdd(in, &netlink.Addr{IPNet: a}); err != nil {
+			// dockerd's words (libnetwork's osl), which make the docker
+			// CLI exit 126 on "permission denied".
+			return fmt.Errorf("error setting interface %q link local IPs to %v: %w", ep.IfName, ep.LinkLocal, err)
+		}
+	}
 	if err := h.LinkSetUp(in); err != nil {
 		return fmt.Errorf("bring up %s: %w", ep.IfName, err)
 	}
@@ -151,6 +168,42 @@ func Attach(ep Endpoint) (err error) {
 		}
 	}
 	return nil
+}
+
+// disableIPv6 sets net.ipv6.conf.IFNAME.disable_ipv6 in namespace ns. The
+// sysctl is the writer's namespace's: a locked thread enters ns for it. A
+// kernel without IPv6 has no such file, and nothing to disable.
+func disableIPv6(ns netns.NsHandle, ifName string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("disable IPv6 on %s: %w", ifName, err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("disable IPv6 on %s: enter namespace: %w", ifName, err)
+			return
+		}
+		err = os.WriteFile("/proc/sys/net/ipv6/conf/"+ifName+"/disable_ipv6", []byte("1"), 0o644)
+		if errors.Is(err, os.ErrNotExist) {
+			err = nil
+		}
+		if err != nil {
+			err = fmt.Errorf("disable IPv6 on %s: %w", ifName, err)
+		}
+		// A thread that cannot go back stays locked: the runtime then
+		// discards it with the goroutine.
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
 }
 
 // MACFor derives Docker's stable MAC for an IPv4 address: 02:42 then the

@@ -95,6 +95,16 @@ func checkEndpoint(n *Network, es *network.EndpointSettings) error {
 			}
 		}
 	}
+	if ic := es.IPAMConfig; ic != nil {
+		// dockerd takes any address as a link-local one (it does not
+		// insist on 169.254/16 or fe80::/10), only not none or 0.0.0.0/::.
+		for i, a := range ic.LinkLocalIPs {
+			if !a.IsValid() || a.IsUnspecified() {
+				errs = append(errs, "invalid link-local IP address: "+a.String())
+			}
+			ic.LinkLocalIPs[i] = a.Unmap()
+		}
+	}
 	if len(es.Aliases) > 0 && n.Name == "bridge" {
 		errs = append(errs, "network-scoped alias is supported only for containers in user defined networks")
 	}
@@ -270,11 +280,30 @@ func (c *Controller) attachOne(id, nsPath string, n *Network, es *network.Endpoi
 	if err := c.k.Attach(Endpoint{
 		NetNS: nsPath, Bridge: n.Bridge, HostName: ep.HostVeth, IfName: fmt.Sprintf("eth%d", idx),
 		Addr: &net.IPNet{IP: ip, Mask: sub.Mask}, Gateway: gw, MAC: mac, MTU: c.cfg.MTU,
+		LinkLocal: linkLocalNets(es.IPAMConfig),
 	}); err != nil {
 		c.ipam.Release(n.ID, id)
 		return nil, err
 	}
 	return ep, nil
+}
+
+// linkLocalNets gives the --link-local-ip addresses of an endpoint with
+// the prefixes dockerd puts on the interface: /16 for IPv4, /64 for IPv6.
+func linkLocalNets(ic *network.EndpointIPAMConfig) []*net.IPNet {
+	if ic == nil {
+		return nil
+	}
+	var out []*net.IPNet
+	for _, a := range ic.LinkLocalIPs {
+		a = a.Unmap()
+		mask := net.CIDRMask(64, 128)
+		if a.Is4() {
+			mask = net.CIDRMask(16, 32)
+		}
+		out = append(out, &net.IPNet{IP: net.IP(a.AsSlice()), Mask: mask})
+	}
+	return out
 }
 
 // Detach undoes Attach; a container not attached is left alone. The

@@ -25,6 +25,7 @@ import (
 const (
 	envNsenter = "_SKIFF_NSENTER"      // host pid whose namespaces to join
 	envProcs   = "_SKIFF_CGROUP_PROCS" // colon-separated cgroup.procs files to join first
+	envStatus  = "_SKIFF_EXEC_STATUS"  // fd on which a failed start is reported
 )
 
 // ExecOpts describes a process to run in a running container.
@@ -47,11 +48,43 @@ type ExecCmd struct {
 	*exec.Cmd
 	blob      *os.File // the process to run, for the shim's fd 3
 	cgroupDir *os.File // cgroup v2: the directory the process is born in
+	// The start status pipe (the shim's fd 4): the shim reports there,
+	// not on the process's stderr, why the program could not be started;
+	// it closes empty once the program runs.
+	statusR, statusW *os.File
+}
+
+// Started waits, after Start, until the program is running in the
+// container (nil) or could not be started: then the error says why, as
+// dockerd's, and is of kind CommandNotFound (the shim exits 127) or
+// CannotInvoke (126); the shim still has to be waited for.
+func (c *ExecCmd) Started() error {
+	if c.statusW != nil {
+		c.statusW.Close()
+		c.statusW = nil
+	}
+	if c.statusR == nil {
+		return errdefs.System("exec: start status already read")
+	}
+	b, err := io.ReadAll(io.LimitReader(c.statusR, 64<<10))
+	c.statusR.Close()
+	c.statusR = nil
+	if err != nil {
+		return errdefs.System("exec: read start status: %v", err)
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	code, msg, _ := strings.Cut(strings.TrimRight(string(b), "\n"), " ")
+	if code == "127" {
+		return errdefs.CommandNotFound("%s", msg)
+	}
+	return errdefs.CannotInvoke("%s", msg)
 }
 
 // Close releases the descriptors held for the start.
 func (c *ExecCmd) Close() error {
-	for _, f := range []**os.File{&c.blob, &c.cgroupDir} {
+	for _, f := range []**os.File{&c.blob, &c.cgroupDir, &c.statusR, &c.statusW} {
 		if *f != nil {
 			(*f).Close()
 			*f = nil
@@ -71,9 +104,9 @@ func (c *ExecCmd) Close() error {
 // container's PATH as the container's user, and execs it. (A Go runtime in
 // that child cost about 4 ms per exec.) The caller sets
 // Stdin/Stdout/Stderr (and Setsid/Setctty for a terminal, keeping the other
-// SysProcAttr fields), then Start, Close and Wait.
-// The exit status is the program's, 128+signal if it was killed, 127 with a
-// message on stderr if it was not found, 126 if it could not be run.
+// SysProcAttr fields), then Start, Started, Close and Wait.
+// The exit status is the program's, 128+signal if it was killed, 127 if it
+// was not found, 126 if it could not be run (Started then says why).
 func ExecCommand(opts ExecOpts) (*ExecCmd, error) {
 	spec := opts.Spec
 	if spec == nil || spec.Process == nil || spec.Linux == nil {
@@ -136,13 +169,18 @@ func ExecCommand(opts ExecOpts) (*ExecCmd, error) {
 	if err != nil {
 		return nil, errdefs.System("exec: %v", err)
 	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		blob.Close()
+		return nil, errdefs.System("exec: status pipe: %v", err)
+	}
 	c := &ExecCmd{Cmd: &exec.Cmd{
 		Path:        opts.ShimPath,
 		Args:        []string{"skiff-shim", "exec"},
-		Env:         []string{envNsenter + "=" + strconv.Itoa(opts.ContainerPid)},
-		ExtraFiles:  []*os.File{blob}, // fd 3
+		Env:         []string{envNsenter + "=" + strconv.Itoa(opts.ContainerPid), envStatus + "=4"},
+		ExtraFiles:  []*os.File{blob, statusW}, // fd 3, fd 4
 		SysProcAttr: &syscall.SysProcAttr{},
-	}, blob: blob}
+	}, blob: blob, statusR: statusR, statusW: statusW}
 	defer func() {
 		if err != nil {
 			c.Close()

@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/skiff-dev/skiff/internal/cgroups"
+	"github.com/skiff-dev/skiff/internal/errdefs"
 )
 
 // runningContainer starts `sleep 30` with a bound /etc/hostname and returns
@@ -47,7 +48,9 @@ func startedContainer(t *testing.T, spec *specs.Spec) *Container {
 	return c
 }
 
-func runExecIn(t *testing.T, c *Container, spec *specs.Spec, p specs.Process) (stdout, stderr string, code int) {
+// runExecIn runs p in c; start is why it could not be started (the
+// engine's error, as ExecCmd.Started gives it), "" when it ran.
+func runExecIn(t *testing.T, c *Container, spec *specs.Spec, p specs.Process) (stdout, stderr, start string, code int) {
 	t.Helper()
 	if p.Env == nil {
 		p.Env = spec.Process.Env
@@ -59,14 +62,24 @@ func runExecIn(t *testing.T, c *Container, spec *specs.Spec, p specs.Process) (s
 	defer cmd.Close()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Started(); err != nil {
+		start = err.Error()
+		// The kind decides the exit status the engine reports.
+		if want := map[errdefs.Kind]int{errdefs.KindCommandNotFound: 127, errdefs.KindCannotInvoke: 126}[errdefs.KindOf(err)]; want == 0 {
+			t.Errorf("start error %v of kind %v", err, errdefs.KindOf(err))
+		}
+	}
+	err = cmd.Wait()
 	code = 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	return out.String(), errb.String(), code
+	return out.String(), errb.String(), start, code
 }
 
 func TestExec(t *testing.T) {
@@ -78,6 +91,7 @@ func TestExec(t *testing.T) {
 		p      specs.Process
 		stdout string
 		stderr string
+		start  string // the start error (nothing on stderr then)
 		code   int
 	}{
 		{name: "hostname file", p: specs.Process{Args: []string{"cat", "/etc/hostname"}}, stdout: "execbox\n"},
@@ -89,17 +103,18 @@ func TestExec(t *testing.T) {
 		{name: "cwd", p: specs.Process{Args: []string{"pwd"}, Cwd: "/etc"}, stdout: "/etc\n"},
 		{name: "env", p: specs.Process{Args: []string{"sh", "-c", "echo $FOO"}, Env: []string{"PATH=/bin", "FOO=bar"}}, stdout: "bar\n"},
 		{name: "capabilities", p: specs.Process{Args: []string{"grep", "CapBnd", "/proc/self/status"}}, stdout: "CapBnd:\t00000000a80425fb\n"},
-		{name: "not found", p: specs.Process{Args: []string{"nosuchcmd"}}, stderr: "exec: \"nosuchcmd\": executable file not found in $PATH\n", code: 127},
-		{name: "not executable", p: specs.Process{Args: []string{"/etc/notexec"}}, stderr: "exec: \"/etc/notexec\": permission denied\n", code: 126},
-		{name: "unknown user", p: specs.Process{Args: []string{"true"}, User: specs.User{Username: "xyz"}}, stderr: "unable to find user xyz: no matching entries in passwd file\n", code: 126},
+		{name: "not found", p: specs.Process{Args: []string{"nosuchcmd"}}, start: "exec: \"nosuchcmd\": executable file not found in $PATH", code: 127},
+		{name: "not executable", p: specs.Process{Args: []string{"/etc/notexec"}}, start: "exec: \"/etc/notexec\": permission denied", code: 126},
+		{name: "missing cwd", p: specs.Process{Args: []string{"true"}, Cwd: "/nowhere"}, start: "chdir to cwd (\"/nowhere\") set in config.json failed: no such file or directory", code: 127},
+		{name: "unknown user", p: specs.Process{Args: []string{"true"}, User: specs.User{Username: "xyz"}}, start: "unable to find user xyz: no matching entries in passwd file", code: 126},
 		{name: "killed", p: specs.Process{Args: []string{"sh", "-c", "kill -9 $$"}}, code: 137},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			stdout, stderr, code := runExecIn(t, c, spec, tt.p)
-			if stdout != tt.stdout || stderr != tt.stderr || code != tt.code {
-				t.Fatalf("stdout %q stderr %q code %d; want %q %q %d", stdout, stderr, code, tt.stdout, tt.stderr, tt.code)
+			stdout, stderr, start, code := runExecIn(t, c, spec, tt.p)
+			if stdout != tt.stdout || stderr != tt.stderr || start != tt.start || code != tt.code {
+				t.Fatalf("stdout %q stderr %q start %q code %d; want %q %q %q %d", stdout, stderr, start, code, tt.stdout, tt.stderr, tt.start, tt.code)
 			}
 		})
 	}
@@ -215,7 +230,7 @@ func TestExecRefusesSpecialUserFiles(t *testing.T) {
 	var code int
 	go func() {
 		defer close(done)
-		_, stderr, code = runExecIn(t, c, spec, specs.Process{Args: []string{"true"}, User: specs.User{Username: "nobody"}})
+		_, _, stderr, code = runExecIn(t, c, spec, specs.Process{Args: []string{"true"}, User: specs.User{Username: "nobody"}})
 	}()
 	select {
 	case <-done:

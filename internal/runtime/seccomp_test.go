@@ -84,7 +84,7 @@ func TestExecSeccomp(t *testing.T) {
 		// The filter is installed before the switch to the user.
 		{"nobody", "nobody", "Seccomp:\t2\nrefused\n"},
 	} {
-		stdout, stderr, code := runExecIn(t, c, spec, specs.Process{Args: []string{"sh", "-c", probe + "; rmdir /x"}, User: specs.User{Username: tc.user}})
+		stdout, stderr, _, code := runExecIn(t, c, spec, specs.Process{Args: []string{"sh", "-c", probe + "; rmdir /x"}, User: specs.User{Username: tc.user}})
 		if stdout != tc.want || (code != 0) != (tc.user != "") {
 			t.Errorf("%s: stdout %q stderr %q code %d, want %q", tc.name, stdout, stderr, code, tc.want)
 		}

@@ -3,6 +3,9 @@
 // Environment:
 //   _SKIFF_NSENTER       host pid of a process of the container
 //   _SKIFF_CGROUP_PROCS  colon-separated cgroup.procs files to write our pid to
+//   _SKIFF_EXEC_STATUS   a descriptor on which a failure to start the process
+//                        is reported as "CODE MESSAGE" instead of on stderr;
+//                        it closes with nothing written once the program runs
 // fd 3: the process to run, as runtime.encodeExec writes it.
 //
 // Steps: read the process, join the cgroups (while the host's /sys/fs/cgroup
@@ -57,9 +60,14 @@
 
 static volatile pid_t skiff_child = -1;
 
+// status_fd is _SKIFF_EXEC_STATUS's descriptor, -1 without one: the engine
+// reads from it whether the program started (runtime.ExecCmd.Started).
+static int status_fd = -1;
+
 __attribute__((noreturn)) static void fail(const char *what, const char *arg) {
 	int e = errno;
-	dprintf(2, "skiff-shim exec: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "", strerror(e));
+	dprintf(status_fd >= 0 ? status_fd : 2, "%s%s: %s%s%s: %s\n", status_fd >= 0 ? "126 " : "",
+		"skiff-shim exec", what, arg ? " " : "", arg ? arg : "", strerror(e));
 	_exit(126);
 }
 
@@ -279,11 +287,16 @@ static const char *go_err(int e) {
 // die prints Docker's message for a process that cannot run and exits with
 // 127 (not found) or 126 (cannot invoke), as runtime.exitCodeFor.
 __attribute__((noreturn, format(printf, 2, 3))) static void die(int code, const char *fmt, ...) {
+	int fd = 2;
+	if (status_fd >= 0) {
+		fd = status_fd;
+		dprintf(fd, "%d ", code);
+	}
 	va_list ap;
 	va_start(ap, fmt);
-	vdprintf(2, fmt, ap);
+	vdprintf(fd, fmt, ap);
 	va_end(ap);
-	dprintf(2, "\n");
+	dprintf(fd, "\n");
 	_exit(code);
 }
 
@@ -429,8 +442,10 @@ __attribute__((noreturn)) static void run_proc(const struct proc *p) {
 			die(126, "clear keepcaps: %s", go_err(errno));
 		set_caps(p);
 	}
+	// A missing cwd is dockerd's 127 (its "no such file or directory" and
+	// "not a directory" rules), anything else its 126.
 	if (chdir(p->cwd) < 0)
-		die(126, "chdir to cwd (\"%s\") set in config.json failed: %s", p->cwd, go_err(errno));
+		die(errno == ENOENT || errno == ENOTDIR ? 127 : 126, "chdir to cwd (\"%s\") set in config.json failed: %s", p->cwd, go_err(errno));
 	umask(p->umask);
 	if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		die(126, "set no_new_privs: %s", go_err(errno));
@@ -464,6 +479,16 @@ __attribute__((constructor)) static void skiff_nsenter(void) {
 	if (*end || target <= 0) {
 		errno = EINVAL;
 		fail("bad _SKIFF_NSENTER", target_s);
+	}
+
+	const char *status_s = getenv("_SKIFF_EXEC_STATUS");
+	if (status_s && *status_s) {
+		long fd = strtol(status_s, &end, 10);
+		if (*end || fd < 3) {
+			errno = EINVAL;
+			fail("bad _SKIFF_EXEC_STATUS", status_s);
+		}
+		status_fd = (int)fd;
 	}
 
 	struct proc proc;
@@ -507,6 +532,11 @@ __attribute__((constructor)) static void skiff_nsenter(void) {
 		run_proc(&proc);
 	}
 	skiff_child = child;
+	// Only the child's execve (close-on-exec) or death may end the status.
+	if (status_fd >= 0) {
+		close(status_fd);
+		status_fd = -1;
+	}
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
