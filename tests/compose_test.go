@@ -1,0 +1,466 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// skiff-compose is built on first use only (it is large; hack/build.sh's
+// flags, so the build cache is shared with it).
+var (
+	composeOnce sync.Once
+	composeErr  error
+)
+
+func buildSkiffCompose(t *testing.T) {
+	t.Helper()
+	composeOnce.Do(func() {
+		ver, err := exec.Command("sh", "-c", "cd ../cmd/skiff-compose && go list -m -f '{{.Version}}' github.com/docker/compose/v5").Output()
+		if err != nil {
+			composeErr = fmt.Errorf("compose version: %v", err)
+			return
+		}
+		cmd := exec.Command("go", "build", "-trimpath",
+			"-ldflags", "-s -w -X github.com/docker/compose/v5/internal.Version="+strings.TrimSpace(string(ver)),
+			"-o", filepath.Join(binDir, "skiff-compose"), ".")
+		cmd.Dir = "../cmd/skiff-compose"
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			composeErr = fmt.Errorf("build skiff-compose: %v\n%s", err, out)
+		}
+	})
+	if composeErr != nil {
+		t.Fatal(composeErr)
+	}
+}
+
+// composeEnv runs compose clients against one daemon, from a project
+// directory, with the real docker compose plugin in the docker CLI's config.
+type composeEnv struct {
+	d       *daemon
+	dockcfg string
+}
+
+func newComposeEnv(t *testing.T, d *daemon) *composeEnv {
+	t.Helper()
+	cfg := filepath.Join(d.root, "dockercfg")
+	home, _ := os.UserHomeDir()
+	real := filepath.Join(home, ".cache", "skiff-test", "compose-v5.6.0", "docker-compose")
+	if _, err := os.Stat(real); err != nil {
+		t.Fatalf("docker compose v5.6.0 is not built (hack/clients.sh): %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg, "cli-plugins"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(real, filepath.Join(cfg, "cli-plugins", "docker-compose"))
+	return &composeEnv{d: d, dockcfg: cfg}
+}
+
+// run runs bin (skiff or docker) with args in dir; stdout, stderr, exit code.
+func (e *composeEnv) run(t *testing.T, dir string, env []string, bin string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if bin == "skiff" {
+		bin = filepath.Join(binDir, "skiff")
+		args = append([]string{"-H", e.d.host}, args...)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.d.host, "DOCKER_CONFIG="+e.dockcfg, "NO_COLOR=1")
+	cmd.Env = append(cmd.Env, env...)
+	var so, se strings.Builder
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s %v: %v", bin, args, err)
+	}
+	return so.String(), se.String(), code
+}
+
+// skiff runs `skiff compose ARGS` and fails the test unless it exits 0.
+func (e *composeEnv) skiff(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, errOut, code := e.run(t, dir, nil, "skiff", append([]string{"compose"}, args...)...)
+	if code != 0 {
+		t.Fatalf("skiff compose %v: exit %d\n%s\n%s", args, code, out, errOut)
+	}
+	return out
+}
+
+// docker runs `docker compose ARGS` (the real plugin) and fails unless it
+// exits 0.
+func (e *composeEnv) docker(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, errOut, code := e.run(t, dir, nil, "docker", append([]string{"compose"}, args...)...)
+	if code != 0 {
+		t.Fatalf("docker compose %v: exit %d\n%s\n%s", args, code, out, errOut)
+	}
+	return out
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type composePS struct {
+	Name, Service, State, Health, Project string
+	Publishers                            []struct {
+		URL           string
+		TargetPort    int
+		PublishedPort int
+		Protocol      string
+	}
+}
+
+func parsePS(t *testing.T, out string) []composePS {
+	t.Helper()
+	var rows []composePS
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var r composePS
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("ps --format json line %q: %v", line, err)
+		}
+		rows = append(rows, r)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+	return rows
+}
+
+func psNames(rows []composePS) string {
+	var n []string
+	for _, r := range rows {
+		n = append(n, r.Name+":"+r.State)
+	}
+	return strings.Join(n, " ")
+}
+
+// TestCompose drives compose projects with `skiff compose` and cross-checks
+// them with the real docker compose v5 plugin on the same engine.
+func TestCompose(t *testing.T) {
+	t.Parallel()
+	buildSkiffCompose(t)
+	d := startDaemon(t)
+	d.importBusybox()
+	e := newComposeEnv(t, d)
+
+	t.Run("Project", func(t *testing.T) { t.Parallel(); testComposeProject(t, e) })
+	t.Run("DockerUpSkiffDown", func(t *testing.T) { t.Parallel(); testComposeDockerUp(t, e) })
+	t.Run("Config", func(t *testing.T) { t.Parallel(); testComposeConfig(t, e) })
+	t.Run("BrokenFile", func(t *testing.T) { t.Parallel(); testComposeBroken(t, e) })
+	t.Run("InstallPlugin", func(t *testing.T) { t.Parallel(); testComposeInstallPlugin(t, e) })
+}
+
+// The whole project: a web service built from a Dockerfile, healthy before
+// its dependant starts, a published port, a named volume and a bind mount,
+// two networks with aliases, a secret, .env, and a scaled worker.
+func testComposeProject(t *testing.T, e *composeEnv) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		".env": "GREETING=hello-from-env\nWORKERS=2\n",
+		"compose.yaml": `name: skproj
+services:
+  web:
+    build:
+      context: ./web
+      args:
+        PAGE: built-page
+    ports:
+      - "127.0.0.1::80"
+    environment:
+      GREETING: ${GREETING}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1/index.html"]
+      interval: 1s
+      timeout: 2s
+      retries: 20
+    volumes:
+      - data:/data
+      - ./site:/site:ro
+    networks:
+      front:
+        aliases: [www]
+      back:
+        aliases: [web-back]
+    secrets: [token]
+  client:
+    image: busybox
+    command: ["sleep", "600"]
+    init: true
+    depends_on:
+      web:
+        condition: service_healthy
+    networks: [front]
+  worker:
+    image: busybox
+    command: ["sh", "-c", "echo worker up; exec sleep 600"]
+    init: true
+    scale: ${WORKERS}
+    networks: [back]
+networks:
+  front: {}
+  back: {}
+volumes:
+  data: {}
+secrets:
+  token:
+    file: ./token.txt
+`,
+		"web/Dockerfile": "FROM busybox\nARG PAGE\nRUN mkdir -p /www && echo \"$PAGE\" > /www/index.html\n" +
+			"CMD [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n",
+		"site/hello.txt": "from the bind mount\n",
+		"token.txt":      "s3cret\n",
+	})
+
+	e.skiff(t, dir, "up", "-d")
+
+	rows := parsePS(t, e.skiff(t, dir, "ps", "--format", "json"))
+	if got, want := psNames(rows), "skproj-client-1:running skproj-web-1:running skproj-worker-1:running skproj-worker-2:running"; got != want {
+		t.Fatalf("ps: %s, want %s", got, want)
+	}
+	var port int
+	for _, r := range rows {
+		if r.Name == "skproj-web-1" {
+			if r.Health != "healthy" {
+				t.Errorf("web health %q: client started before web was healthy", r.Health)
+			}
+			for _, p := range r.Publishers {
+				if p.TargetPort == 80 && p.PublishedPort != 0 {
+					port = p.PublishedPort
+				}
+			}
+		}
+	}
+	// The published port, from the host and as `port` reports it.
+	if out := strings.TrimSpace(e.skiff(t, dir, "port", "web", "80")); out != fmt.Sprintf("127.0.0.1:%d", port) {
+		t.Errorf("port web 80: %q, ps says %d", out, port)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/index.html", port))
+	if err != nil {
+		t.Fatalf("GET published port %d: %v", port, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.TrimSpace(string(body)) != "built-page" {
+		t.Errorf("published port body %q", body)
+	}
+
+	// Inside the containers: the network alias on front, back is another
+	// network (the client is not on it), .env, the secret, both mounts.
+	for _, c := range []struct{ svc, cmd, want string }{
+		{"client", "wget -q -O- http://www/index.html", "built-page"},
+		{"client", "nslookup web-back >/dev/null 2>&1 && echo reachable || echo unreachable", "unreachable"},
+		{"worker", "wget -q -O- http://web-back/index.html", "built-page"},
+		{"web", "echo $GREETING", "hello-from-env"},
+		{"web", "cat /run/secrets/token", "s3cret"},
+		{"web", "cat /site/hello.txt", "from the bind mount"},
+		{"web", "echo kept > /data/f && cat /data/f", "kept"},
+	} {
+		if out := strings.TrimSpace(e.skiff(t, dir, "exec", "-T", c.svc, "sh", "-c", c.cmd)); out != c.want {
+			t.Errorf("exec %s %q: %q, want %q", c.svc, c.cmd, out, c.want)
+		}
+	}
+	if out := e.skiff(t, dir, "logs", "--no-color", "worker"); !strings.Contains(out, "worker-1  | worker up") || !strings.Contains(out, "worker-2  | worker up") {
+		t.Errorf("logs worker: %q", out)
+	}
+
+	// run --rm: a one-off container, gone afterwards.
+	if out := strings.TrimSpace(e.skiff(t, dir, "run", "--rm", "-T", "--no-deps", "client", "echo", "one-off")); out != "one-off" {
+		t.Errorf("run --rm: %q", out)
+	}
+	if out := e.skiff(t, dir, "ps", "-a", "-q"); len(strings.Fields(out)) != 4 {
+		t.Errorf("after run --rm, ps -a -q: %q", out)
+	}
+
+	e.skiff(t, dir, "scale", "worker=3")
+	if out := e.skiff(t, dir, "ps", "-q", "worker"); len(strings.Fields(out)) != 3 {
+		t.Errorf("after scale worker=3: %q", out)
+	}
+	e.skiff(t, dir, "stop", "-t", "1", "worker")
+	rows = parsePS(t, e.skiff(t, dir, "ps", "-a", "--format", "json", "worker"))
+	if got := psNames(rows); got != "skproj-worker-1:exited skproj-worker-2:exited skproj-worker-3:exited" {
+		t.Errorf("after stop: %s", got)
+	}
+	e.skiff(t, dir, "start", "worker")
+	if got := psNames(parsePS(t, e.skiff(t, dir, "ps", "--format", "json", "worker"))); got != "skproj-worker-1:running skproj-worker-2:running skproj-worker-3:running" {
+		t.Errorf("after start: %s", got)
+	}
+
+	// The real docker compose sees the project skiff made, and takes it down.
+	if out := e.docker(t, dir, "ls", "--filter", "name=skproj"); !strings.Contains(out, "running(5)") {
+		t.Errorf("docker compose ls: %q", out)
+	}
+	if got := psNames(parsePS(t, e.docker(t, dir, "ps", "--format", "json"))); !strings.Contains(got, "skproj-web-1:running") {
+		t.Errorf("docker compose ps: %s", got)
+	}
+	e.docker(t, dir, "down", "-v", "-t", "1")
+	for _, c := range [][]string{{"ps", "-a", "-q", "--filter", "label=com.docker.compose.project=skproj"},
+		{"volume", "ls", "-q", "--filter", "name=skproj_"}, {"network", "ls", "-q", "--filter", "name=skproj_"}} {
+		if out, _, _ := e.run(t, dir, nil, "skiff", c...); strings.TrimSpace(out) != "" {
+			t.Errorf("after down -v, %v: %q", c, out)
+		}
+	}
+}
+
+// docker compose brings a project up; skiff compose lists and removes it.
+func testComposeDockerUp(t *testing.T, e *composeEnv) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"compose.yaml": `services:
+  app:
+    image: busybox
+    command: ["sleep", "600"]
+    init: true
+    volumes: [vol:/v]
+volumes:
+  vol: {}
+`})
+	e.docker(t, dir, "-p", "dkproj", "up", "-d")
+	if out := e.skiff(t, dir, "ls", "--filter", "name=dkproj"); !strings.Contains(out, "running(1)") {
+		t.Errorf("skiff compose ls: %q", out)
+	}
+	if out := strings.TrimSpace(e.skiff(t, dir, "-p", "dkproj", "ps", "--format", "{{.Name}} {{.Service}}")); out != "dkproj-app-1 app" {
+		t.Errorf("skiff compose ps: %q", out)
+	}
+	// Same configuration, same hash: nothing to recreate.
+	_, errOut, code := e.run(t, dir, nil, "skiff", "compose", "-p", "dkproj", "up", "-d")
+	if code != 0 || !strings.Contains(errOut, "Running") {
+		t.Errorf("skiff compose up on docker's project: exit %d %q", code, errOut)
+	}
+	e.skiff(t, dir, "-p", "dkproj", "down", "-v", "-t", "1")
+	if out := e.docker(t, dir, "ls", "-a", "--filter", "name=dkproj"); strings.Contains(out, "dkproj") {
+		t.Errorf("docker compose ls after skiff down: %q", out)
+	}
+}
+
+// config: interpolation, --services, --volumes, -q; byte for byte what
+// docker compose prints.
+func testComposeConfig(t *testing.T, e *composeEnv) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		".env": "TAG=1.36\n",
+		"compose.yaml": `services:
+  a:
+    image: busybox:${TAG}
+    command: echo $$HOME ${MISSING:-dflt}
+    environment:
+      REQ: ${REQ?REQ must be set}
+  b:
+    image: busybox
+    volumes: [v1:/x]
+volumes:
+  v1: {}
+`})
+	env := []string{"REQ=given"}
+	sorted := func(s string) string {
+		l := strings.Split(s, "\n")
+		sort.Strings(l)
+		return strings.Join(l, "\n")
+	}
+	for _, args := range [][]string{{"config"}, {"config", "--services"}, {"config", "--volumes"}, {"config", "-q"}} {
+		so, se, code := e.run(t, dir, env, "skiff", append([]string{"compose"}, args...)...)
+		dso, dse, dcode := e.run(t, dir, env, "docker", append([]string{"compose"}, args...)...)
+		if args[len(args)-1] == "--services" {
+			so, dso = sorted(so), sorted(dso)
+		}
+		if code != 0 || so != dso || se != dse || code != dcode {
+			t.Errorf("%v: skiff exit %d %q %q; docker exit %d %q %q", args, code, so, se, dcode, dso, dse)
+		}
+	}
+	so, _, _ := e.run(t, dir, env, "skiff", "compose", "config")
+	for _, want := range []string{"image: busybox:1.36", "- $$HOME", "- dflt", "REQ: given"} {
+		if !strings.Contains(so, want) {
+			t.Errorf("config lacks %q:\n%s", want, so)
+		}
+	}
+	// compose lists services in no fixed order
+	if so, _, _ := e.run(t, dir, env, "skiff", "compose", "config", "--services"); sorted(so) != "\na\nb" {
+		t.Errorf("config --services: %q", so)
+	}
+	if so, se, code := e.run(t, dir, env, "skiff", "compose", "config", "-q"); so != "" || se != "" || code != 0 {
+		t.Errorf("config -q: %q", so)
+	}
+	// ${REQ?...} unset: the error, as compose says it.
+	_, se, code := e.run(t, dir, nil, "skiff", "compose", "config")
+	_, dse, dcode := e.run(t, dir, nil, "docker", "compose", "config")
+	if code == 0 || code != dcode || se != dse || !strings.Contains(se, "REQ must be set") {
+		t.Errorf("missing REQ: skiff exit %d %q, docker exit %d %q", code, se, dcode, dse)
+	}
+}
+
+// A broken file: compose's words and exit code. A schema error names the
+// file and the key; a YAML syntax error names the lines (compose's loader
+// leaves the file out of that one).
+func testComposeBroken(t *testing.T, e *composeEnv) {
+	for _, c := range []struct{ name, yml, want string }{
+		{"syntax", "services:\n  web:\n    image: busybox\n   command: [x\n", "L4"},
+		{"key", "services:\n  web:\n    image: busybox\n    portz: [\"80\"]\n", "portz"},
+	} {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"compose.yaml": c.yml})
+		_, se, code := e.run(t, dir, nil, "skiff", "compose", "config")
+		_, dse, dcode := e.run(t, dir, nil, "docker", "compose", "config")
+		if code == 0 || code != dcode || se != dse {
+			t.Errorf("%s: skiff exit %d %q, docker exit %d %q", c.name, code, se, dcode, dse)
+		}
+		if c.name == "key" && !strings.Contains(se, "compose.yaml") || !strings.Contains(se, c.want) {
+			t.Errorf("%s: error %q names neither the file nor %q", c.name, se, c.want)
+		}
+	}
+}
+
+// install-plugin makes skiff's compose the docker CLI's.
+func testComposeInstallPlugin(t *testing.T, e *composeEnv) {
+	cfg := t.TempDir()
+	env := []string{"DOCKER_CONFIG=" + cfg}
+	for i := 0; i < 2; i++ { // the second time: already installed
+		if out, se, code := e.run(t, cfg, env, "skiff", "compose", "install-plugin"); code != 0 || !strings.Contains(out, filepath.Join(cfg, "cli-plugins", "docker-compose")) {
+			t.Fatalf("install-plugin: exit %d %q %q", code, out, se)
+		}
+	}
+	out, se, code := e.run(t, cfg, env, "docker", "compose", "version")
+	if code != 0 || !strings.Contains(out, "Docker Compose version v5.6.0 (skiff-compose") {
+		t.Errorf("docker compose version: exit %d %q %q", code, out, se)
+	}
+	if out, se, code := e.run(t, cfg, env, "docker", "compose", "ls", "-a"); code != 0 || !strings.HasPrefix(out, "NAME") {
+		t.Errorf("docker compose ls: exit %d %q %q", code, out, se)
+	}
+	// Someone else's plugin stays unless --force.
+	link := filepath.Join(cfg, "cli-plugins", "docker-compose")
+	os.Remove(link)
+	os.WriteFile(link, []byte("#!/bin/sh\n"), 0o755)
+	if _, se, code := e.run(t, cfg, env, "skiff", "compose", "install-plugin"); code == 0 || !strings.Contains(se, "--force") {
+		t.Errorf("install-plugin over another plugin: exit %d %q", code, se)
+	}
+	if _, se, code := e.run(t, cfg, env, "skiff", "compose", "install-plugin", "--force"); code != 0 {
+		t.Errorf("install-plugin --force: exit %d %q", code, se)
+	}
+	if out, _, _ := e.run(t, cfg, env, "skiff", "compose", "version", "--short"); strings.TrimSpace(out) != "5.6.0" {
+		t.Errorf("version --short: %q", out)
+	}
+}
