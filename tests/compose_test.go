@@ -175,6 +175,7 @@ func TestCompose(t *testing.T) {
 	t.Run("Config", func(t *testing.T) { t.Parallel(); testComposeConfig(t, e) })
 	t.Run("BrokenFile", func(t *testing.T) { t.Parallel(); testComposeBroken(t, e) })
 	t.Run("InstallPlugin", func(t *testing.T) { t.Parallel(); testComposeInstallPlugin(t, e) })
+	t.Run("Commands", func(t *testing.T) { t.Parallel(); testComposeCommands(t, e) })
 }
 
 // The whole project: a web service built from a Dockerfile, healthy before
@@ -462,5 +463,107 @@ func testComposeInstallPlugin(t *testing.T, e *composeEnv) {
 	}
 	if out, _, _ := e.run(t, cfg, env, "skiff", "compose", "version", "--short"); strings.TrimSpace(out) != "5.6.0" {
 		t.Errorf("version --short: %q", out)
+	}
+}
+
+// More of compose's commands and keys on one project: profiles, extends,
+// configs, resource limits, a one-shot job gating a service, up --wait,
+// top, images, pause/unpause, kill -s, restart, exec's options, rm -s -v,
+// up --exit-code-from, down --rmi local.
+func testComposeCommands(t *testing.T, e *composeEnv) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"base.yaml": `services:
+  common:
+    image: busybox
+    init: true
+    environment:
+      FROM_BASE: "yes"
+`,
+		"app.conf": "conf-body\n",
+		// compose's classic builder (no buildx plugin) has no dockerfile_inline
+		"exit.Dockerfile": "FROM busybox\nARG CODE\nRUN echo $CODE > /code\n",
+		"compose.yaml": `name: skcmds
+services:
+  job:
+    image: busybox
+    command: ["sh", "-c", "echo job done"]
+  app:
+    extends:
+      file: base.yaml
+      service: common
+    command: ["sleep", "600"]
+    configs:
+      - source: appconf
+        target: /etc/app.conf
+    deploy:
+      resources:
+        limits:
+          cpus: "0.5"
+          memory: 64M
+    depends_on:
+      job:
+        condition: service_completed_successfully
+  extra:
+    image: busybox
+    profiles: [debug]
+    command: ["sleep", "600"]
+  tagged:
+    build:
+      context: .
+      dockerfile: exit.Dockerfile
+      args:
+        CODE: "3"
+    command: ["sh", "-c", "exit $$(cat /code)"]
+    profiles: [exit]
+configs:
+  appconf:
+    file: ./app.conf
+`})
+	e.skiff(t, dir, "up", "-d", "--wait")
+	if got := psNames(parsePS(t, e.skiff(t, dir, "ps", "-a", "--format", "json"))); got != "skcmds-app-1:running skcmds-job-1:exited" {
+		t.Errorf("ps: %s (profiles left extra out; the job ran first)", got)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"exec", "-T", "app", "cat", "/etc/app.conf"}, "conf-body"},
+		{[]string{"exec", "-T", "app", "sh", "-c", "echo $FROM_BASE"}, "yes"},
+		{[]string{"exec", "-T", "-u", "65534", "-e", "V=1", "-w", "/tmp", "app", "sh", "-c", "echo $(id -u) $V $PWD"}, "65534 1 /tmp"},
+		{[]string{"exec", "-T", "app", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}, "67108864"},
+		{[]string{"logs", "--no-color", "--no-log-prefix", "job"}, "job done"},
+	} {
+		if out := strings.TrimSpace(e.skiff(t, dir, c.args...)); out != c.want {
+			t.Errorf("%v: %q, want %q", c.args, out, c.want)
+		}
+	}
+	e.skiff(t, dir, "exec", "-d", "app", "sh", "-c", "sleep 500")
+	if out := e.skiff(t, dir, "top", "app"); !strings.Contains(out, "sleep 500") {
+		t.Errorf("top: %q", out)
+	}
+	if out := e.skiff(t, dir, "images"); !strings.Contains(out, "skcmds-app-1") || !strings.Contains(out, "busybox") {
+		t.Errorf("images: %q", out)
+	}
+	e.skiff(t, dir, "pause", "app")
+	if got := psNames(parsePS(t, e.skiff(t, dir, "ps", "--format", "json", "app"))); got != "skcmds-app-1:paused" {
+		t.Errorf("after pause: %s", got)
+	}
+	e.skiff(t, dir, "unpause", "app")
+	e.skiff(t, dir, "restart", "-t", "1", "app")
+	e.skiff(t, dir, "kill", "-s", "KILL", "app")
+	if got := psNames(parsePS(t, e.skiff(t, dir, "ps", "-a", "--format", "json", "app"))); got != "skcmds-app-1:exited" {
+		t.Errorf("after kill: %s", got)
+	}
+	e.skiff(t, dir, "rm", "-f", "-s", "-v", "app")
+	e.skiff(t, dir, "--profile", "exit", "build", "--no-cache", "tagged")
+	// --profile brings in tagged; --exit-code-from returns the service's code.
+	_, se, code := e.run(t, dir, nil, "skiff", "compose", "--profile", "exit", "up", "--exit-code-from", "tagged", "tagged")
+	if code != 3 {
+		t.Errorf("up --exit-code-from tagged: exit %d, want 3\n%s", code, se)
+	}
+	e.skiff(t, dir, "--profile", "exit", "--profile", "debug", "down", "--rmi", "local", "-t", "1")
+	if out, _, _ := e.run(t, dir, nil, "skiff", "images", "-q", "skcmds-tagged"); strings.TrimSpace(out) != "" {
+		t.Errorf("down --rmi local left the built image: %q", out)
 	}
 }
