@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -176,6 +177,7 @@ func TestCompose(t *testing.T) {
 	t.Run("BrokenFile", func(t *testing.T) { t.Parallel(); testComposeBroken(t, e) })
 	t.Run("InstallPlugin", func(t *testing.T) { t.Parallel(); testComposeInstallPlugin(t, e) })
 	t.Run("Commands", func(t *testing.T) { t.Parallel(); testComposeCommands(t, e) })
+	t.Run("Foreground", func(t *testing.T) { t.Parallel(); testComposeForeground(t, e) })
 }
 
 // The whole project: a web service built from a Dockerfile, healthy before
@@ -567,3 +569,78 @@ configs:
 		t.Errorf("down --rmi local left the built image: %q", out)
 	}
 }
+
+// up in the foreground: logs prefixed per service, --abort-on-container-exit;
+// run -p and --service-ports; a port already taken fails with a clear error;
+// create, wait, logs --tail -t.
+func testComposeForeground(t *testing.T, e *composeEnv) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"compose.yaml": `name: skfg
+services:
+  short:
+    image: busybox
+    command: ["sh", "-c", "echo short says hi; sleep 1; exit 4"]
+  long:
+    image: busybox
+    init: true
+    command: ["sh", "-c", "echo long up; exec sleep 600"]
+  srv:
+    image: busybox
+    profiles: [srv]
+    init: true
+    command: ["sleep", "600"]
+    ports: ["127.0.0.1:${SRVPORT}:8080"]
+`})
+	out, se, code := e.run(t, dir, nil, "skiff", "compose", "up", "--no-color", "--abort-on-container-exit", "-t", "1")
+	if code != 4 || !strings.Contains(out, "short-1  | short says hi") || !strings.Contains(out, "long-1   | long up") {
+		t.Errorf("up --abort-on-container-exit: exit %d, want 4\n%s\n%s", code, out, se)
+	}
+	if got := psNames(parsePS(t, e.skiff(t, dir, "ps", "-a", "--format", "json"))); got != "skfg-long-1:exited skfg-short-1:exited" {
+		t.Errorf("after abort: %s", got)
+	}
+	// create, start, wait, logs --tail -t
+	e.skiff(t, dir, "create", "--force-recreate", "short")
+	e.skiff(t, dir, "start", "short")
+	if out, _, code := e.run(t, dir, nil, "skiff", "compose", "wait", "short"); code != 4 || !strings.Contains(out, "exited with status code 4") {
+		t.Errorf("wait: exit %d %q", code, out)
+	}
+	if out := strings.TrimSpace(e.skiff(t, dir, "logs", "--no-color", "--tail", "1", "-t", "short")); !strings.Contains(out, "short says hi") || strings.Count(out, "\n") != 0 || !strings.Contains(out, "T") {
+		t.Errorf("logs --tail 1 -t: %q", out)
+	}
+	// A port already taken: a clear error, nothing half started.
+	ln, err := listenLoopback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*netTCPAddr).Port
+	env := []string{fmt.Sprintf("SRVPORT=%d", port)}
+	_, se, code = e.run(t, dir, env, "skiff", "compose", "--profile", "srv", "up", "-d", "srv")
+	ln.Close()
+	if code == 0 || !strings.Contains(se, "skfg-srv-1") || !strings.Contains(se, fmt.Sprint(port)) {
+		t.Errorf("up on a taken port: exit %d %q", code, se)
+	}
+	// run --service-ports publishes srv's port; -p adds one.
+	ln2, _ := listenLoopback()
+	free := ln2.Addr().(*netTCPAddr).Port
+	ln2.Close()
+	env = []string{fmt.Sprintf("SRVPORT=%d", free)}
+	_, se, code = e.run(t, dir, env, "skiff", "compose", "--profile", "srv", "run", "-d", "--service-ports", "--name", "skfg-svcports", "srv")
+	if code != 0 {
+		t.Fatalf("run --service-ports: exit %d %s", code, se)
+	}
+	if out, _, _ := e.run(t, dir, nil, "skiff", "port", "skfg-svcports", "8080"); strings.TrimSpace(out) != fmt.Sprintf("127.0.0.1:%d", free) {
+		t.Errorf("run --service-ports: port %q, want %d", out, free)
+	}
+	_, se, code = e.run(t, dir, env, "skiff", "compose", "--profile", "srv", "run", "-d", "-p", "127.0.0.1::9090", "--name", "skfg-p", "srv")
+	if out, _, _ := e.run(t, dir, nil, "skiff", "port", "skfg-p", "9090"); code != 0 || !strings.HasPrefix(out, "127.0.0.1:") {
+		t.Errorf("run -p: exit %d %q %s", code, out, se)
+	}
+	e.run(t, dir, env, "skiff", "compose", "--profile", "srv", "down", "-t", "1", "--remove-orphans")
+	if out, _, _ := e.run(t, dir, nil, "skiff", "ps", "-a", "-q", "--filter", "label=com.docker.compose.project=skfg"); strings.TrimSpace(out) != "" {
+		t.Errorf("after down: %q", out)
+	}
+}
+
+type netTCPAddr = net.TCPAddr
+
+func listenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
