@@ -35,6 +35,10 @@ import (
 // composeModule is the library this binary is built from.
 const composeModule = "github.com/docker/compose/v5"
 
+// helpName is the program name help texts show before "compose": "skiff"
+// when run as `skiff compose`, docker's otherwise.
+var helpName = "docker"
+
 // skiffVersion is skiff's version, set at build time like the CLI's
 // (-ldflags -X main.skiffVersion=...).
 var skiffVersion = "dev"
@@ -47,6 +51,7 @@ func main() {
 		// the command's name, not an argument.
 		if filepath.Base(os.Args[0]) == "skiff" && len(args) > 0 && args[0] == "compose" {
 			args = args[1:]
+			helpName = "skiff"
 		}
 		// plugin.Run parses argv as the docker CLI would hand it to a
 		// plugin: `docker [global options] compose ARGS`.
@@ -89,6 +94,16 @@ func newRootCommand(cli command.Cli) *cobra.Command {
 		return dockercli.StatusError{StatusCode: 1, Status: err.Error()}
 	})
 	wrapVersion(cmd, cli)
+	if helpName != "docker" {
+		// plugin.Run puts the tree under a root named "docker", which
+		// help texts print ("Usage:  docker compose up ..."); it exists by
+		// the time help is shown.
+		help := cmd.HelpFunc()
+		cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+			c.Root().Use = helpName + " [OPTIONS] compose [ARG...]"
+			help(c, args)
+		})
+	}
 	return cmd
 }
 
