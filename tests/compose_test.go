@@ -179,6 +179,7 @@ func TestCompose(t *testing.T) {
 	t.Run("InstallPlugin", func(t *testing.T) { t.Parallel(); testComposeInstallPlugin(t, e) })
 	t.Run("Commands", func(t *testing.T) { t.Parallel(); testComposeCommands(t, e) })
 	t.Run("Foreground", func(t *testing.T) { t.Parallel(); testComposeForeground(t, e) })
+	t.Run("Recreate", func(t *testing.T) { t.Parallel(); testComposeRecreate(t, e) })
 }
 
 // The whole project: a web service built from a Dockerfile, healthy before
@@ -646,3 +647,58 @@ services:
 type netTCPAddr = net.TCPAddr
 
 func listenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// Containers are recreated only when their configuration changed (the
+// config-hash label), or when asked; stats, cp and port --index.
+func testComposeRecreate(t *testing.T, e *composeEnv) {
+	dir := t.TempDir()
+	yml := `name: skre
+services:
+  app:
+    image: busybox
+    init: true
+    command: ["sleep", "600"]
+    environment: {V: "%s"}
+    ports: ["127.0.0.1::80"]
+`
+	writeFiles(t, dir, map[string]string{"compose.yaml": fmt.Sprintf(yml, "1")})
+	e.skiff(t, dir, "up", "-d", "--scale", "app=2")
+	id := func() string {
+		out, _, _ := e.run(t, dir, nil, "skiff", "inspect", "-f", "{{.Id}}", "skre-app-1")
+		return strings.TrimSpace(out)
+	}
+	first := id()
+	if _, se, _ := e.run(t, dir, nil, "skiff", "compose", "up", "-d", "--scale", "app=2"); !strings.Contains(se, "Running") || id() != first {
+		t.Errorf("unchanged up recreated: %q", se)
+	}
+	writeFiles(t, dir, map[string]string{"compose.yaml": fmt.Sprintf(yml, "2")})
+	e.skiff(t, dir, "up", "-d", "--no-recreate", "--scale", "app=2")
+	if id() != first {
+		t.Errorf("--no-recreate recreated")
+	}
+	if _, se, _ := e.run(t, dir, nil, "skiff", "compose", "up", "-d", "--scale", "app=2"); !strings.Contains(se, "Recreated") || id() == first {
+		t.Errorf("changed config not recreated: %q", se)
+	}
+	second := id()
+	e.skiff(t, dir, "up", "-d", "--force-recreate", "--scale", "app=2")
+	if id() == second {
+		t.Errorf("--force-recreate kept the container")
+	}
+	if out := strings.TrimSpace(e.skiff(t, dir, "exec", "-T", "--index", "2", "app", "sh", "-c", "echo $V")); out != "2" {
+		t.Errorf("exec --index 2: %q", out)
+	}
+	p1 := strings.TrimSpace(e.skiff(t, dir, "port", "--index", "1", "app", "80"))
+	p2 := strings.TrimSpace(e.skiff(t, dir, "port", "--index", "2", "app", "80"))
+	if p1 == p2 || !strings.HasPrefix(p2, "127.0.0.1:") {
+		t.Errorf("port --index: %q %q", p1, p2)
+	}
+	writeFiles(t, dir, map[string]string{"f.txt": "copied\n"})
+	e.skiff(t, dir, "cp", "f.txt", "app:/tmp/f.txt")
+	if out := strings.TrimSpace(e.skiff(t, dir, "exec", "-T", "app", "cat", "/tmp/f.txt")); out != "copied" {
+		t.Errorf("cp: %q", out)
+	}
+	if out := e.skiff(t, dir, "stats", "--no-stream", "--format", "{{.Name}}"); !strings.Contains(out, "skre-app-1") {
+		t.Errorf("stats: %q", out)
+	}
+	e.skiff(t, dir, "down", "-t", "1")
+}
