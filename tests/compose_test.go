@@ -180,6 +180,7 @@ func TestCompose(t *testing.T) {
 	t.Run("Commands", func(t *testing.T) { t.Parallel(); testComposeCommands(t, e) })
 	t.Run("Foreground", func(t *testing.T) { t.Parallel(); testComposeForeground(t, e) })
 	t.Run("Recreate", func(t *testing.T) { t.Parallel(); testComposeRecreate(t, e) })
+	t.Run("TopLevel", func(t *testing.T) { t.Parallel(); testComposeTopLevel(t, e) })
 }
 
 // The whole project: a web service built from a Dockerfile, healthy before
@@ -701,4 +702,71 @@ services:
 		t.Errorf("stats: %q", out)
 	}
 	e.skiff(t, dir, "down", "-t", "1")
+}
+
+// Top-level networks and volumes with their options: ipam, internal,
+// external, name, driver_opts; cpus and memory reservations.
+func testComposeTopLevel(t *testing.T, e *composeEnv) {
+	dir := t.TempDir()
+	if out, se, code := e.run(t, dir, nil, "skiff", "network", "create", "sktl-ext"); code != 0 {
+		t.Fatalf("network create: %s %s", out, se)
+	}
+	defer e.run(t, dir, nil, "skiff", "network", "rm", "sktl-ext")
+	if out, se, code := e.run(t, dir, nil, "skiff", "volume", "create", "sktl-extvol"); code != 0 {
+		t.Fatalf("volume create: %s %s", out, se)
+	}
+	defer e.run(t, dir, nil, "skiff", "volume", "rm", "sktl-extvol")
+	writeFiles(t, dir, map[string]string{"compose.yaml": `name: sktl
+services:
+  app:
+    image: busybox
+    init: true
+    command: ["sleep", "600"]
+    networks:
+      inner:
+        ipv4_address: 172.29.7.10
+      ext: {}
+    volumes: [named:/n, ext:/e]
+    deploy:
+      resources:
+        limits: {cpus: "0.25"}
+        reservations: {memory: 16M}
+networks:
+  inner:
+    internal: true
+    ipam:
+      config: [{subnet: 172.29.7.0/24}]
+  ext:
+    external: true
+    name: sktl-ext
+volumes:
+  named:
+    name: sktl-custom-name
+    driver_opts: {type: tmpfs, device: tmpfs}
+  ext:
+    external: true
+    name: sktl-extvol
+`})
+	e.skiff(t, dir, "up", "-d")
+	for _, c := range []struct{ cmd, want string }{
+		{"ip -4 -o addr | grep -c 172.29.7.10", "1"},
+		{"grep -c ' /n tmpfs' /proc/mounts", "1"},
+		{"cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us", "25000"},
+		{"cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes", "16777216"},
+	} {
+		if out := strings.TrimSpace(e.skiff(t, dir, "exec", "-T", "app", "sh", "-c", c.cmd)); out != c.want {
+			t.Errorf("%q: %q, want %q", c.cmd, out, c.want)
+		}
+	}
+	if out, _, _ := e.run(t, dir, nil, "skiff", "network", "inspect", "-f", "{{.Internal}}", "sktl_inner"); strings.TrimSpace(out) != "true" {
+		t.Errorf("internal network: %q", out)
+	}
+	e.docker(t, dir, "down", "-v", "-t", "1")
+	// external ones stay, the project's are gone
+	if _, _, code := e.run(t, dir, nil, "skiff", "volume", "inspect", "sktl-extvol"); code != 0 {
+		t.Errorf("down -v removed the external volume")
+	}
+	if _, _, code := e.run(t, dir, nil, "skiff", "volume", "inspect", "sktl-custom-name"); code == 0 {
+		t.Errorf("down -v left the project's volume")
+	}
 }
