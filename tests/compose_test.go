@@ -181,6 +181,7 @@ func TestCompose(t *testing.T) {
 	t.Run("Foreground", func(t *testing.T) { t.Parallel(); testComposeForeground(t, e) })
 	t.Run("Recreate", func(t *testing.T) { t.Parallel(); testComposeRecreate(t, e) })
 	t.Run("TopLevel", func(t *testing.T) { t.Parallel(); testComposeTopLevel(t, e) })
+	t.Run("Tty", func(t *testing.T) { t.Parallel(); testComposeTty(t, e) })
 }
 
 // The whole project: a web service built from a Dockerfile, healthy before
@@ -769,4 +770,27 @@ volumes:
 	if _, _, code := e.run(t, dir, nil, "skiff", "volume", "inspect", "sktl-custom-name"); code == 0 {
 		t.Errorf("down -v left the project's volume")
 	}
+}
+
+// On a terminal: compose's live progress, and exec with a tty (its default
+// there).
+func testComposeTty(t *testing.T, e *composeEnv) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"compose.yaml": `name: sktty
+services:
+  app:
+    image: busybox
+    init: true
+    command: ["sleep", "600"]
+`})
+	sk := filepath.Join(binDir, "skiff") + " -H " + e.d.host + " compose "
+	out, se, code := e.run(t, dir, []string{"TERM=xterm"}, "script", "-qec", sk+"up -d", "/dev/null")
+	if code != 0 || !strings.Contains(out, "Container sktty-app-1") || !strings.Contains(out, "Started") || !strings.Contains(out, "\x1b[") {
+		t.Errorf("up -d on a tty: exit %d %q %q", code, out, se)
+	}
+	out, se, code = e.run(t, dir, []string{"TERM=xterm"}, "script", "-qec", sk+"exec app sh -c 'tty; stty size'", "/dev/null")
+	if code != 0 || !strings.Contains(out, "/dev/pts/") {
+		t.Errorf("exec on a tty: exit %d %q %q", code, out, se)
+	}
+	e.skiff(t, dir, "down", "-t", "1")
 }
