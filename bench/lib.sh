@@ -7,7 +7,7 @@
 # removes all of it on exit. Exports SKIFF_HOST; sets $bin, $root, $tar, $dpid.
 bench_daemon() {
   local octet=$1
-  ./hack/build.sh
+  SKIFF_NO_COMPOSE=1 ./hack/build.sh # the benchmarks do not use compose
   bin=$PWD/bin
   root=$(mktemp -d /tmp/skiff-bench-XXXX)
   bench_fresh_fs "$root"

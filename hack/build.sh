@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds skiff, skiffd, skiff-shim and skiff-init into ./bin (side by side:
+# Builds skiff, skiffd, skiff-shim, skiff-init and skiff-compose into ./bin (side by side:
 # `skiff daemon` runs the skiffd next to it, which finds the shim next to
 # itself).
 set -euo pipefail
@@ -16,3 +16,14 @@ CGO_ENABLED=1 go build -trimpath -tags netgo,osusergo \
   -ldflags '-s -w -linkmode external -extldflags -static' -o bin/skiff-shim ./cmd/skiff-shim
 # The --init of containers: static (no cgo), bound into the container.
 CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o bin/skiff-init ./cmd/skiff-init
+# docker compose, linked from github.com/docker/compose/v5 in a Go module of
+# its own (cmd/skiff-compose/go.mod: compose's pinned graph stays out of the
+# CLI and the engine); `skiff compose` execs it. A cold build takes minutes,
+# a warm one seconds. SKIFF_NO_COMPOSE=1 skips it.
+if [ -z "${SKIFF_NO_COMPOSE:-}" ]; then
+  (cd cmd/skiff-compose &&
+    compose_version=$(go list -m -f '{{.Version}}' github.com/docker/compose/v5) &&
+    CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=$compose_version" \
+      -o ../../bin/skiff-compose .)
+fi

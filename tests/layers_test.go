@@ -123,6 +123,7 @@ func TestShimStaysSmall(t *testing.T) {
 func TestCLIStaysClientOnly(t *testing.T) {
 	pkgs := listPackages(t, "../cmd/skiff")
 	forbidden := []string{"go.etcd.io/bbolt", "github.com/moby/buildkit", "github.com/google/nftables", "github.com/miekg/dns",
+		"github.com/docker/compose", "github.com/compose-spec/compose-go", // skiff-compose, a module of its own
 		"github.com/google/go-containerregistry", mod + "internal/registry",
 		mod + "internal/daemon", mod + "internal/engine", mod + "internal/apiserver", mod + "internal/runtime", mod + "internal/image"}
 	for _, d := range pkgs[0].Deps {

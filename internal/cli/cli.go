@@ -162,6 +162,7 @@ var hotCommands = map[string]func(*CLI) *cobra.Command{
 	"start": (*CLI).newStartCommand, "stop": (*CLI).newStopCommand, "restart": (*CLI).newRestartCommand,
 	"kill": (*CLI).newKillCommand, "rm": (*CLI).newRmCommand, "ps": (*CLI).newPsCommand,
 	"logs": (*CLI).newLogsCommand, "wait": (*CLI).newWaitCommand, "inspect": (*CLI).newInspectCommand,
+	"compose": (*CLI).newComposeCommand,
 }
 
 // requestedCommand is the first argument that is not a global option (or
@@ -261,6 +262,7 @@ func (c *CLI) newRootCommand(only string) *cobra.Command {
 	root.AddCommand(c.newNetworkCommand(), c.newPortCommand()) // network_cmds.go
 	root.AddCommand(c.livingCommands()...)                     // living_cmds.go
 	root.AddCommand(c.newDaemonCommand())                      // daemon_cmd.go
+	root.AddCommand(c.newComposeCommand())                     // compose_cmd.go
 	return root
 }
 
