@@ -309,11 +309,7 @@ func testComposeFullFile(t *testing.T, d *daemon, cl composeClient) {
 	sink := newSyslogSink(t)
 	webPort := freeLoopbackPort(t)
 	cgParent := d.cgParent + "-" + project
-	t.Cleanup(func() {
-		for _, ctrl := range []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer", "devices", "unified", "systemd", ""} {
-			os.Remove(filepath.Join("/sys/fs/cgroup", ctrl, cgParent))
-		}
-	})
+	t.Cleanup(func() { removeCgroupDirs(cgParent) })
 	external := project + "-ext"
 	writeComposeProject(t, dir, map[string]string{
 		"PROJECT": project, "EXTERNAL": external, "SYSLOGPORT": fmt.Sprint(sink.port()),

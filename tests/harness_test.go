@@ -289,8 +289,8 @@ func checkNoLeaks(t *testing.T, d *daemon) {
 				leaks = append(leaks, "mount: "+l)
 			}
 		}
-		for _, ctrl := range []string{"memory", "pids", "cpu", "cpuset", "systemd", "unified", ""} {
-			p := filepath.Join("/sys/fs/cgroup", ctrl, d.cgParent)
+		for _, h := range cgroupHierarchies() {
+			p := filepath.Join("/sys/fs/cgroup", h, d.cgParent)
 			if entries, err := os.ReadDir(p); err == nil {
 				for _, e := range entries {
 					if e.IsDir() {
@@ -316,8 +316,28 @@ func checkNoLeaks(t *testing.T, d *daemon) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// The per-test cgroup parents themselves.
-	for _, ctrl := range []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer", "devices", "systemd", "unified", ""} {
-		os.Remove(filepath.Join("/sys/fs/cgroup", ctrl, d.cgParent))
+	removeCgroupDirs(d.cgParent)
+}
+
+// cgroupHierarchies are the host's cgroup mounts below /sys/fs/cgroup: every
+// v1 hierarchy (name=systemd included), the hybrid cgroup2 at unified, and ""
+// for the root of a pure v2 host.
+func cgroupHierarchies() []string {
+	out := []string{""}
+	entries, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, e := range entries {
+		if e.IsDir() || e.Type()&os.ModeSymlink != 0 {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// removeCgroupDirs removes the cgroup directory rel (empty by then) from
+// every hierarchy, so a test leaves none behind.
+func removeCgroupDirs(rel string) {
+	for _, h := range cgroupHierarchies() {
+		os.Remove(filepath.Join("/sys/fs/cgroup", h, rel))
 	}
 }
 

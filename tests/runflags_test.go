@@ -579,9 +579,7 @@ func runFlagRows(f hostFacts) []runFlagRow {
 				cgp := e.vars["cgp"]
 				e.cleanups = append(e.cleanups, func() {
 					e.cli("rm", "-f", e.name)
-					for _, c := range []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer", "devices", "unified", "net_cls", "perf_event", "hugetlb", "net_prio", "misc", "rdma", ""} {
-						os.Remove(filepath.Join("/sys/fs/cgroup", c, cgp))
-					}
+					removeCgroupDirs(cgp)
 				})
 				if _, err := e.cgroupFile(cgp, "pids", "cgroup.procs"); err != nil {
 					e.Errorf("no cgroup under the parent: %v", err)
