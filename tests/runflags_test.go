@@ -843,10 +843,15 @@ func runFlagRows(f hostFacts) []runFlagRow {
 		{flag: "shm-size", args: []string{"--shm-size", "2m"}, cmd: "grep ' /dev/shm ' /proc/mounts", out: `size=2048k`},
 		{flag: "sig-proxy", name: "true", custom: sigProxyCheck(true)},
 		{flag: "sig-proxy", name: "false", custom: sigProxyCheck(false)},
-		{flag: "stop-signal", args: []string{"-d", "--stop-signal", "USR1"}, cmd: `trap 'echo got-usr1; exit 0' USR1; while :; do sleep 0.1; done`,
+		{flag: "stop-signal", args: []string{"-d", "--stop-signal", "USR1"}, cmd: `trap 'echo got-usr1; exit 0' USR1; echo ready; while :; do sleep 0.1; done`,
 			check: func(e *rowEnv) {
+				// A signal that PID 1 does not handle yet is discarded:
+				// stop only once the trap is set.
+				for deadline := time.Now().Add(20 * time.Second); e.must("logs", e.name) != "ready\n" && time.Now().Before(deadline); {
+					time.Sleep(50 * time.Millisecond)
+				}
 				e.must("stop", "-t", "20", e.name)
-				if out := e.must("logs", e.name); out != "got-usr1\n" {
+				if out := e.must("logs", e.name); out != "ready\ngot-usr1\n" {
 					e.Errorf("logs after stop: %q", out)
 				}
 				if out := e.inspect("{{.State.ExitCode}}"); out != "0" {

@@ -41,6 +41,11 @@ type Container struct {
 	// op serializes start, stop and remove of this container; mu is only
 	// held for short field updates.
 	op sync.Mutex `json:"-"`
+	// starting is closed once the process a start released is recorded
+	// as running (or the start failed): its output can reach attached
+	// clients before that, and a kill they send meanwhile waits for it
+	// rather than finding the container not running.
+	starting chan struct{}
 
 	ID           string
 	Name         string // without the leading slash

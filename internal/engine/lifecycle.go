@@ -112,6 +112,16 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 	}
 
 	t3 := time.Now()
+	starting := make(chan struct{})
+	c.mu.Lock()
+	c.starting = starting
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.starting = nil
+		c.mu.Unlock()
+		close(starting)
+	}()
 	pid, err := cl.Start(ctx)
 	t4 := time.Now()
 	if err != nil {
@@ -373,6 +383,17 @@ func (e *Engine) ContainerKill(ctx context.Context, ref, signal string) error {
 		}
 	}
 	c.mu.Lock()
+	if starting := c.starting; starting != nil && !c.State.Running {
+		// Released but not yet recorded: its first output may be what
+		// made the client send this signal.
+		c.mu.Unlock()
+		select {
+		case <-starting:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c.mu.Lock()
+	}
 	running := c.State.Running
 	if running {
 		// As Docker: a killed container is not restarted by its policy.
