@@ -23,9 +23,8 @@ import (
 // the docker CLI and through skiff's own CLI against one daemon, and asserts
 // the flag's effect inside the container or on inspect, or Docker's refusal.
 //
-// Rows whose feature another area of issue 12 is building carry `pending`
-// (the area's name); they run only with SKIFF_RUNFLAGS_ALL=1. Every other
-// row must pass. TestRunFlagsCoverDockerRunHelp keeps the table complete.
+// Every row must pass. TestRunFlagsCoverDockerRunHelp keeps the table
+// complete.
 //
 // What skiff refuses, and why (dockerd refuses the same, or warns):
 //   - --gpus: skiff has no device driver (dockerd's come from the NVIDIA
@@ -55,10 +54,8 @@ func TestRunFlags(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
 	d.importBusybox()
-	all := os.Getenv("SKIFF_RUNFLAGS_ALL") == "1"
 	env := newRunFlagsEnv(t, d)
 	rows := runFlagRows(env.facts)
-	var pending []string
 	type job struct {
 		row    *runFlagRow
 		client string
@@ -67,19 +64,12 @@ func TestRunFlags(t *testing.T) {
 	var jobs []*job
 	for i := range rows {
 		r := &rows[i]
-		if r.pending != "" && !all {
-			pending = append(pending, r.id()+" ("+r.pending+")")
-			continue
-		}
 		for _, client := range []string{"docker", "skiff"} {
 			if r.only != "" && r.only != client {
 				continue
 			}
 			jobs = append(jobs, &job{row: r, client: client, rec: &rowRecorder{}})
 		}
-	}
-	if len(pending) > 0 {
-		t.Logf("%d rows pending on other areas (SKIFF_RUNFLAGS_ALL=1 runs them): %s", len(pending), strings.Join(pending, ", "))
 	}
 	// Rows run in parallel, more of them than the test binary's -parallel
 	// (the CPU count): most of a row's time is spent waiting on the daemon.
@@ -145,8 +135,7 @@ type runFlagRow struct {
 	check      func(e *rowEnv) // further assertions, after the run
 	custom     func(e *rowEnv) // runs instead of the run above
 
-	only    string // "docker" or "skiff": the row is for one CLI only
-	pending string // the area of issue 12 whose work makes this row pass
+	only string // "docker" or "skiff": the row is for one CLI only
 }
 
 func (r *runFlagRow) id() string {
@@ -672,11 +661,10 @@ func runFlagRows(f hostFacts) []runFlagRow {
 			refuse: `"--io-maxiops" is only supported on a Docker daemon running on windows, but the Docker daemon is running on linux`},
 		{flag: "ip", args: []string{"--network", "{net}", "--ip", "{netpfx}.77"}, only: "docker", cmd: "ip -4 -o addr show eth0", out: `inet {netpfx}\.77/24`},
 		{flag: "ip", args: []string{"--network", "{net}", "--ip", "{netpfx}.78"}, only: "skiff", cmd: "ip -4 -o addr show eth0", out: `inet {netpfx}\.78/24`},
-		// Pending: skiff's networks are IPv4 only (network create --ipv6 is refused).
-		{flag: "ip6", pending: "net", setup: []string{"network create --ipv6 --subnet fd5a:{i}::/64 {n}-net6"}, args: []string{"--network", "{n}-net6", "--ip6", "fd5a:{i}::50"},
-			cmd: "ip -6 -o addr show eth0", out: `inet6 fd5a:{i}::50/64`, check: func(e *rowEnv) {
-				e.cleanups = append(e.cleanups, func() { e.cli("rm", "-f", e.name); e.cli("network", "rm", e.name+"-net6") })
-			}},
+		// skiff's networks are IPv4 only (network create --ipv6 is refused,
+		// TestNetworkIPv6Refused): an --ip6 finds no subnet, in dockerd's words.
+		{flag: "ip6", args: []string{"--network", "{net}", "--ip6", "fd5a:{i}::50"}, cmd: "true",
+			refuse: "no configured subnet contains IP address fd5a:{i}::50"},
 		{flag: "ipc", name: "host", args: []string{"--ipc", "host"}, cmd: "readlink /proc/self/ns/ipc", out: "^{hostns-ipc}\n$"},
 		{flag: "ipc", name: "container", peer: "sleep 60", peerArgs: []string{"--ipc", "shareable"}, args: []string{"--ipc", "container:{n}-peer"}, cmd: "readlink /proc/self/ns/ipc",
 			check: func(e *rowEnv) {
@@ -1033,8 +1021,7 @@ func sigProxyCheck(proxy bool) func(e *rowEnv) {
 
 // TestRunFlagsCoverDockerRunHelp checks the table of TestRunFlags against the
 // live `docker run --help`: every flag has a row, and every row a flag. And
-// skiff's `run --help` lists every flag docker's does (a flag whose rows are
-// all pending may be missing until its area lands).
+// skiff's `run --help` lists every flag docker's does.
 func TestRunFlagsCoverDockerRunHelp(t *testing.T) {
 	needDockerCLI(t)
 	out, err := exec.Command("docker", "run", "--help").Output()
@@ -1047,15 +1034,9 @@ func TestRunFlagsCoverDockerRunHelp(t *testing.T) {
 	}
 	f := hostFacts{arch: runtime.GOARCH, otherArch: "arm64", blockDev: "/dev/x", cgroupV1: true, rtSched: true}
 	rows := runFlagRows(f)
-	covered, pendingOnly := map[string]bool{}, map[string]bool{}
+	covered := map[string]bool{}
 	for _, r := range rows {
-		if !covered[r.flag] {
-			pendingOnly[r.flag] = true
-		}
 		covered[r.flag] = true
-		if r.pending == "" {
-			pendingOnly[r.flag] = false
-		}
 	}
 	for _, fl := range docker {
 		if !covered[fl] {
@@ -1075,7 +1056,7 @@ func TestRunFlagsCoverDockerRunHelp(t *testing.T) {
 	}
 	skiff := helpFlags(string(skOut))
 	for _, fl := range docker {
-		if !slicesContains(skiff, fl) && !pendingOnly[fl] {
+		if !slicesContains(skiff, fl) {
 			t.Errorf("skiff run lacks --%s", fl)
 		}
 	}
