@@ -127,6 +127,8 @@ type daemon struct {
 	extraConfig, nsSetup string
 	// prepare, when set, adjusts the daemon's command before it starts.
 	prepare func(*exec.Cmd)
+	// criSock is the daemon's own Kubernetes CRI socket (cri_test.go).
+	criSock string
 }
 
 // startDaemon starts a daemon on fresh roots and registers its cleanup:
@@ -151,7 +153,7 @@ func startDaemonSetup(t *testing.T, cgroup2 bool, setup func(*daemon)) *daemon {
 	}
 	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
 	d := &daemon{
-		t: t, root: root, sock: filepath.Join(root, "skiff.sock"),
+		t: t, root: root, sock: filepath.Join(root, "skiff.sock"), criSock: filepath.Join(root, "cri.sock"),
 		cgParent: fmt.Sprintf("/skiff-e2e-%d-%s", os.Getpid(), name),
 		cgroup2:  cgroup2,
 	}
@@ -175,7 +177,7 @@ func (d *daemon) start() {
 	d.logf = logf
 	args := []string{filepath.Join(binDir, "skiff"), "daemon", "-H", d.host,
 		"--data-root", filepath.Join(d.root, "data"), "--exec-root", filepath.Join(d.root, "exec"),
-		"--config-file", cfg, "--debug"}
+		"--config-file", cfg, "--debug", "--cri-socket", d.criSock}
 	if d.cgroup2 || d.nsSetup != "" {
 		script := `mount --make-rprivate / && `
 		if d.cgroup2 {

@@ -26,6 +26,10 @@ type Config struct {
 	// DefaultIpcMode is the IPC mode of containers that ask for none:
 	// "private" (Docker 20.10+'s default) or "shareable".
 	DefaultIpcMode string `json:"default-ipc-mode,omitempty"`
+
+	// CRISocket is the unix socket of the Kubernetes CRI (package cri):
+	// nil means DefaultCRISocket, "" turns the CRI off.
+	CRISocket *string `json:"cri-socket,omitempty"`
 }
 
 const (
@@ -33,4 +37,5 @@ const (
 	DefaultDataRoot   = "/var/lib/skiff"
 	DefaultExecRoot   = "/run/skiff"
 	DefaultConfigFile = "/etc/skiff/daemon.json"
+	DefaultCRISocket  = "/run/skiff/cri.sock"
 )

@@ -42,7 +42,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 		"log-opts": true, "log-driver": true, "cgroup-parent": true, "cgroup-favordynmods": true, "live-restore": true,
 		"bip": true, "mtu": true, "fixed-cidr": true, "insecure-registries": true, "registry-mirrors": true,
 		"default-ulimits": true, "dns": true, "dns-search": true, "dns-opts": true, "storage-driver": true,
-		"default-ipc-mode": true,
+		"default-ipc-mode": true, "cri-socket": true,
 	}
 	for _, k := range networkKeys {
 		known[k] = true
@@ -89,6 +89,9 @@ func LoadConfigFile(path string, cfg *Config) error {
 	if cfg.DefaultIpcMode == "" {
 		cfg.DefaultIpcMode = fileCfg.DefaultIpcMode
 	}
+	if cfg.CRISocket == nil {
+		cfg.CRISocket = fileCfg.CRISocket
+	}
 	return verifyDefaultIpcMode(cfg.DefaultIpcMode)
 }
 
@@ -121,6 +124,10 @@ func (cfg *Config) setDefaults() error {
 	}
 	if cfg.ExecRoot == "" {
 		cfg.ExecRoot = DefaultExecRoot
+	}
+	if cfg.CRISocket == nil {
+		s := DefaultCRISocket
+		cfg.CRISocket = &s
 	}
 	if cfg.ShimPath == "" {
 		cfg.ShimPath = os.Getenv("SKIFF_SHIM")
@@ -178,6 +185,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	srv := apiserver.New(eng, apiserver.Options{Debug: cfg.Debug, Logger: logger, Build: builds})
+	criSrv, criListener, err := listenCRI(eng, cfg, logger) // cri.go
+	if err != nil {
+		return err
+	}
 	var listeners []net.Listener
 	for _, h := range cfg.Hosts {
 		l, err := listen(h)
@@ -185,16 +196,24 @@ func Run(ctx context.Context, cfg Config) error {
 			for _, l := range listeners {
 				l.Close()
 			}
+			if criListener != nil {
+				criListener.Close()
+			}
 			return err
 		}
 		listeners = append(listeners, l)
 	}
 	serveCtx, cancelServe := context.WithCancel(ctx)
-	errc := make(chan error, len(listeners))
+	errc := make(chan error, len(listeners)+1)
 	for _, l := range listeners {
 		go func() { errc <- srv.Serve(serveCtx, l) }()
 	}
-	logger.Info("skiff daemon ready", "hosts", cfg.Hosts, "data-root", cfg.DataRoot, "version", engine.Version)
+	serving := len(listeners)
+	if criListener != nil {
+		go func() { errc <- criSrv.Serve(serveCtx, criListener) }()
+		serving++
+	}
+	logger.Info("skiff daemon ready", "hosts", cfg.Hosts, "cri-socket", *cfg.CRISocket, "data-root", cfg.DataRoot, "version", engine.Version)
 	received := 0
 	select {
 	case <-ctx.Done():
@@ -204,7 +223,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Serve returns once its context ends: open streams (waits, follows,
 	// attaches) are ended, and the listeners closed.
 	cancelServe()
-	for ; received < len(listeners); received++ {
+	for ; received < serving; received++ {
 		<-errc
 	}
 	return err
