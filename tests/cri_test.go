@@ -2,7 +2,9 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,8 +52,8 @@ func TestCRIEndpointAndImages(t *testing.T) {
 	if rc, err := rt.RuntimeConfig(ctx, &runtimeapi.RuntimeConfigRequest{}); err != nil || rc.Linux.CgroupDriver != runtimeapi.CgroupDriver_CGROUPFS {
 		t.Fatalf("RuntimeConfig = %v, %v", rc, err)
 	}
-	if _, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{}); status.Code(err) != codes.Unimplemented {
-		t.Fatalf("RunPodSandbox: %v, want Unimplemented", err)
+	if _, err := rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{}); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("CheckpointContainer: %v, want Unimplemented", err)
 	}
 
 	// A private image whose USER is a uid, pushed with the CLI's login.
@@ -104,5 +106,196 @@ func TestCRIEndpointAndImages(t *testing.T) {
 	}
 	if out := d.must("images", "-q", "--no-trunc"); strings.Contains(out, pull.ImageRef) {
 		t.Fatalf("image left after RemoveImage:\n%s", out)
+	}
+}
+
+// criPod starts a pod sandbox for the test and returns its id.
+func criPod(t *testing.T, ctx context.Context, rt runtimeapi.RuntimeServiceClient, cfg *runtimeapi.PodSandboxConfig) string {
+	t.Helper()
+	resp, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	return resp.PodSandboxId
+}
+
+// criStart creates and starts a container in a pod.
+func criStart(t *testing.T, ctx context.Context, rt runtimeapi.RuntimeServiceClient, pod string, sbCfg *runtimeapi.PodSandboxConfig, cfg *runtimeapi.ContainerConfig) string {
+	t.Helper()
+	cr, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: sbCfg})
+	if err != nil {
+		t.Fatalf("CreateContainer %s: %v", cfg.Metadata.Name, err)
+	}
+	if _, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
+		t.Fatalf("StartContainer %s: %v", cfg.Metadata.Name, err)
+	}
+	return cr.ContainerId
+}
+
+// A pod of two containers: one serves on 127.0.0.1 with busybox httpd, the
+// other fetches from it (they share the sandbox's network namespace), both
+// see the pod's DNS config; ExecSync with its exit code and timeout; the
+// pod's objects appear in `skiff ps -a` but Docker's containers never in
+// the CRI's lists; stop and remove are idempotent and leave nothing.
+func TestCRIPodSharesLocalhost(t *testing.T) {
+	for _, cgroup2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cgroup2=%v", cgroup2), func(t *testing.T) { testCRIPod(t, cgroup2) })
+	}
+}
+
+func testCRIPod(t *testing.T, cgroup2 bool) {
+	d := startDaemonWith(t, cgroup2)
+	// The kubelet's pod cgroup: the kubelet removes it after the pod.
+	podCgroup := d.cgParent + "/kubepods-pod-uid-1"
+	t.Cleanup(func() {
+		for _, ctrl := range []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer", "devices", "unified", ""} {
+			os.Remove(filepath.Join("/sys/fs/cgroup", ctrl, podCgroup))
+		}
+	})
+	d.importBusybox()
+	rt, _ := d.criClients()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d.must("run", "-d", "--name", "docker-side", "busybox", "sleep", "300")
+
+	sbCfg := &runtimeapi.PodSandboxConfig{
+		Metadata:  &runtimeapi.PodSandboxMetadata{Name: "web", Namespace: "e2e", Uid: "uid-1"},
+		Hostname:  "webpod",
+		Labels:    map[string]string{"app": "web", "io.kubernetes.pod.name": "web"},
+		DnsConfig: &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"e2e.svc.cluster.local"}, Options: []string{"ndots:5"}},
+		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: podCgroup, SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD}}},
+	}
+	pod := criPod(t, ctx, rt, sbCfg)
+	st, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod, Verbose: true})
+	if err != nil || st.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY || st.Status.Metadata.Name != "web" || st.Status.Labels["app"] != "web" {
+		t.Fatalf("PodSandboxStatus = %v, %v", st, err)
+	}
+	// The pause process runs in the pod's cgroup, with the pod's hostname.
+	pauseCg, err := os.ReadFile("/proc/" + st.Info["pid"] + "/cgroup")
+	if err != nil || !strings.Contains(string(pauseCg), podCgroup+"/"+pod) {
+		t.Errorf("pause process cgroup (pid %s): %v\n%s", st.Info["pid"], err, pauseCg)
+	}
+	if host, err := os.ReadFile("/proc/" + st.Info["pid"] + "/root/etc/hostname"); err != nil || string(host) != "webpod\n" {
+		t.Errorf("pod hostname: %q, %v", host, err)
+	}
+
+	image := &runtimeapi.ImageSpec{Image: "busybox"}
+	server := criStart(t, ctx, rt, pod, sbCfg, &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "server"}, Image: image,
+		Command: []string{"sh", "-c", "mkdir -p /srv && echo pod-hello > /srv/index.html && exec httpd -f -p 127.0.0.1:8080 -h /srv"},
+		Labels:  map[string]string{"role": "server"},
+	})
+	client := criStart(t, ctx, rt, pod, sbCfg, &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "client"}, Image: image,
+		Command: []string{"sleep"}, Args: []string{"300"},
+		Envs:   []*runtimeapi.KeyValue{{Key: "GREETING", Value: []byte("hi")}},
+		Labels: map[string]string{"role": "client"},
+	})
+
+	exec := func(id string, timeout int64, cmd ...string) *runtimeapi.ExecSyncResponse {
+		t.Helper()
+		r, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: cmd, Timeout: timeout})
+		if err != nil {
+			t.Fatalf("ExecSync %v: %v", cmd, err)
+		}
+		return r
+	}
+	var got *runtimeapi.ExecSyncResponse
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if got = exec(client, 5, "wget", "-q", "-O-", "http://127.0.0.1:8080/"); got.ExitCode == 0 {
+			break
+		}
+	}
+	if got.ExitCode != 0 || string(got.Stdout) != "pod-hello\n" {
+		t.Fatalf("fetch from the other container over 127.0.0.1: exit %d, stdout %q, stderr %q", got.ExitCode, got.Stdout, got.Stderr)
+	}
+	// The shared PID namespace: the server's httpd is visible to the client.
+	if r := exec(client, 5, "sh", "-c", "ps -o comm | grep -c httpd"); string(r.Stdout) != "1\n" {
+		t.Errorf("httpd in the client's ps: %q %q", r.Stdout, r.Stderr)
+	}
+	if r := exec(client, 5, "cat", "/etc/resolv.conf"); !strings.Contains(string(r.Stdout), "nameserver 10.96.0.10") || !strings.Contains(string(r.Stdout), "e2e.svc.cluster.local") {
+		t.Errorf("client resolv.conf:\n%s", r.Stdout)
+	}
+	if r := exec(client, 5, "sh", "-c", "echo $GREETING >&2; exit 3"); r.ExitCode != 3 || string(r.Stderr) != "hi\n" {
+		t.Errorf("ExecSync exit/stderr: %d %q", r.ExitCode, r.Stderr)
+	}
+	start := time.Now()
+	if _, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: client, Cmd: []string{"sleep", "30"}, Timeout: 1}); status.Code(err) != codes.DeadlineExceeded || time.Since(start) > 10*time.Second {
+		t.Errorf("ExecSync past its timeout: %v after %v, want DeadlineExceeded", err, time.Since(start))
+	}
+
+	// An engine restart keeps the pod running and listed.
+	d.stop()
+	d.start()
+	if pl, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{Id: pod}}); err != nil || len(pl.Items) != 1 || pl.Items[0].State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("ListPodSandbox after an engine restart = %v, %v", pl, err)
+	}
+	if r := exec(client, 5, "wget", "-q", "-O-", "http://127.0.0.1:8080/"); string(r.Stdout) != "pod-hello\n" {
+		t.Fatalf("fetch after an engine restart: exit %d %q %q", r.ExitCode, r.Stdout, r.Stderr)
+	}
+
+	// Lists: by sandbox, label and state; Docker's container is not there.
+	cl, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: pod}})
+	if err != nil || len(cl.Containers) != 2 {
+		t.Fatalf("ListContainers of the pod = %v, %v", cl, err)
+	}
+	cl, err = rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: map[string]string{"role": "server"}}})
+	if err != nil || len(cl.Containers) != 1 || cl.Containers[0].Id != server || cl.Containers[0].State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("ListContainers role=server = %v, %v", cl, err)
+	}
+	pl, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"app": "web"}}})
+	if err != nil || len(pl.Items) != 1 || pl.Items[0].Id != pod {
+		t.Fatalf("ListPodSandbox app=web = %v, %v", pl, err)
+	}
+	dockerID := strings.TrimSpace(d.must("inspect", "--format", "{{.Id}}", "docker-side"))
+	if _, err := rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: dockerID}); status.Code(err) != codes.NotFound {
+		t.Errorf("ContainerStatus of a Docker container: %v, want NotFound", err)
+	}
+	if _, err := rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: dockerID}); err != nil {
+		t.Errorf("RemoveContainer of a Docker container: %v", err)
+	}
+	if out := d.must("ps", "-q", "--filter", "name=docker-side"); strings.TrimSpace(out) == "" {
+		t.Fatal("RemoveContainer through the CRI removed a Docker container")
+	}
+	// skiff ps -a shows the pod, with Kubernetes' labels.
+	ps := d.must("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Label \"io.kubernetes.pod.name\"}}")
+	for _, want := range []string{pod + " k8s_POD_web_e2e_uid-1_0 web", server + " k8s_server_web_e2e_uid-1_0", client + " k8s_client_web_e2e_uid-1_0"} {
+		if !strings.Contains(ps, want) {
+			t.Errorf("skiff ps -a lacks %q:\n%s", want, ps)
+		}
+	}
+
+	// Stop with a timeout: sleep ignores nothing, so SIGTERM ends it fast.
+	for range 2 {
+		if _, err := rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: client, Timeout: 5}); err != nil {
+			t.Fatalf("StopContainer: %v", err)
+		}
+	}
+	cs, err := rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: client})
+	if err != nil || cs.Status.State != runtimeapi.ContainerState_CONTAINER_EXITED || cs.Status.FinishedAt == 0 || cs.Status.Metadata.Name != "client" {
+		t.Fatalf("ContainerStatus after stop = %v, %v", cs, err)
+	}
+	for range 2 {
+		if _, err := rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: client}); err != nil {
+			t.Fatalf("RemoveContainer: %v", err)
+		}
+		if _, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: pod}); err != nil {
+			t.Fatalf("StopPodSandbox: %v", err)
+		}
+	}
+	if st, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod}); err != nil || st.Status.State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
+		t.Fatalf("PodSandboxStatus after stop = %v, %v", st, err)
+	}
+	for range 2 {
+		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+			t.Fatalf("RemovePodSandbox: %v", err)
+		}
+	}
+	if _, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod}); status.Code(err) != codes.NotFound {
+		t.Fatalf("PodSandboxStatus after remove: %v, want NotFound", err)
+	}
+	if out := d.must("ps", "-aq", "--filter", "label=io.skiff.cri.kind"); strings.TrimSpace(out) != "" {
+		t.Fatalf("pod containers left after RemovePodSandbox:\n%s", out)
 	}
 }

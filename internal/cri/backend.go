@@ -2,7 +2,9 @@ package cri
 
 import (
 	"context"
+	"io"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
 
 	"github.com/skiff-dev/skiff/internal/engine"
@@ -13,6 +15,7 @@ import (
 // Errors carry an errdefs kind; toStatus turns it into a gRPC code.
 type Backend interface {
 	ImageBackend
+	ContainerBackend
 }
 
 // ImageBackend serves the ImageService.
@@ -23,4 +26,20 @@ type ImageBackend interface {
 	ImageList(ctx context.Context, opts engine.ImageListOptions) ([]image.Summary, error)
 	ImageInspect(ctx context.Context, ref string) (*image.InspectResponse, error)
 	ImageRemove(ctx context.Context, ref string, force, noPrune bool) ([]image.DeleteResponse, error)
+	// ImageImport makes the pause image from skiff-init (sandbox.go).
+	ImageImport(ctx context.Context, src io.Reader, opts engine.ImportOptions) (id string, err error)
+}
+
+// ContainerBackend runs pod sandboxes and their containers as engine
+// containers (labelled, see labels.go).
+type ContainerBackend interface {
+	ContainerCreate(ctx context.Context, name string, req *container.CreateRequest) (container.CreateResponse, error)
+	ContainerStart(ctx context.Context, id string) error
+	ContainerStop(ctx context.Context, id string, timeout *int, signal string) error
+	ContainerRemove(ctx context.Context, id string, force, removeVolumes bool) error
+	ContainerList(ctx context.Context, opts engine.ListOptions) ([]container.Summary, error)
+	ContainerInspect(ctx context.Context, id string, size bool) (*container.InspectResponse, error)
+	ExecCreate(ctx context.Context, containerID string, req *container.ExecCreateRequest) (string, error)
+	ExecStart(ctx context.Context, execID string, opts engine.ExecStartOptions) error
+	ExecInspect(ctx context.Context, execID string) (*container.ExecInspectResponse, error)
 }

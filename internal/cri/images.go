@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -192,6 +193,8 @@ func criImage(img *image.InspectResponse) *runtimeapi.Image {
 	if img.Config != nil {
 		out.Uid, out.Username = imageUser(img.Config.User)
 	}
+	// The pause image is ours: the kubelet's image GC must leave it.
+	out.Pinned = slices.Contains(img.RepoTags, pauseRef())
 	return out
 }
 

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -30,6 +31,8 @@ type Options struct {
 	// engine's content store and snapshots); the first is the mountpoint
 	// reported.
 	ImageFsDirs []string
+	// PauseBinary is skiff-init, the one file of the pause image.
+	PauseBinary string
 }
 
 // Server serves the CRI RuntimeService and ImageService.
@@ -40,6 +43,8 @@ type Server struct {
 	b    Backend
 	opts Options
 	log  *slog.Logger
+
+	pauseMu sync.Mutex // one import of the pause image at a time
 }
 
 // New returns a CRI server over b.

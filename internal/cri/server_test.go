@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,8 @@ import (
 
 // fakeImages is an image store keyed by id, each with its familiar names.
 type fakeImages struct {
+	ContainerBackend // nil: the image tests call none of it
+
 	mu      sync.Mutex
 	images  map[string]*image.InspectResponse
 	pulled  []string
@@ -56,6 +59,10 @@ func (f *fakeImages) ImagePull(ctx context.Context, ref string, opts engine.Pull
 	opts.Progress(jsonMessage())
 	f.images["sha256:p"] = &image.InspectResponse{ID: "sha256:p", RepoTags: []string{ref}, Config: userCfg("")}
 	return nil
+}
+
+func (f *fakeImages) ImageImport(ctx context.Context, src io.Reader, opts engine.ImportOptions) (string, error) {
+	return "", errdefs.NotImplemented("fake")
 }
 
 func (f *fakeImages) ImageList(ctx context.Context, opts engine.ImageListOptions) ([]image.Summary, error) {
@@ -139,9 +146,9 @@ func TestRuntimeInfo(t *testing.T) {
 		t.Errorf("RuntimeConfig = %v, %v", rc, err)
 	}
 	// What is not implemented says so: a kubelet must not get a fake pod.
-	_, err = rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{})
+	_, err = rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{})
 	if status.Code(err) != codes.Unimplemented {
-		t.Errorf("RunPodSandbox: %v, want Unimplemented", err)
+		t.Errorf("CheckpointContainer: %v, want Unimplemented", err)
 	}
 }
 

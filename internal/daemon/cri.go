@@ -36,6 +36,8 @@ func listenCRI(eng *engine.Engine, cfg Config, logger *slog.Logger) (*cri.Server
 	srv := cri.New(eng, cri.Options{
 		Logger:      logger.With("api", "cri"),
 		ImageFsDirs: []string{filepath.Join(cfg.DataRoot, "snapshots"), filepath.Join(cfg.DataRoot, "content")},
+		// skiff-init, next to the shim (as the engine finds it for --init).
+		PauseBinary: filepath.Join(filepath.Dir(cfg.ShimPath), "skiff-init"),
 	})
 	return srv, l, nil
 }
