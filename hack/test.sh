@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 ./hack/deps.sh
 ./hack/build.sh
 go vet ./...
+./hack/cri-tools.sh >/dev/null
 go test -count=1 -timeout 14m ./... "$@"

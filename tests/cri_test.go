@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +148,14 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 	d := startDaemonWith(t, cgroup2)
 	// The kubelet's pod cgroup: the kubelet removes it after the pod.
 	podCgroup := d.cgParent + "/kubepods-pod-uid-1"
+	var pod string
 	t.Cleanup(func() {
+		// Remove the pod first (a failed test leaves it), as the kubelet
+		// does before it removes the pod's cgroup.
+		if pod != "" {
+			rt, _ := d.criClients()
+			rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod})
+		}
 		for _, ctrl := range []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer", "devices", "unified", ""} {
 			os.Remove(filepath.Join("/sys/fs/cgroup", ctrl, podCgroup))
 		}
@@ -158,15 +166,17 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 	defer cancel()
 	d.must("run", "-d", "--name", "docker-side", "busybox", "sleep", "300")
 
+	logDir := t.TempDir()
 	sbCfg := &runtimeapi.PodSandboxConfig{
-		Metadata:  &runtimeapi.PodSandboxMetadata{Name: "web", Namespace: "e2e", Uid: "uid-1"},
-		Hostname:  "webpod",
-		Labels:    map[string]string{"app": "web", "io.kubernetes.pod.name": "web"},
-		DnsConfig: &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"e2e.svc.cluster.local"}, Options: []string{"ndots:5"}},
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: "web", Namespace: "e2e", Uid: "uid-1"},
+		LogDirectory: logDir,
+		Hostname:     "webpod",
+		Labels:       map[string]string{"app": "web", "io.kubernetes.pod.name": "web"},
+		DnsConfig:    &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"e2e.svc.cluster.local"}, Options: []string{"ndots:5"}},
 		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: podCgroup, SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
 			NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD}}},
 	}
-	pod := criPod(t, ctx, rt, sbCfg)
+	pod = criPod(t, ctx, rt, sbCfg)
 	st, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod, Verbose: true})
 	if err != nil || st.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY || st.Status.Metadata.Name != "web" || st.Status.Labels["app"] != "web" {
 		t.Fatalf("PodSandboxStatus = %v, %v", st, err)
@@ -188,9 +198,10 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 	})
 	client := criStart(t, ctx, rt, pod, sbCfg, &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: "client"}, Image: image,
-		Command: []string{"sleep"}, Args: []string{"300"},
-		Envs:   []*runtimeapi.KeyValue{{Key: "GREETING", Value: []byte("hi")}},
-		Labels: map[string]string{"role": "client"},
+		Command: []string{"sh", "-c"}, Args: []string{"echo client-up; printf 'no-newline' >&2; exec sleep 300"},
+		Envs:    []*runtimeapi.KeyValue{{Key: "GREETING", Value: []byte("hi")}},
+		LogPath: "client/0.log",
+		Labels:  map[string]string{"role": "client"},
 	})
 
 	exec := func(id string, timeout int64, cmd ...string) *runtimeapi.ExecSyncResponse {
@@ -235,6 +246,12 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 		t.Fatalf("fetch after an engine restart: exit %d %q %q", r.ExitCode, r.Stdout, r.Stderr)
 	}
 
+	// The client's output in the CRI log format, at the kubelet's path.
+	logFile := filepath.Join(logDir, "client", "0.log")
+	cs, err := rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: client})
+	if err != nil || cs.Status.LogPath != logFile {
+		t.Fatalf("ContainerStatus LogPath = %v, %v; want %s", cs, err, logFile)
+	}
 	// Lists: by sandbox, label and state; Docker's container is not there.
 	cl, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: pod}})
 	if err != nil || len(cl.Containers) != 2 {
@@ -272,10 +289,19 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 			t.Fatalf("StopContainer: %v", err)
 		}
 	}
-	cs, err := rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: client})
+	cs, err = rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: client})
 	if err != nil || cs.Status.State != runtimeapi.ContainerState_CONTAINER_EXITED || cs.Status.FinishedAt == 0 || cs.Status.Metadata.Name != "client" {
 		t.Fatalf("ContainerStatus after stop = %v, %v", cs, err)
 	}
+	// The unfinished stderr line is written when the stream ends: a
+	// partial record (P) after the stop.
+	logs, _ := os.ReadFile(logFile)
+	logRe := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z (stdout F client-up|stderr P no-newline)$`)
+	lines := strings.Split(strings.TrimSuffix(string(logs), "\n"), "\n")
+	if len(lines) != 2 || !logRe.MatchString(lines[0]) || !logRe.MatchString(lines[1]) {
+		t.Fatalf("CRI log %s:\n%s", logFile, logs)
+	}
+
 	for range 2 {
 		if _, err := rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: client}); err != nil {
 			t.Fatalf("RemoveContainer: %v", err)

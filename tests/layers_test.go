@@ -18,7 +18,7 @@ var rank = map[string]int{
 	"internal/meta": 2, "internal/content": 3, "internal/snapshot": 3,
 	"internal/registry": 3, "internal/buildcontext": 3,
 	// mechanisms
-	"internal/cgroups": 2, "internal/logger": 2, // + jsonfile, local, syslog, journald, logopts
+	"internal/cgroups": 2, "internal/logger": 2, // + jsonfile, local, syslog, journald, crilog, logopts
 	"internal/network": 4, "internal/dns": 4, // + internal/network/firewall
 	"internal/runtime": 4, "internal/monitor": 5,
 	// assembly

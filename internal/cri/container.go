@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,16 +38,21 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err != nil {
 		return nil, fmt.Errorf("CreateContainer: image %q: %w", ref, err)
 	}
-	if cfg.GetLogPath() != "" {
-		// Logs in the CRI format need a log driver of that format in the
-		// monitor; until then, refuse rather than lose them.
-		return nil, errdefs.NotImplemented("CreateContainer: container logs at a log path (CRI log format) are not implemented yet")
-	}
 	sbl := sb.Config.Labels
+	// The kubelet names the log file relative to the pod's log directory;
+	// without a path the container logs nowhere (as under containerd).
+	logPath := ""
+	if p := cfg.GetLogPath(); p != "" {
+		if sbl[labelLogDir] == "" {
+			return nil, errdefs.Invalid("CreateContainer: log path %q given, but the pod sandbox has no log directory", p)
+		}
+		logPath = filepath.Join(sbl[labelLogDir], p)
+	}
 	labels := criLabels(kindContainer, cfg.GetLabels(), cfg.GetAnnotations())
 	labels[labelSandbox], labels[labelName] = sb.ID, md.Name
 	labels[labelAttempt] = strconv.FormatUint(uint64(md.Attempt), 10)
 	labels[labelImage] = ref
+	labels[labelLogPath] = logPath
 
 	c := &container.Config{
 		Image: img.ID, Entrypoint: cfg.GetCommand(), Cmd: cfg.GetArgs(), WorkingDir: cfg.GetWorkingDir(),
@@ -129,7 +135,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		}
 	}
 	name := fmt.Sprintf("k8s_%s_%s_%s_%s_%d", md.Name, sbl[labelName], sbl[labelNamespace], sbl[labelUID], md.Attempt)
-	created, err := s.b.ContainerCreate(ctx, name, &container.CreateRequest{Config: c, HostConfig: hc})
+	created, err := s.b.ContainerCreateCRI(ctx, name, &container.CreateRequest{Config: c, HostConfig: hc}, logPath)
 	if err != nil {
 		return nil, fmt.Errorf("CreateContainer %s: %w", md.Name, err)
 	}
@@ -257,6 +263,7 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		Image: &runtimeapi.ImageSpec{Image: l[labelImage]}, ImageRef: c.Image, ImageId: c.Image,
 		Labels: jsonMap(l[labelLabels]), Annotations: jsonMap(l[labelAnnotations]),
 		State: runtimeapi.ContainerState_CONTAINER_UNKNOWN, User: &runtimeapi.ContainerUser{},
+		LogPath: l[labelLogPath],
 	}
 	if c.State != nil {
 		st.State = containerState(c.State.Status)

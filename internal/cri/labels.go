@@ -23,8 +23,9 @@ const (
 	labelLabels      = "io.skiff.cri.labels"      // JSON of the request's labels
 	labelAnnotations = "io.skiff.cri.annotations" // JSON of the request's annotations
 	labelImage       = "io.skiff.cri.image"       // the image as the request named it
-	labelLogPath     = "io.skiff.cri.log-path"
-	labelNamespaces  = "io.skiff.cri.namespaces" // JSON NamespaceOption of a sandbox
+	labelLogPath     = "io.skiff.cri.log-path"    // a container's CRI log file
+	labelLogDir      = "io.skiff.cri.log-dir"     // a sandbox's LogDirectory
+	labelNamespaces  = "io.skiff.cri.namespaces"  // JSON NamespaceOption of a sandbox
 
 	kindSandbox   = "sandbox"
 	kindContainer = "container"

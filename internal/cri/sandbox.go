@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -88,6 +89,12 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	labels[labelName], labels[labelNamespace], labels[labelUID] = md.Name, md.Namespace, md.Uid
 	labels[labelAttempt] = strconv.FormatUint(uint64(md.Attempt), 10)
 	labels[labelNamespaces] = string(nsJSON)
+	if d := cfg.GetLogDirectory(); d != "" {
+		if !filepath.IsAbs(d) {
+			return nil, errdefs.Invalid("RunPodSandbox: log directory %q is not absolute", d)
+		}
+		labels[labelLogDir] = d
+	}
 
 	hc := &container.HostConfig{
 		NetworkMode: "none", // loopback only until CNI lands

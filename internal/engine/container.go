@@ -54,6 +54,9 @@ type Container struct {
 	RestartCount int
 	SnapshotKey  string
 	LogPath      string
+	// CRILogPath is where a Kubernetes pod container logs in the CRI format
+	// (the kubelet's path; crilog.go).
+	CRILogPath string `json:",omitempty"`
 	// MountPoints are the container's volumes, binds and tmpfs mounts,
 	// resolved at create (mounts.go).
 	MountPoints []*MountPoint `json:",omitempty"`

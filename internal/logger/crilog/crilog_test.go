@@ -1,0 +1,32 @@
+package crilog
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/skiff-dev/skiff/internal/logger"
+)
+
+func TestWriteEntries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pod", "ctr", "0.log")
+	w, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2024, 1, 2, 3, 4, 5, 123456789, time.FixedZone("X", 3600))
+	w.WriteEntries([]logger.Entry{
+		{Stream: "stdout", Line: []byte("whole\n"), Time: ts},
+		{Stream: "stdout", Line: []byte("part"), Time: ts},
+	})
+	w.WriteEntries([]logger.Entry{{Stream: "stderr", Line: []byte("\n"), Time: ts}})
+	w.Close()
+	got, _ := os.ReadFile(path)
+	want := "2024-01-02T02:04:05.123456789Z stdout F whole\n" +
+		"2024-01-02T02:04:05.123456789Z stdout P part\n" +
+		"2024-01-02T02:04:05.123456789Z stderr F \n"
+	if string(got) != want {
+		t.Errorf("log:\n%s\nwant:\n%s", got, want)
+	}
+}
