@@ -3,7 +3,10 @@ package tests
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -323,5 +326,92 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 	}
 	if out := d.must("ps", "-aq", "--filter", "label=io.skiff.cri.kind"); strings.TrimSpace(out) != "" {
 		t.Fatalf("pod containers left after RemovePodSandbox:\n%s", out)
+	}
+}
+
+// A pod on a CNI network (Debian's bridge and host-local plugins, with the
+// test's own bridge, subnet and IPAM dir): it gets an IP that the host
+// reaches, and StopPodSandbox tears it all down (no pinned netns, no veth
+// on the bridge, no IP allocation); StopPodSandbox again is a no-op.
+func TestCRIPodNetworkCNI(t *testing.T) {
+	root := t.TempDir()
+	confDir, ipamDir := filepath.Join(root, "net.d"), filepath.Join(root, "ipam")
+	os.MkdirAll(confDir, 0o755)
+	bridge := fmt.Sprintf("skcri%d", os.Getpid()%100000)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "skiff-e2e-cri", "plugins": [
+  {"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": false,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.213.78.0/24"}]], "dataDir": %q}},
+  {"type": "loopback"}]}`, bridge, ipamDir)
+	if err := os.WriteFile(filepath.Join(confDir, "10-e2e.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemonSetup(t, false, func(d *daemon) {
+		d.extraConfig = fmt.Sprintf(`"cni-conf-dir": %q, "cni-bin-dir": "/usr/lib/cni"`, confDir)
+	})
+	d.importBusybox()
+	rt, _ := d.criClients()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	st, err := rt.Status(ctx, &runtimeapi.StatusRequest{})
+	if err != nil || len(st.Status.Conditions) != 2 || !st.Status.Conditions[1].Status {
+		t.Fatalf("Status with a CNI config = %v, %v; want NetworkReady", st, err)
+	}
+	sbCfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "net", Namespace: "e2e", Uid: "uid-net"}}
+	pod := criPod(t, ctx, rt, sbCfg)
+	t.Cleanup(func() {
+		rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod})
+	})
+	ps, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod})
+	if err != nil || !strings.HasPrefix(ps.Status.Network.GetIp(), "10.213.78.") {
+		t.Fatalf("PodSandboxStatus = %v, %v; want an IP in 10.213.78.0/24", ps, err)
+	}
+	ip := ps.Status.Network.Ip
+	criStart(t, ctx, rt, pod, sbCfg, &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "web"}, Image: &runtimeapi.ImageSpec{Image: "busybox"},
+		Command: []string{"sh", "-c", "mkdir -p /srv && echo cni-hello > /srv/index.html && exec httpd -f -p 8080 -h /srv"},
+	})
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get("http://" + ip + ":8080/"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if body = string(b); body == "cni-hello\n" {
+				break
+			}
+		}
+	}
+	if body != "cni-hello\n" {
+		t.Fatalf("GET from the host to the pod at %s: %q", ip, body)
+	}
+	netns := filepath.Join(d.root, "exec", "cri", "netns", pod)
+	if _, err := os.Stat(netns); err != nil {
+		t.Fatalf("pinned netns: %v", err)
+	}
+
+	for range 2 {
+		if _, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: pod}); err != nil {
+			t.Fatalf("StopPodSandbox: %v", err)
+		}
+	}
+	if ps, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod}); err != nil || ps.Status.Network.GetIp() != "" {
+		t.Errorf("PodSandboxStatus after stop = %v, %v; want no IP", ps, err)
+	}
+	if _, err := os.Stat(netns); !os.IsNotExist(err) {
+		t.Errorf("pinned netns left after StopPodSandbox: %v", err)
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), netns) {
+		t.Errorf("netns mount left:\n%s", mi)
+	}
+	if out, _ := exec.Command("ip", "-o", "link", "show", "master", bridge).CombinedOutput(); strings.TrimSpace(string(out)) != "" {
+		t.Errorf("veth left on %s:\n%s", bridge, out)
+	}
+	allocs, _ := filepath.Glob(filepath.Join(ipamDir, "skiff-e2e-cri", "10.*"))
+	if len(allocs) != 0 {
+		t.Errorf("host-local allocations left: %v", allocs)
+	}
+	if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatalf("RemovePodSandbox: %v", err)
 	}
 }

@@ -223,6 +223,11 @@ func (d *daemon) writeConfig(path string) {
 	if d.extraConfig != "" {
 		extra = ", " + d.extraConfig
 	}
+	if !strings.Contains(d.extraConfig, `"cni-conf-dir"`) {
+		// Pods get loopback only unless the test writes a CNI config: the
+		// host's /etc/cni/net.d is not the tests'.
+		extra += fmt.Sprintf(`, "cni-conf-dir": %q`, filepath.Join(d.root, "no-cni"))
+	}
 	// favordynmods off: tests leave the host's cgroup mounts as they found them.
 	os.WriteFile(path, []byte(fmt.Sprintf(`{"cgroup-parent": %q, "cgroup-favordynmods": false, %s%s}`, d.cgParent, netConfigFor(d.root), extra)), 0o644)
 }

@@ -39,14 +39,18 @@ func (s *Server) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*ru
 	return resp, nil
 }
 
-// networkCondition is NetworkReady: pod networking (CNI) is not there yet,
-// and the kubelet must know rather than schedule pods that need it.
+// networkCondition is NetworkReady: true once a CNI network configuration
+// is there, as containerd reports it.
 func (s *Server) networkCondition() *runtimeapi.RuntimeCondition {
-	return &runtimeapi.RuntimeCondition{
-		Type: runtimeapi.NetworkReady, Status: false,
-		Reason:  "NetworkPluginNotReady",
-		Message: "skiff: pod networking through CNI is not implemented yet",
+	list, err := s.cniConfList()
+	if err == nil && list != nil {
+		return &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: true}
 	}
+	msg := "skiff: no CNI network configuration (*.conflist) in " + s.opts.CNIConfDir
+	if err != nil {
+		msg = "skiff: " + err.Error()
+	}
+	return &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: false, Reason: "NetworkPluginNotReady", Message: msg}
 }
 
 // RuntimeConfig tells the kubelet which cgroup driver to match: skiff

@@ -72,9 +72,6 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if h := req.GetRuntimeHandler(); h != "" {
 		return nil, errdefs.NotImplemented("RunPodSandbox: runtime handler %q: skiff has only its default runtime", h)
 	}
-	if len(cfg.GetPortMappings()) > 0 {
-		return nil, errdefs.NotImplemented("RunPodSandbox: port mappings need pod networking (CNI), which is not implemented yet")
-	}
 	pauseID, err := s.ensurePauseImage(ctx)
 	if err != nil {
 		return nil, err
@@ -133,6 +130,19 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		s.b.ContainerRemove(context.WithoutCancel(ctx), created.ID, true, true)
 		return nil, fmt.Errorf("RunPodSandbox %s/%s: start the pause process: %w", md.Namespace, md.Name, err)
 	}
+	if !hc.NetworkMode.IsHost() {
+		pause, err := s.b.ContainerInspect(ctx, created.ID, false)
+		if err == nil && (pause.State == nil || pause.State.Pid == 0) {
+			err = errdefs.System("the pause process is not running")
+		}
+		if err == nil {
+			_, err = s.setupPodNetwork(ctx, created.ID, pause.State.Pid, md, cfg.GetPortMappings())
+		}
+		if err != nil {
+			s.b.ContainerRemove(context.WithoutCancel(ctx), created.ID, true, true)
+			return nil, fmt.Errorf("RunPodSandbox %s/%s: %w", md.Namespace, md.Name, err)
+		}
+	}
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: created.ID}, nil
 }
 
@@ -177,6 +187,10 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 			return nil, fmt.Errorf("StopPodSandbox: stop container %s: %w", c.ID, err)
 		}
 	}
+	// The network goes before the pause process, as under containerd.
+	if err := s.teardownPodNetwork(ctx, sb.ID, sandboxMetadata(sb.Config.Labels)); err != nil {
+		return nil, fmt.Errorf("StopPodSandbox: %w", err)
+	}
 	if err := s.b.ContainerStop(ctx, sb.ID, &timeout, ""); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
 		return nil, fmt.Errorf("StopPodSandbox: stop the pause process: %w", err)
 	}
@@ -202,6 +216,9 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 			return nil, fmt.Errorf("RemovePodSandbox: remove container %s: %w", c.ID, err)
 		}
 	}
+	if err := s.teardownPodNetwork(ctx, sb.ID, sandboxMetadata(sb.Config.Labels)); err != nil {
+		return nil, fmt.Errorf("RemovePodSandbox: %w", err)
+	}
 	if err := s.b.ContainerRemove(ctx, sb.ID, true, true); err != nil && !errdefs.IsNotFound(err) {
 		return nil, fmt.Errorf("RemovePodSandbox: %w", err)
 	}
@@ -219,7 +236,7 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 	json.Unmarshal([]byte(l[labelNamespaces]), &nsOpts)
 	st := &runtimeapi.PodSandboxStatus{
 		Id: sb.ID, Metadata: sandboxMetadata(l), State: sandboxState(sb.State != nil && sb.State.Running),
-		CreatedAt: parseTime(sb.Created), Network: &runtimeapi.PodSandboxNetworkStatus{},
+		CreatedAt: parseTime(sb.Created), Network: &runtimeapi.PodSandboxNetworkStatus{Ip: s.podIP(sb.ID)},
 		Linux:  &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{Options: &nsOpts}},
 		Labels: jsonMap(l[labelLabels]), Annotations: jsonMap(l[labelAnnotations]),
 	}

@@ -33,6 +33,12 @@ type Options struct {
 	ImageFsDirs []string
 	// PauseBinary is skiff-init, the one file of the pause image.
 	PauseBinary string
+	// StateDir keeps the CRI's own state (pods' network state, the CNI
+	// result cache); NetNSDir the pinned network namespaces (exec root).
+	StateDir, NetNSDir string
+	// CNIConfDir and CNIBinDir: the pod network's configuration and
+	// plugins (cni.go).
+	CNIConfDir, CNIBinDir string
 }
 
 // Server serves the CRI RuntimeService and ImageService.

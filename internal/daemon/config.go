@@ -30,6 +30,10 @@ type Config struct {
 	// CRISocket is the unix socket of the Kubernetes CRI (package cri):
 	// nil means DefaultCRISocket, "" turns the CRI off.
 	CRISocket *string `json:"cri-socket,omitempty"`
+	// CNIConfDir and CNIBinDir: the CRI's pod network (CNI) configuration
+	// and plugins; Docker API containers do not use them.
+	CNIConfDir string `json:"cni-conf-dir,omitempty"`
+	CNIBinDir  string `json:"cni-bin-dir,omitempty"`
 }
 
 const (
@@ -38,4 +42,6 @@ const (
 	DefaultExecRoot   = "/run/skiff"
 	DefaultConfigFile = "/etc/skiff/daemon.json"
 	DefaultCRISocket  = "/run/skiff/cri.sock"
+	DefaultCNIConfDir = "/etc/cni/net.d"
+	DefaultCNIBinDir  = "/usr/lib/cni" // Debian's containernetworking-plugins
 )

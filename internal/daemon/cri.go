@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net"
@@ -38,6 +39,10 @@ func listenCRI(eng *engine.Engine, cfg Config, logger *slog.Logger) (*cri.Server
 		ImageFsDirs: []string{filepath.Join(cfg.DataRoot, "snapshots"), filepath.Join(cfg.DataRoot, "content")},
 		// skiff-init, next to the shim (as the engine finds it for --init).
 		PauseBinary: filepath.Join(filepath.Dir(cfg.ShimPath), "skiff-init"),
+		StateDir:    filepath.Join(cfg.DataRoot, "cri"),
+		NetNSDir:    filepath.Join(cfg.ExecRoot, "cri", "netns"),
+		CNIConfDir:  cmp.Or(cfg.CNIConfDir, DefaultCNIConfDir),
+		CNIBinDir:   cmp.Or(cfg.CNIBinDir, DefaultCNIBinDir),
 	})
 	return srv, l, nil
 }

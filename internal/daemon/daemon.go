@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,7 +43,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 		"log-opts": true, "log-driver": true, "cgroup-parent": true, "cgroup-favordynmods": true, "live-restore": true,
 		"bip": true, "mtu": true, "fixed-cidr": true, "insecure-registries": true, "registry-mirrors": true,
 		"default-ulimits": true, "dns": true, "dns-search": true, "dns-opts": true, "storage-driver": true,
-		"default-ipc-mode": true, "cri-socket": true,
+		"default-ipc-mode": true, "cri-socket": true, "cni-conf-dir": true, "cni-bin-dir": true,
 	}
 	for _, k := range networkKeys {
 		known[k] = true
@@ -92,6 +93,8 @@ func LoadConfigFile(path string, cfg *Config) error {
 	if cfg.CRISocket == nil {
 		cfg.CRISocket = fileCfg.CRISocket
 	}
+	cfg.CNIConfDir = cmp.Or(cfg.CNIConfDir, fileCfg.CNIConfDir)
+	cfg.CNIBinDir = cmp.Or(cfg.CNIBinDir, fileCfg.CNIBinDir)
 	return verifyDefaultIpcMode(cfg.DefaultIpcMode)
 }
 
