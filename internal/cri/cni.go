@@ -109,11 +109,16 @@ func (s *Server) setupPodNetwork(ctx context.Context, id string, pid int, md *ru
 		}
 		return "", nil
 	}
+	rt := runtimeConf(id, "", md, ports)
+	if rt.CapabilityArgs != nil && !hasCapability(list, "portMappings") {
+		// libcni would drop them silently.
+		return "", errdefs.Invalid("pod network: port mappings need a plugin with the portMappings capability (portmap) in CNI network %s", list.Name)
+	}
 	nsPath := s.netnsPath(id)
+	rt.NetNS = nsPath
 	if err := pinNetNS(pid, nsPath); err != nil {
 		return "", err
 	}
-	rt := runtimeConf(id, nsPath, md, ports)
 	res, err := s.cni().AddNetworkList(ctx, list, rt)
 	if err != nil {
 		s.cni().DelNetworkList(context.WithoutCancel(ctx), list, rt)
@@ -215,4 +220,14 @@ func unpinNetNS(path string) error {
 		return fmt.Errorf("unpin network namespace: %w", err)
 	}
 	return nil
+}
+
+// hasCapability: a plugin of list declares capability cap.
+func hasCapability(list *libcni.NetworkConfigList, cap string) bool {
+	for _, p := range list.Plugins {
+		if p.Network != nil && p.Network.Capabilities[cap] {
+			return true
+		}
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -225,4 +226,24 @@ func listenUnix(path string) (net.Listener, error) { return net.Listen("unix", p
 
 func userCfg(user string) *dockerspec.DockerOCIImageConfig {
 	return &dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{User: user}}
+}
+
+func TestPortMappingsNeedPortmap(t *testing.T) {
+	dir := t.TempDir()
+	conf := `{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "loopback"}]}`
+	if err := os.WriteFile(filepath.Join(dir, "10-n.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := New(&fakeImages{}, Options{CNIConfDir: dir, StateDir: t.TempDir(), NetNSDir: t.TempDir()})
+	_, err := s.setupPodNetwork(context.Background(), "id", 1, &runtimeapi.PodSandboxMetadata{},
+		[]*runtimeapi.PortMapping{{HostPort: 8080, ContainerPort: 80}})
+	if !errdefs.IsInvalid(err) || !strings.Contains(err.Error(), "portMappings capability") {
+		t.Fatalf("port mappings without portmap: %v, want Invalid", err)
+	}
+	if st := s.networkCondition(); !st.Status {
+		t.Errorf("NetworkReady with a conflist: %v", st)
+	}
+	if st := New(&fakeImages{}, Options{CNIConfDir: t.TempDir()}).networkCondition(); st.Status || st.Reason == "" {
+		t.Errorf("NetworkReady without a conflist: %v", st)
+	}
 }
