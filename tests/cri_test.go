@@ -239,6 +239,33 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 		t.Errorf("ExecSync past its timeout: %v after %v, want DeadlineExceeded", err, time.Since(start))
 	}
 
+	// Stats from the cgroups; resources updated in place. The simulated
+	// pure v2 host may lack the memory controller: then stats have no
+	// memory and a memory limit is refused clearly.
+	ctrls, _ := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
+	haveMemory := !cgroup2 || strings.Contains(string(ctrls), "memory")
+	sst, err := rt.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: server})
+	if err != nil || haveMemory && sst.Stats.Memory.GetUsageBytes().GetValue() == 0 || sst.Stats.Cpu.GetUsageCoreNanoSeconds().GetValue() == 0 || sst.Stats.Attributes.Metadata.Name != "server" {
+		t.Errorf("ContainerStats = %v, %v", sst, err)
+	}
+	if ls, err := rt.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{Filter: &runtimeapi.ContainerStatsFilter{PodSandboxId: pod}}); err != nil || len(ls.Stats) != 2 {
+		t.Errorf("ListContainerStats of the pod = %v, %v", ls, err)
+	}
+	_, err = rt.UpdateContainerResources(ctx, &runtimeapi.UpdateContainerResourcesRequest{ContainerId: client,
+		Linux: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20, MemorySwapLimitInBytes: 64 << 20}})
+	switch {
+	case !haveMemory:
+		if err == nil || !strings.Contains(err.Error(), "memory") {
+			t.Errorf("UpdateContainerResources without a memory controller: %v, want a clear error", err)
+		}
+	case err != nil:
+		t.Errorf("UpdateContainerResources: %v", err)
+	default:
+		if out := strings.TrimSpace(d.must("inspect", "--format", "{{.HostConfig.Memory}}", client)); out != "67108864" {
+			t.Errorf("memory limit after UpdateContainerResources: %s", out)
+		}
+	}
+
 	// An engine restart keeps the pod running and listed.
 	d.stop()
 	d.start()
