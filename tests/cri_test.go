@@ -228,6 +228,10 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 	if r := exec(client, 5, "sh", "-c", "ps -o comm | grep -c httpd"); string(r.Stdout) != "1\n" {
 		t.Errorf("httpd in the client's ps: %q %q", r.Stdout, r.Stderr)
 	}
+	// The pod's UTS namespace: its hostname, in uname and in $HOSTNAME.
+	if r := exec(client, 5, "sh", "-c", "hostname; echo $HOSTNAME; cat /etc/hostname"); string(r.Stdout) != "webpod\nwebpod\nwebpod\n" {
+		t.Errorf("hostname in a pod container: %q %q", r.Stdout, r.Stderr)
+	}
 	if r := exec(client, 5, "cat", "/etc/resolv.conf"); !strings.Contains(string(r.Stdout), "nameserver 10.96.0.10") || !strings.Contains(string(r.Stdout), "e2e.svc.cluster.local") {
 		t.Errorf("client resolv.conf:\n%s", r.Stdout)
 	}

@@ -34,9 +34,9 @@ type ImageBackend interface {
 // containers (labelled, see labels.go).
 type ContainerBackend interface {
 	ContainerCreate(ctx context.Context, name string, req *container.CreateRequest) (container.CreateResponse, error)
-	// ContainerCreateCRI is ContainerCreate of a container that logs in the
-	// CRI format to logPath ("": nowhere).
-	ContainerCreateCRI(ctx context.Context, name string, req *container.CreateRequest, logPath string) (container.CreateResponse, error)
+	// ContainerCreateCRI is ContainerCreate of a pod container: its log in
+	// the CRI format, the sandbox's UTS namespace and hostname.
+	ContainerCreateCRI(ctx context.Context, name string, req *container.CreateRequest, opts engine.CRIOptions) (container.CreateResponse, error)
 	ContainerStart(ctx context.Context, id string) error
 	ContainerStop(ctx context.Context, id string, timeout *int, signal string) error
 	ContainerRemove(ctx context.Context, id string, force, removeVolumes bool) error

@@ -135,7 +135,13 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		}
 	}
 	name := fmt.Sprintf("k8s_%s_%s_%s_%s_%d", md.Name, sbl[labelName], sbl[labelNamespace], sbl[labelUID], md.Attempt)
-	created, err := s.b.ContainerCreateCRI(ctx, name, &container.CreateRequest{Config: c, HostConfig: hc}, logPath)
+	opts := engine.CRIOptions{LogPath: logPath}
+	if sb.HostConfig.UTSMode.IsHost() {
+		hc.UTSMode = "host" // a host-network pod has the node's hostname
+	} else {
+		opts.Sandbox, opts.Hostname = sb.ID, sb.Config.Hostname
+	}
+	created, err := s.b.ContainerCreateCRI(ctx, name, &container.CreateRequest{Config: c, HostConfig: hc}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("CreateContainer %s: %w", md.Name, err)
 	}

@@ -55,8 +55,11 @@ type Container struct {
 	SnapshotKey  string
 	LogPath      string
 	// CRILogPath is where a Kubernetes pod container logs in the CRI format
-	// (the kubelet's path; crilog.go).
+	// (the kubelet's path; cri.go).
 	CRILogPath string `json:",omitempty"`
+	// CRISandbox is the pod sandbox container whose UTS namespace a pod
+	// container joins (cri.go).
+	CRISandbox string `json:",omitempty"`
 	// MountPoints are the container's volumes, binds and tmpfs mounts,
 	// resolved at create (mounts.go).
 	MountPoints []*MountPoint `json:",omitempty"`

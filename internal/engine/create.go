@@ -115,7 +115,7 @@ func (e *Engine) containerCreate(ctx context.Context, name string, req *containe
 	if hc.LogConfig.Type == "json-file" {
 		c.LogPath = logopts.JSONFilePath(e.containerDir(id), id)
 	}
-	opts.apply(c) // crilog.go
+	opts.apply(c) // cri.go
 
 	dir := e.containerDir(id)
 	if err := os.MkdirAll(dir, 0o710); err != nil {

@@ -25,7 +25,7 @@ func (e *Engine) logConfig(c *Container) (*logger.Config, error) {
 	c.mu.Lock()
 	if c.CRILogPath != "" {
 		defer c.mu.Unlock()
-		return criLogConfig(c), nil // crilog.go
+		return criLogConfig(c), nil // cri.go
 	}
 	lc := c.HostConfig.LogConfig
 	info := &logopts.Info{
