@@ -446,3 +446,86 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 		t.Fatalf("RemovePodSandbox: %v", err)
 	}
 }
+
+// crictl builds (once, cached) and returns crictl of cri-tools.
+func crictl(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("../hack/cri-tools.sh").Output()
+	if err != nil {
+		t.Fatalf("hack/cri-tools.sh: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "crictl")
+}
+
+// The real client, crictl, drives a pod end to end: pull, runp, create,
+// start, exec, logs, ps/pods, stop, rm.
+func TestCRICrictl(t *testing.T) {
+	bin := crictl(t)
+	d := startDaemon(t)
+	d.importBusybox()
+	dir := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"--runtime-endpoint", "unix://" + d.criSock, "--image-endpoint", "unix://" + d.criSock, "--timeout", "60s"}, args...)...)
+		cmd.Env = append(os.Environ(), "CRI_CONFIG_FILE="+filepath.Join(dir, "crictl.yaml"))
+		out, err := cmd.Output()
+		if err != nil {
+			stderr := ""
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = string(ee.Stderr)
+			}
+			t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	os.WriteFile(filepath.Join(dir, "crictl.yaml"), nil, 0o644)
+	podJSON := write("pod.json", fmt.Sprintf(`{"metadata": {"name": "cli", "namespace": "e2e", "uid": "uid-cli"},
+  "hostname": "clipod", "log_directory": %q, "linux": {}}`, filepath.Join(dir, "logs")))
+	ctrJSON := write("ctr.json", `{"metadata": {"name": "hello"}, "image": {"image": "busybox"},
+  "command": ["sh", "-c", "echo hello from crictl; exec sleep 300"], "log_path": "hello/0.log", "linux": {}}`)
+
+	if out := run("version"); !strings.Contains(out, "RuntimeName:  skiff") {
+		t.Fatalf("crictl version:\n%s", out)
+	}
+	if out := run("images", "-q"); !strings.Contains(out, "sha256:") {
+		t.Fatalf("crictl images -q: %q", out)
+	}
+	pod := run("runp", podJSON)
+	ctr := run("create", pod, ctrJSON, podJSON)
+	run("start", ctr)
+	if out := run("exec", "-s", ctr, "hostname"); out != "clipod" {
+		t.Errorf("crictl exec -s hostname: %q", out)
+	}
+	var logs string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if logs = run("logs", ctr); logs == "hello from crictl" {
+			break
+		}
+	}
+	if logs != "hello from crictl" {
+		t.Errorf("crictl logs: %q", logs)
+	}
+	if out := run("ps", "-q", "--pod", pod); out != ctr {
+		t.Errorf("crictl ps -q --pod: %q, want %s", out, ctr)
+	}
+	if out := run("pods", "-q", "--label", "io.kubernetes.pod.name=nope"); out != "" {
+		t.Errorf("crictl pods with a label no pod has: %q", out)
+	}
+	if out := run("inspectp", "-o", "go-template", "--template", "{{.status.state}}", pod); out != "SANDBOX_READY" {
+		t.Errorf("crictl inspectp state: %q", out)
+	}
+	run("stop", ctr)
+	run("rm", ctr)
+	run("stopp", pod)
+	run("rmp", pod)
+	if out := run("pods", "-q"); out != "" {
+		t.Errorf("pods left: %q", out)
+	}
+}
