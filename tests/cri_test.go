@@ -193,12 +193,43 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 		t.Errorf("pod hostname: %q, %v", host, err)
 	}
 
+	// The kubelet's evented PLEG: events of the pod's containers, each with
+	// the pod's statuses.
+	evCtx, evCancel := context.WithCancel(ctx)
+	defer evCancel()
+	evStream, err := rt.GetContainerEvents(evCtx, &runtimeapi.GetEventsRequest{})
+	if err != nil {
+		t.Fatalf("GetContainerEvents: %v", err)
+	}
+	evs := make(chan *runtimeapi.ContainerEventResponse, 64)
+	go func() {
+		for {
+			ev, err := evStream.Recv()
+			if err != nil {
+				close(evs)
+				return
+			}
+			evs <- ev
+		}
+	}()
+
 	image := &runtimeapi.ImageSpec{Image: "busybox"}
 	server := criStart(t, ctx, rt, pod, sbCfg, &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: "server"}, Image: image,
 		Command: []string{"sh", "-c", "mkdir -p /srv && echo pod-hello > /srv/index.html && exec httpd -f -p 127.0.0.1:8080 -h /srv"},
 		Labels:  map[string]string{"role": "server"},
 	})
+	for _, want := range []runtimeapi.ContainerEventType{runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT} {
+		select {
+		case ev := <-evs:
+			if ev == nil || ev.ContainerId != server || ev.ContainerEventType != want || ev.PodSandboxStatus.GetId() != pod || len(ev.ContainersStatuses) != 1 {
+				t.Errorf("container event %v, want %v of %s with the pod's statuses", ev, want, server)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("no %v event", want)
+		}
+	}
+	evCancel()
 	client := criStart(t, ctx, rt, pod, sbCfg, &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: "client"}, Image: image,
 		Command: []string{"sh", "-c"}, Args: []string{"echo client-up; printf 'no-newline' >&2; exec sleep 300"},

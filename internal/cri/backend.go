@@ -3,11 +3,14 @@ package cri
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
 
 	"github.com/skiff-dev/skiff/internal/engine"
+	"github.com/skiff-dev/skiff/internal/filters"
 )
 
 // Backend is what the CRI services need from the engine (the same methods
@@ -16,6 +19,8 @@ import (
 type Backend interface {
 	ImageBackend
 	ContainerBackend
+	// SubscribeEvents feeds GetContainerEvents (the engine's /events).
+	SubscribeEvents(since, until time.Time, f filters.Args) (past []events.Message, live <-chan events.Message, cancel func())
 }
 
 // ImageBackend serves the ImageService.

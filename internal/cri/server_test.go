@@ -9,8 +9,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/jsonstream"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/engine"
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/filters"
 	regclient "github.com/skiff-dev/skiff/internal/registry"
 )
 
@@ -60,6 +63,10 @@ func (f *fakeImages) ImagePull(ctx context.Context, ref string, opts engine.Pull
 	opts.Progress(jsonMessage())
 	f.images["sha256:p"] = &image.InspectResponse{ID: "sha256:p", RepoTags: []string{ref}, Config: userCfg("")}
 	return nil
+}
+
+func (f *fakeImages) SubscribeEvents(since, until time.Time, fl filters.Args) ([]events.Message, <-chan events.Message, func()) {
+	return nil, nil, func() {}
 }
 
 func (f *fakeImages) ImageImport(ctx context.Context, src io.Reader, opts engine.ImportOptions) (string, error) {
