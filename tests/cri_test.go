@@ -447,6 +447,15 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 	if body != "cni-hello\n" {
 		t.Fatalf("GET from the host to the pod at %s: %q", ip, body)
 	}
+	// Pod stats: the pod's network from its namespace, its container.
+	pst, err := rt.PodSandboxStats(ctx, &runtimeapi.PodSandboxStatsRequest{PodSandboxId: pod})
+	if err != nil || pst.Stats.Linux.GetNetwork().GetDefaultInterface().GetRxBytes().GetValue() == 0 ||
+		len(pst.Stats.Linux.Containers) != 1 || pst.Stats.Linux.Cpu.GetUsageCoreNanoSeconds().GetValue() == 0 {
+		t.Errorf("PodSandboxStats = %v, %v", pst, err)
+	}
+	if ls, err := rt.ListPodSandboxStats(ctx, &runtimeapi.ListPodSandboxStatsRequest{}); err != nil || len(ls.Stats) != 1 || ls.Stats[0].Attributes.Id != pod {
+		t.Errorf("ListPodSandboxStats = %v, %v", ls, err)
+	}
 	netns := filepath.Join(d.root, "exec", "cri", "netns", pod)
 	if _, err := os.Stat(netns); err != nil {
 		t.Fatalf("pinned netns: %v", err)
