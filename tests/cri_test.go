@@ -236,6 +236,8 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 		Envs:    []*runtimeapi.KeyValue{{Key: "GREETING", Value: []byte("hi")}},
 		LogPath: "client/0.log",
 		Labels:  map[string]string{"role": "client"},
+		Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+			Seccomp: &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}}},
 	})
 
 	exec := func(id string, timeout int64, cmd ...string) *runtimeapi.ExecSyncResponse {
@@ -258,6 +260,14 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 	// The shared PID namespace: the server's httpd is visible to the client.
 	if r := exec(client, 5, "sh", "-c", "ps -o comm | grep -c httpd"); string(r.Stdout) != "1\n" {
 		t.Errorf("httpd in the client's ps: %q %q", r.Stdout, r.Stderr)
+	}
+	// Seccomp: the runtime default filters the client; the server, with no
+	// profile, is unconfined (as under containerd).
+	if r := exec(client, 5, "grep", "^Seccomp:", "/proc/self/status"); !strings.HasSuffix(string(r.Stdout), "\t2\n") {
+		t.Errorf("client seccomp: %q", r.Stdout)
+	}
+	if r := exec(server, 5, "grep", "^Seccomp:", "/proc/self/status"); !strings.HasSuffix(string(r.Stdout), "\t0\n") {
+		t.Errorf("server seccomp: %q", r.Stdout)
 	}
 	// The pod's UTS namespace: its hostname, in uname and in $HOSTNAME.
 	if r := exec(client, 5, "sh", "-c", "hostname; echo $HOSTNAME; cat /etc/hostname"); string(r.Stdout) != "webpod\nwebpod\nwebpod\n" {

@@ -94,6 +94,21 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	for _, g := range sc.GetSupplementalGroups() {
 		hc.GroupAdd = append(hc.GroupAdd, strconv.FormatInt(g, 10))
 	}
+	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
+		return nil, errdefs.Invalid("CreateContainer: run_as_group needs run_as_user or run_as_username")
+	}
+	if !sc.GetPrivileged() {
+		opt, err := seccompOpt(sc.GetSeccomp(), sc.GetSeccompProfilePath())
+		if err != nil {
+			return nil, fmt.Errorf("CreateContainer %s: %w", md.Name, err)
+		}
+		if opt != "" {
+			hc.SecurityOpt = append(hc.SecurityOpt, opt)
+		}
+	}
+	if err := checkAppArmor(sc.GetApparmor(), sc.GetApparmorProfile()); err != nil {
+		return nil, fmt.Errorf("CreateContainer %s: %w", md.Name, err)
+	}
 	if sc.GetNoNewPrivs() {
 		hc.SecurityOpt = append(hc.SecurityOpt, "no-new-privileges")
 	}

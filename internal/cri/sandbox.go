@@ -101,6 +101,18 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		LogConfig:   container.LogConfig{Type: "none"},
 	}
 	hc.CgroupParent = linux.GetCgroupParent()
+	if err := checkAppArmor(linux.GetSecurityContext().GetApparmor(), ""); err != nil {
+		return nil, fmt.Errorf("RunPodSandbox: %w", err)
+	}
+	if sc := linux.GetSecurityContext(); !sc.GetPrivileged() {
+		opt, err := seccompOpt(sc.GetSeccomp(), sc.GetSeccompProfilePath())
+		if err != nil {
+			return nil, fmt.Errorf("RunPodSandbox: %w", err)
+		}
+		if opt != "" {
+			hc.SecurityOpt = append(hc.SecurityOpt, opt)
+		}
+	}
 	c := &container.Config{Image: pauseID, Hostname: cfg.GetHostname(), Labels: labels}
 	if nsOpts.Network == runtimeapi.NamespaceMode_NODE {
 		hc.NetworkMode, hc.UTSMode, c.Hostname = "host", "host", ""
