@@ -283,6 +283,15 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 	if _, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: client, Cmd: []string{"sleep", "30"}, Timeout: 1}); status.Code(err) != codes.DeadlineExceeded || time.Since(start) > 10*time.Second {
 		t.Errorf("ExecSync past its timeout: %v after %v, want DeadlineExceeded", err, time.Since(start))
 	}
+	var sleeps string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if sleeps = strings.TrimSpace(string(exec(client, 5, "sh", "-c", "pidof sleep | wc -w").Stdout)); sleeps == "1" {
+			break
+		}
+	}
+	if sleeps != "1" {
+		t.Errorf("the timed-out exec's sleep still runs: %q sleeps", sleeps)
+	}
 
 	// Stats from the cgroups; resources updated in place. The simulated
 	// pure v2 host may lack the memory controller: then stats have no
@@ -358,6 +367,16 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 		}
 	}
 
+	// The kubelet rotates the log: it renames the file, then asks for a
+	// new one; the output after that lands in the new file.
+	if err := os.Rename(logFile, logFile+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.ReopenContainerLog(ctx, &runtimeapi.ReopenContainerLogRequest{ContainerId: client}); err != nil {
+		t.Fatalf("ReopenContainerLog: %v", err)
+	}
+	exec(client, 5, "sh", "-c", "echo after-reopen > /proc/$(pidof sleep)/fd/1")
+
 	// Stop with a timeout: sleep ignores nothing, so SIGTERM ends it fast.
 	for range 2 {
 		if _, err := rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: client, Timeout: 5}); err != nil {
@@ -370,8 +389,13 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 	}
 	// The unfinished stderr line is written when the stream ends: a
 	// partial record (P) after the stop.
+	const stamp = `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z `
+	rotated, _ := os.ReadFile(logFile + ".1")
+	if !regexp.MustCompile(stamp + "stdout F client-up\n$").Match(rotated) {
+		t.Errorf("rotated CRI log:\n%s", rotated)
+	}
 	logs, _ := os.ReadFile(logFile)
-	logRe := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z (stdout F client-up|stderr P no-newline)$`)
+	logRe := regexp.MustCompile(stamp + `(stdout F after-reopen|stderr P no-newline)$`)
 	lines := strings.Split(strings.TrimSuffix(string(logs), "\n"), "\n")
 	if len(lines) != 2 || !logRe.MatchString(lines[0]) || !logRe.MatchString(lines[1]) {
 		t.Fatalf("CRI log %s:\n%s", logFile, logs)

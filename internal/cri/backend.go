@@ -50,6 +50,8 @@ type ContainerBackend interface {
 	ExecCreate(ctx context.Context, containerID string, req *container.ExecCreateRequest) (string, error)
 	ExecStart(ctx context.Context, execID string, opts engine.ExecStartOptions) error
 	ExecInspect(ctx context.Context, execID string) (*container.ExecInspectResponse, error)
+	// ContainerReopenLog starts a new CRI log file (the kubelet rotated it).
+	ContainerReopenLog(ctx context.Context, id string) error
 	ContainerUpdate(ctx context.Context, id string, u *container.UpdateConfig) (container.UpdateResponse, error)
 	// ContainerStats takes one sample of the container's cgroup.
 	ContainerStats(ctx context.Context, id string) (container.StatsResponse, error)

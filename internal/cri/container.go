@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-dev/skiff/internal/engine"
@@ -336,6 +338,16 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 		err = ctx.Err()
 	}
 	if ctx.Err() != nil {
+		// The command must not outlive its deadline (as under containerd).
+		// The engine's pid is skiff-shim exec's, which forked the command:
+		// kill both.
+		if ins, err := s.b.ExecInspect(context.WithoutCancel(ctx), id); err == nil && ins.Running && ins.Pid > 0 {
+			killTree(ins.Pid)
+			select { // reap before answering, so the caller sees it gone
+			case <-done:
+			case <-time.After(2 * time.Second):
+			}
+		}
 		return nil, fmt.Errorf("ExecSync %v: timed out after %ds: %w", req.Cmd, req.GetTimeout(), context.DeadlineExceeded)
 	}
 	if err != nil {
@@ -368,4 +380,31 @@ func (l *lockedBuffer) Bytes() []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return bytes.Clone(l.b.Bytes())
+}
+
+// ReopenContainerLog: the kubelet renamed the container's log file to
+// rotate it; the monitor starts a new one at the path.
+func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {
+	c, err := s.podContainer(ctx, req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.b.ContainerReopenLog(ctx, c.ID); err != nil {
+		return nil, fmt.Errorf("ReopenContainerLog: %w", err)
+	}
+	return &runtimeapi.ReopenContainerLogResponse{}, nil
+}
+
+// killTree SIGKILLs pid's children (host pids, from procfs), then pid.
+func killTree(pid int) {
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	for _, t := range tasks {
+		b, _ := os.ReadFile(t)
+		for _, f := range strings.Fields(string(b)) {
+			if child, err := strconv.Atoi(f); err == nil {
+				killTree(child)
+			}
+		}
+	}
+	unix.Kill(pid, unix.SIGKILL)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/logger"
+	"github.com/skiff-dev/skiff/internal/monitor"
 )
 
 // createOptions are what front ends other than the Docker API set at create
@@ -83,4 +84,27 @@ func (e *Engine) criSpec(c *Container, spec *specs.Spec) error {
 		}
 	}
 	return nil
+}
+
+// ContainerReopenLog makes a running pod container's monitor start a new
+// CRI log file at its path, after the kubelet renamed the old one.
+func (e *Engine) ContainerReopenLog(ctx context.Context, ref string) error {
+	c, err := e.reg.get(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	running, path := c.State.Running, c.CRILogPath
+	c.mu.Unlock()
+	if path == "" {
+		return errdefs.Invalid("container %s does not log to a CRI log file", c.ID)
+	}
+	if !running {
+		return errdefs.Conflict("container %s is not running", c.ID)
+	}
+	cl, err := monitor.Dial(e.bundleDir(c.ID))
+	if err != nil {
+		return errdefs.Conflict("container %s is not running", c.ID)
+	}
+	return cl.ReopenLog(ctx)
 }

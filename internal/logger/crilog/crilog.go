@@ -24,9 +24,10 @@ import (
 // Writer appends records to a CRI log file. It is safe for concurrent use
 // (stdout and stderr are copied by two goroutines).
 type Writer struct {
-	mu  sync.Mutex
-	f   *os.File
-	buf []byte
+	mu   sync.Mutex
+	path string
+	f    *os.File
+	buf  []byte
 }
 
 // Open opens (appends to, creating it and its directory) the log at path.
@@ -38,7 +39,21 @@ func Open(path string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cri log: %w", err)
 	}
-	return &Writer{f: f}, nil
+	return &Writer{path: path, f: f}, nil
+}
+
+// Reopen starts writing to a new file at the path: the kubelet renamed the
+// old one to rotate it (CRI ReopenContainerLog).
+func (w *Writer) Reopen() error {
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("cri log: reopen: %w", err)
+	}
+	w.mu.Lock()
+	old := w.f
+	w.f = f
+	w.mu.Unlock()
+	return old.Close()
 }
 
 // WriteEntries writes es in one write, so records of stdout and stderr
@@ -70,4 +85,8 @@ func Append(b []byte, e logger.Entry) []byte {
 	return append(b, '\n')
 }
 
-func (w *Writer) Close() error { return w.f.Close() }
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.f.Close()
+}

@@ -30,3 +30,24 @@ func TestWriteEntries(t *testing.T) {
 		t.Errorf("log:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "0.log")
+	w, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Unix(0, 0)
+	w.WriteEntries([]logger.Entry{{Stream: "stdout", Line: []byte("one\n"), Time: ts}})
+	os.Rename(path, path+".1") // the kubelet rotates
+	if err := w.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	w.WriteEntries([]logger.Entry{{Stream: "stdout", Line: []byte("two\n"), Time: ts}})
+	w.Close()
+	old, _ := os.ReadFile(path + ".1")
+	cur, _ := os.ReadFile(path)
+	if string(old) != "1970-01-01T00:00:00Z stdout F one\n" || string(cur) != "1970-01-01T00:00:00Z stdout F two\n" {
+		t.Errorf("rotated %q, current %q", old, cur)
+	}
+}
