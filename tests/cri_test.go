@@ -218,6 +218,8 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 		Metadata: &runtimeapi.ContainerMetadata{Name: "server"}, Image: image,
 		Command: []string{"sh", "-c", "mkdir -p /srv && echo pod-hello > /srv/index.html && exec httpd -f -p 127.0.0.1:8080 -h /srv"},
 		Labels:  map[string]string{"role": "server"},
+		// Below the engine's own: clamped to it (no CAP_SYS_RESOURCE needed).
+		Linux: &runtimeapi.LinuxContainerConfig{Resources: &runtimeapi.LinuxContainerResources{OomScoreAdj: -999}},
 	})
 	for _, want := range []runtimeapi.ContainerEventType{runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT} {
 		select {
@@ -260,6 +262,10 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 	// The shared PID namespace: the server's httpd is visible to the client.
 	if r := exec(client, 5, "sh", "-c", "ps -o comm | grep -c httpd"); string(r.Stdout) != "1\n" {
 		t.Errorf("httpd in the client's ps: %q %q", r.Stdout, r.Stderr)
+	}
+	own, _ := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", d.cmd.Process.Pid))
+	if r := exec(server, 5, "cat", "/proc/self/oom_score_adj"); len(own) == 0 || string(r.Stdout) != string(own) {
+		t.Errorf("server oom_score_adj %q, want the engine's own %q", r.Stdout, own)
 	}
 	// Seccomp: the runtime default filters the client; the server, with no
 	// profile, is unconfined (as under containerd).

@@ -147,8 +147,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		hc.CPUShares, hc.CPUQuota, hc.CPUPeriod = r.CpuShares, r.CpuQuota, r.CpuPeriod
 		hc.Memory, hc.CpusetCpus, hc.CpusetMems = r.MemoryLimitInBytes, r.CpusetCpus, r.CpusetMems
 		if r.OomScoreAdj != 0 {
-			oom := int(r.OomScoreAdj)
-			hc.OomScoreAdj = oom
+			hc.OomScoreAdj = clampOOMScoreAdj(int(r.OomScoreAdj))
 		}
 	}
 	name := fmt.Sprintf("k8s_%s_%s_%s_%s_%d", md.Name, sbl[labelName], sbl[labelNamespace], sbl[labelUID], md.Attempt)
@@ -407,4 +406,20 @@ func killTree(pid int) {
 		}
 	}
 	unix.Kill(pid, unix.SIGKILL)
+}
+
+// clampOOMScoreAdj raises an oom_score_adj below the engine's own to it:
+// lowering it needs CAP_SYS_RESOURCE, which root in a container or a user
+// namespace may lack (containerd's restrict_oom_score_adj); the kubelet
+// asks for -997 for critical pods.
+func clampOOMScoreAdj(v int) int {
+	b, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return v
+	}
+	own, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || v >= own {
+		return v
+	}
+	return own
 }
