@@ -128,6 +128,8 @@ type daemon struct {
 	extraConfig, nsSetup string
 	// prepare, when set, adjusts the daemon's command before it starts.
 	prepare func(*exec.Cmd)
+	// criSock is the daemon's own Kubernetes CRI socket (cri_test.go).
+	criSock string
 }
 
 // startDaemon starts a daemon on fresh roots and registers its cleanup:
@@ -152,7 +154,7 @@ func startDaemonSetup(t *testing.T, cgroup2 bool, setup func(*daemon)) *daemon {
 	}
 	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
 	d := &daemon{
-		t: t, root: root, sock: filepath.Join(root, "skiff.sock"),
+		t: t, root: root, sock: filepath.Join(root, "skiff.sock"), criSock: filepath.Join(root, "cri.sock"),
 		cgParent: fmt.Sprintf("/skiff-e2e-%d-%s", os.Getpid(), name),
 		cgroup2:  cgroup2,
 	}
@@ -176,7 +178,7 @@ func (d *daemon) start() {
 	d.logf = logf
 	args := []string{filepath.Join(binDir, "skiff"), "daemon", "-H", d.host,
 		"--data-root", filepath.Join(d.root, "data"), "--exec-root", filepath.Join(d.root, "exec"),
-		"--config-file", cfg, "--debug"}
+		"--config-file", cfg, "--debug", "--cri-socket", d.criSock}
 	if d.cgroup2 || d.nsSetup != "" {
 		script := `mount --make-rprivate / && `
 		if d.cgroup2 {
@@ -221,6 +223,11 @@ func (d *daemon) writeConfig(path string) {
 	extra := ""
 	if d.extraConfig != "" {
 		extra = ", " + d.extraConfig
+	}
+	if !strings.Contains(d.extraConfig, `"cni-conf-dir"`) {
+		// Pods get loopback only unless the test writes a CNI config: the
+		// host's /etc/cni/net.d is not the tests'.
+		extra += fmt.Sprintf(`, "cni-conf-dir": %q`, filepath.Join(d.root, "no-cni"))
 	}
 	// favordynmods off: tests leave the host's cgroup mounts as they found them.
 	os.WriteFile(path, []byte(fmt.Sprintf(`{"cgroup-parent": %q, "cgroup-favordynmods": false, %s%s}`, d.cgParent, netConfigFor(d.root), extra)), 0o644)

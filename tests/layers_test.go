@@ -18,7 +18,7 @@ var rank = map[string]int{
 	"internal/meta": 2, "internal/content": 3, "internal/snapshot": 3,
 	"internal/registry": 3, "internal/buildcontext": 3,
 	// mechanisms
-	"internal/cgroups": 2, "internal/logger": 2, // + jsonfile, local, syslog, journald, logopts
+	"internal/cgroups": 2, "internal/logger": 2, // + jsonfile, local, syslog, journald, crilog, logopts
 	"internal/network": 4, "internal/dns": 4, // + internal/network/firewall
 	"internal/runtime": 4, "internal/monitor": 5,
 	// assembly
@@ -26,7 +26,7 @@ var rank = map[string]int{
 	"internal/volume": 6, "internal/containerfs": 4,
 	// engine and front ends
 	"internal/engine": 7, "internal/builder": 8,
-	"internal/apiserver": 9, "internal/daemon": 10, "internal/cli": 11,
+	"internal/apiserver": 9, "internal/cri": 9, "internal/daemon": 10, "internal/cli": 11,
 	"cmd/skiff": 12, "cmd/skiffd": 12, "cmd/skiff-shim": 12, "cmd/skiff-init": 12,
 }
 
@@ -125,7 +125,8 @@ func TestCLIStaysClientOnly(t *testing.T) {
 	forbidden := []string{"go.etcd.io/bbolt", "github.com/moby/buildkit", "github.com/google/nftables", "github.com/miekg/dns",
 		"github.com/docker/compose", "github.com/compose-spec/compose-go", // skiff-compose, a module of its own
 		"github.com/google/go-containerregistry", mod + "internal/registry",
-		mod + "internal/daemon", mod + "internal/engine", mod + "internal/apiserver", mod + "internal/runtime", mod + "internal/image"}
+		mod + "internal/daemon", mod + "internal/engine", mod + "internal/apiserver", mod + "internal/runtime", mod + "internal/image",
+		mod + "internal/cri", "google.golang.org/grpc", "k8s.io/cri-api"}
 	for _, d := range pkgs[0].Deps {
 		for _, f := range forbidden {
 			if d == f || strings.HasPrefix(d, f+"/") {

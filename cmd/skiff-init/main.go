@@ -2,6 +2,7 @@
 // container's program, at /sbin/docker-init (where Docker puts tini):
 //
 //	/sbin/docker-init -- PROGRAM [ARG...]
+//	/pause --pause
 //
 // As PID 1 it starts PROGRAM, forwards every signal it receives to it, reaps
 // every zombie reparented to it, and exits with PROGRAM's status (128+N when
@@ -27,6 +28,9 @@ import (
 
 func main() {
 	args := os.Args[1:]
+	if len(args) == 1 && args[0] == "--pause" {
+		os.Exit(pause())
+	}
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
@@ -88,6 +92,26 @@ func run(args []string) int {
 					return 128 + int(ws.Signal())
 				}
 				return ws.ExitStatus()
+			}
+		}
+	}
+	return 0
+}
+
+// pause is the process that holds a Kubernetes pod's namespaces (package
+// cri's sandbox, so no pause image is pulled): it sleeps, reaps the zombies
+// of a shared PID namespace, and exits 0 on SIGTERM or SIGINT.
+func pause() int {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
+	for sig := range sigs {
+		if sig != syscall.SIGCHLD {
+			return 0
+		}
+		for {
+			var ws syscall.WaitStatus
+			if p, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil); p <= 0 || err != nil {
+				break
 			}
 		}
 	}

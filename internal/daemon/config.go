@@ -29,6 +29,14 @@ type Config struct {
 	// CgroupnsMode is the cgroup namespace of containers that name none
 	// ("host" or "private"; empty: private on cgroup v2, host on v1).
 	CgroupnsMode string `json:"default-cgroupns-mode,omitempty"`
+
+	// CRISocket is the unix socket of the Kubernetes CRI (package cri):
+	// nil means DefaultCRISocket, "" turns the CRI off.
+	CRISocket *string `json:"cri-socket,omitempty"`
+	// CNIConfDir and CNIBinDir: the CRI's pod network (CNI) configuration
+	// and plugins; Docker API containers do not use them.
+	CNIConfDir string `json:"cni-conf-dir,omitempty"`
+	CNIBinDir  string `json:"cni-bin-dir,omitempty"`
 }
 
 const (
@@ -36,4 +44,7 @@ const (
 	DefaultDataRoot   = "/var/lib/skiff"
 	DefaultExecRoot   = "/run/skiff"
 	DefaultConfigFile = "/etc/skiff/daemon.json"
+	DefaultCRISocket  = "/run/skiff/cri.sock"
+	DefaultCNIConfDir = "/etc/cni/net.d"
+	DefaultCNIBinDir  = "/usr/lib/cni" // Debian's containernetworking-plugins
 )

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,7 +43,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 		"log-opts": true, "log-driver": true, "cgroup-parent": true, "cgroup-favordynmods": true, "live-restore": true, "default-cgroupns-mode": true,
 		"bip": true, "mtu": true, "fixed-cidr": true, "insecure-registries": true, "registry-mirrors": true,
 		"default-ulimits": true, "dns": true, "dns-search": true, "dns-opts": true, "storage-driver": true,
-		"default-ipc-mode": true,
+		"default-ipc-mode": true, "cri-socket": true, "cni-conf-dir": true, "cni-bin-dir": true,
 	}
 	for _, k := range networkKeys {
 		known[k] = true
@@ -95,6 +96,11 @@ func LoadConfigFile(path string, cfg *Config) error {
 	if cfg.DefaultIpcMode == "" {
 		cfg.DefaultIpcMode = fileCfg.DefaultIpcMode
 	}
+	if cfg.CRISocket == nil {
+		cfg.CRISocket = fileCfg.CRISocket
+	}
+	cfg.CNIConfDir = cmp.Or(cfg.CNIConfDir, fileCfg.CNIConfDir)
+	cfg.CNIBinDir = cmp.Or(cfg.CNIBinDir, fileCfg.CNIBinDir)
 	return verifyDefaultIpcMode(cfg.DefaultIpcMode)
 }
 
@@ -127,6 +133,10 @@ func (cfg *Config) setDefaults() error {
 	}
 	if cfg.ExecRoot == "" {
 		cfg.ExecRoot = DefaultExecRoot
+	}
+	if cfg.CRISocket == nil {
+		s := DefaultCRISocket
+		cfg.CRISocket = &s
 	}
 	if cfg.ShimPath == "" {
 		cfg.ShimPath = os.Getenv("SKIFF_SHIM")
@@ -190,6 +200,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	srv := apiserver.New(eng, apiserver.Options{Debug: cfg.Debug, Logger: logger, Build: builds})
+	criSrv, criListener, err := listenCRI(eng, cfg, logger) // cri.go
+	if err != nil {
+		return err
+	}
 	var listeners []net.Listener
 	for _, h := range cfg.Hosts {
 		l, err := listen(h)
@@ -197,16 +211,24 @@ func Run(ctx context.Context, cfg Config) error {
 			for _, l := range listeners {
 				l.Close()
 			}
+			if criListener != nil {
+				criListener.Close()
+			}
 			return err
 		}
 		listeners = append(listeners, l)
 	}
 	serveCtx, cancelServe := context.WithCancel(ctx)
-	errc := make(chan error, len(listeners))
+	errc := make(chan error, len(listeners)+1)
 	for _, l := range listeners {
 		go func() { errc <- srv.Serve(serveCtx, l) }()
 	}
-	logger.Info("skiff daemon ready", "hosts", cfg.Hosts, "data-root", cfg.DataRoot, "version", engine.Version)
+	serving := len(listeners)
+	if criListener != nil {
+		go func() { errc <- criSrv.Serve(serveCtx, criListener) }()
+		serving++
+	}
+	logger.Info("skiff daemon ready", "hosts", cfg.Hosts, "cri-socket", *cfg.CRISocket, "data-root", cfg.DataRoot, "version", engine.Version)
 	received := 0
 	select {
 	case <-ctx.Done():
@@ -216,7 +238,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Serve returns once its context ends: open streams (waits, follows,
 	// attaches) are ended, and the listeners closed.
 	cancelServe()
-	for ; received < len(listeners); received++ {
+	for ; received < serving; received++ {
 		<-errc
 	}
 	return err

@@ -59,6 +59,12 @@ type Container struct {
 	RestartCount int
 	SnapshotKey  string
 	LogPath      string
+	// CRILogPath is where a Kubernetes pod container logs in the CRI format
+	// (the kubelet's path; cri.go).
+	CRILogPath string `json:",omitempty"`
+	// CRISandbox is the pod sandbox container whose UTS namespace a pod
+	// container joins (cri.go).
+	CRISandbox string `json:",omitempty"`
 	// MountPoints are the container's volumes, binds and tmpfs mounts,
 	// resolved at create (mounts.go).
 	MountPoints []*MountPoint `json:",omitempty"`

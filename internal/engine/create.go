@@ -22,6 +22,10 @@ import (
 // ContainerCreate validates the request, resolves the image, prepares the
 // writable layer and records the container. On any error nothing is left.
 func (e *Engine) ContainerCreate(ctx context.Context, name string, req *container.CreateRequest) (resp container.CreateResponse, err error) {
+	return e.containerCreate(ctx, name, req, createOptions{})
+}
+
+func (e *Engine) containerCreate(ctx context.Context, name string, req *container.CreateRequest, opts createOptions) (resp container.CreateResponse, err error) {
 	if req == nil || req.Config == nil {
 		return resp, errdefs.Invalid("config cannot be empty in order to create a container")
 	}
@@ -121,6 +125,7 @@ func (e *Engine) ContainerCreate(ctx context.Context, name string, req *containe
 	if hc.LogConfig.Type == "json-file" {
 		c.LogPath = logopts.JSONFilePath(e.containerDir(id), id)
 	}
+	opts.apply(c) // cri.go
 
 	dir := e.containerDir(id)
 	if err := os.MkdirAll(dir, 0o710); err != nil {

@@ -246,6 +246,9 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) e
 	if err := e.applyInit(spec, &hc); err != nil { // --init (init.go)
 		return err
 	}
+	if err := e.criSpec(c, spec); err != nil { // cri.go
+		return err
+	}
 	if err := e.netSpec(c, spec); err != nil {
 		return err
 	}

@@ -23,6 +23,10 @@ func (e *Engine) mergeLogConfig(hc *container.HostConfig) {
 // Docker's message.
 func (e *Engine) logConfig(c *Container) (*logger.Config, error) {
 	c.mu.Lock()
+	if c.CRILogPath != "" {
+		defer c.mu.Unlock()
+		return criLogConfig(c), nil // cri.go
+	}
 	lc := c.HostConfig.LogConfig
 	info := &logopts.Info{
 		Config: lc.Config, ContainerID: c.ID, ContainerName: "/" + c.Name,

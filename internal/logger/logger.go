@@ -45,6 +45,9 @@ const (
 	Syslog   = "syslog"
 	Journald = "journald"
 	None     = "none"
+	// CRI is the Kubernetes CRI log format (package crilog) of pod
+	// containers; the engine sets it, Docker API clients cannot.
+	CRI = "cri"
 )
 
 // Config is a container's resolved log configuration: what the monitor

@@ -490,3 +490,16 @@ func (c *Client) Resize(ctx context.Context, height, width uint16) error {
 	}
 	return nil
 }
+
+// ReopenLog makes the monitor reopen the container's log file (CRI log
+// rotation).
+func (c *Client) ReopenLog(ctx context.Context) error {
+	var rep reply
+	if err := c.call(ctx, request{Op: "reopen-log"}, &rep); err != nil {
+		return err
+	}
+	if rep.Error != "" {
+		return errdefs.Wrap(kindFromName(rep.Kind), errors.New(rep.Error))
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/skiff-dev/skiff/internal/logger"
+	"github.com/skiff-dev/skiff/internal/logger/crilog"
 	"github.com/skiff-dev/skiff/internal/logger/journald"
 	"github.com/skiff-dev/skiff/internal/logger/jsonfile"
 	"github.com/skiff-dev/skiff/internal/logger/local"
@@ -58,6 +59,11 @@ func openDriver(lc *logger.Config) (logger.Driver, error) {
 		}
 		return jsonfile.Open(lc.File.Path, jsonfile.Options{MaxSize: lc.File.MaxSize,
 			MaxFiles: lc.File.MaxFiles, Compress: lc.File.Compress, Attrs: lc.Attrs})
+	case logger.CRI:
+		if lc.File == nil {
+			return nil, fmt.Errorf("%s: no log file", lc.Driver)
+		}
+		return crilog.Open(lc.File.Path)
 	case logger.Syslog:
 		if lc.Syslog == nil {
 			return nil, fmt.Errorf("syslog: no configuration")

@@ -417,6 +417,8 @@ func (s *server) handle(conn *net.UnixConn) bool {
 	case "wait":
 		<-s.exitRec
 		writeReply(conn, s.exit)
+	case "reopen-log":
+		writeReply(conn, s.reopenLog())
 	default:
 		writeReply(conn, errReply(errdefs.Invalid("unknown operation %q", req.Op)))
 	}
@@ -477,6 +479,19 @@ func (s *server) kill(sig syscall.Signal) reply {
 			return errReply(errdefs.Conflict("container is not running"))
 		}
 		return errReply(fmt.Errorf("signal %d: %w", sig, err))
+	}
+	return reply{}
+}
+
+// reopenLog makes a log driver that writes to a file the kubelet rotates
+// (crilog) start a new file at its path.
+func (s *server) reopenLog() reply {
+	r, ok := s.log.(interface{ Reopen() error })
+	if !ok {
+		return errReply(errdefs.Invalid("the container's log driver cannot reopen its log"))
+	}
+	if err := r.Reopen(); err != nil {
+		return errReply(err)
 	}
 	return reply{}
 }

@@ -32,6 +32,7 @@ type options struct {
 	logLevel   string
 	logDriver  string
 	logOpts    opts.ListOpts
+	criSocket  string
 }
 
 // New returns `skiff daemon`: the engine in the foreground until SIGINT or
@@ -65,6 +66,7 @@ func New(r Runner) *cobra.Command {
 	f.StringVarP(&o.logLevel, "log-level", "l", "info", `Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")`)
 	f.StringVar(&o.logDriver, "log-driver", "json-file", "Default driver for container logs")
 	f.Var(&o.logOpts, "log-opt", "Default log driver options for containers")
+	f.StringVar(&o.criSocket, "cri-socket", daemon.DefaultCRISocket, `Kubernetes CRI socket to listen on ("" turns the CRI off)`)
 	return cmd
 }
 
@@ -114,6 +116,10 @@ func Config(cmd *cobra.Command, o *options, load func(string, *daemon.Config) er
 		for k, v := range opts.ConvertKVStringsToMap(o.logOpts.GetSlice()) {
 			cfg.LogOpts[k] = v
 		}
+	}
+	if flags.Changed("cri-socket") {
+		s := o.criSocket
+		cfg.CRISocket = &s
 	}
 	if cfg.Debug && !flags.Changed("log-level") {
 		cfg.LogLevel = "debug"

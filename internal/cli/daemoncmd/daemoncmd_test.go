@@ -16,6 +16,9 @@ func TestDaemonConfig(t *testing.T) {
 	file := filepath.Join(dir, "daemon.json")
 	os.WriteFile(file, []byte(`{"data-root": "/from/file", "hosts": ["unix:///file.sock"], "log-level": "warn"}`), 0o644)
 	missing := filepath.Join(dir, "missing.json")
+	criOff := filepath.Join(dir, "cri-off.json")
+	os.WriteFile(criOff, []byte(`{"cri-socket": ""}`), 0o644)
+	str := func(s string) *string { return &s }
 
 	for _, tc := range []struct {
 		name string
@@ -27,6 +30,9 @@ func TestDaemonConfig(t *testing.T) {
 		{"file", []string{"--config-file", file}, daemon.Config{Hosts: []string{"unix:///file.sock"}, DataRoot: "/from/file", ExecRoot: daemon.DefaultExecRoot, LogLevel: "warn"}, ""},
 		{"flags win", []string{"--config-file", file, "-H", "unix:///a.sock", "--host", "tcp://127.0.0.1:2375", "--data-root", "/d", "--exec-root", "/e", "-D"},
 			daemon.Config{Hosts: []string{"unix:///a.sock", "tcp://127.0.0.1:2375"}, DataRoot: "/d", ExecRoot: "/e", Debug: true, LogLevel: "debug"}, ""},
+		// nil CRISocket is the default socket; "" from the file turns it off.
+		{"cri off in file", []string{"--config-file", criOff}, daemon.Config{Hosts: []string{daemon.DefaultHost}, DataRoot: daemon.DefaultDataRoot, ExecRoot: daemon.DefaultExecRoot, LogLevel: "info", CRISocket: str("")}, ""},
+		{"cri flag wins", []string{"--config-file", criOff, "--cri-socket", "/k/cri.sock"}, daemon.Config{Hosts: []string{daemon.DefaultHost}, DataRoot: daemon.DefaultDataRoot, ExecRoot: daemon.DefaultExecRoot, LogLevel: "info", CRISocket: str("/k/cri.sock")}, ""},
 		{"missing explicit file", []string{"--config-file", missing}, daemon.Config{}, "unable to configure the daemon with file " + missing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
