@@ -159,9 +159,7 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 			rt, _ := d.criClients()
 			rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod})
 		}
-		for _, ctrl := range []string{"memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer", "devices", "unified", ""} {
-			os.Remove(filepath.Join("/sys/fs/cgroup", ctrl, podCgroup))
-		}
+		removeCgroupDirs(podCgroup)
 	})
 	d.importBusybox()
 	rt, _ := d.criClients()
