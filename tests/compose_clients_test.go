@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -239,24 +238,11 @@ func freeLoopbackPort(t *testing.T) int {
 // compose runs one compose client in dir against d.
 func (d *daemon) compose(cl composeClient, dir, project string, args ...string) (string, string, int) {
 	d.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	base := cl.cmd(d)
 	all := append(append(append([]string{}, base[1:]...), "-f", "compose.yml", "-p", project), args...)
-	cmd := exec.CommandContext(ctx, base[0], all...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.host, "DOCKER_CONFIG="+filepath.Join(d.root, "dockercfg"),
-		"DOCKER_BUILDKIT=0", "COMPOSE_DOCKER_CLI_BUILD=0", "COMPOSE_BAKE=false", "NO_COLOR=1", "COMPOSE_INTERACTIVE_NO_CLI=1")
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		d.t.Fatalf("%s %v: %v", base, all, err)
-	}
-	return so.String(), se.String(), code
+	return d.runWith(cmdOpts{dir: dir, timeout: 3 * time.Minute,
+		env: []string{"DOCKER_BUILDKIT=0", "COMPOSE_DOCKER_CLI_BUILD=0", "COMPOSE_BAKE=false", "NO_COLOR=1", "COMPOSE_INTERACTIVE_NO_CLI=1"}},
+		base[0], all...)
 }
 
 // writeComposeProject lays out the project directory with the compose file,

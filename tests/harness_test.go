@@ -376,12 +376,29 @@ func needDockerCLI(t testing.TB) {
 }
 
 func (d *daemon) run(stdin io.Reader, bin string, args ...string) (string, string, int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return d.runWith(cmdOpts{stdin: stdin}, bin, args...)
+}
+
+// cmdOpts are what a client command may need beyond its arguments.
+type cmdOpts struct {
+	stdin   io.Reader
+	dir     string        // working directory
+	env     []string      // added to the environment
+	timeout time.Duration // 60 s when zero
+}
+
+// runWith runs a client (bin) against d; stdout, stderr, exit code.
+func (d *daemon) runWith(o cmdOpts, bin string, args ...string) (string, string, int) {
+	if o.timeout == 0 {
+		o.timeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.host, "DOCKER_CONFIG="+filepath.Join(d.root, "dockercfg"))
+	cmd.Dir = o.dir
+	cmd.Env = append(append(os.Environ(), "DOCKER_HOST="+d.host, "DOCKER_CONFIG="+filepath.Join(d.root, "dockercfg")), o.env...)
 	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr, cmd.Stdin = &so, &se, stdin
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = &so, &se, o.stdin
 	err := cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
