@@ -161,15 +161,13 @@ func composeClients() []composeClient {
 	}
 }
 
-// installComposePlugin makes the docker CLI of d find the compose v5 plugin
-// hack/clients.sh built (the tests give docker a DOCKER_CONFIG of their own).
-func installComposePlugin(t *testing.T, d *daemon) {
+// useComposeClients makes both compose generations usable against d: the
+// docker CLI finds the compose v5 plugin hack/clients.sh built (the tests
+// give docker a DOCKER_CONFIG of their own), and docker-compose 1.29 is
+// installed. It fails the test, naming the script, when one is missing.
+func useComposeClients(t *testing.T, d *daemon) {
 	t.Helper()
-	home, _ := os.UserHomeDir()
-	src := filepath.Join(home, ".docker", "cli-plugins", "docker-compose")
-	if _, err := os.Stat(src); err != nil {
-		t.Fatalf("docker compose plugin missing (hack/clients.sh builds it): %v", err)
-	}
+	src := composeV2(t)
 	dir := filepath.Join(d.root, "dockercfg", "cli-plugins")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -279,7 +277,7 @@ func TestComposeClientsFullFile(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
 	d.importBusybox()
-	installComposePlugin(t, d)
+	useComposeClients(t, d)
 	for _, cl := range composeClients() {
 		t.Run(cl.name, func(t *testing.T) {
 			dd := *d

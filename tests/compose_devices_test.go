@@ -28,10 +28,7 @@ func TestComposeDevices(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The compose plugin, where the docker CLI looks with d's DOCKER_CONFIG.
-	home, _ := os.UserHomeDir()
-	os.MkdirAll(filepath.Join(d.root, "dockercfg"), 0o700)
-	os.Symlink(filepath.Join(home, ".docker", "cli-plugins"), filepath.Join(d.root, "dockercfg", "cli-plugins"))
+	useComposeClients(t, d)
 	for _, client := range [][]string{{"docker", "compose"}, {"docker-compose"}} {
 		name := strings.Join(client, " ")
 		args := func(a ...string) []string {

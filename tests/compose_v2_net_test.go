@@ -9,13 +9,13 @@ import (
 	"testing"
 )
 
-// composeV2 is the docker compose v2 plugin (hack/deps.sh builds it into
+// composeV2 is the docker compose v5 plugin (hack/clients.sh links it into
 // ~/.docker/cli-plugins); it also runs standalone.
 func composeV2(t *testing.T) string {
 	home, _ := os.UserHomeDir()
 	p := filepath.Join(home, ".docker", "cli-plugins", "docker-compose")
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("docker compose plugin missing at %s (hack/deps.sh builds it)", p)
+		t.Fatalf("docker compose plugin missing at %s (hack/clients.sh builds it)", p)
 	}
 	return p
 }

@@ -619,17 +619,7 @@ func TestLogDriverCompose(t *testing.T) {
 			if _, err := exec.LookPath(client[0]); err != nil {
 				t.Fatalf("%s is not installed (hack/deps.sh installs it)", client[0])
 			}
-			if client[0] == "docker" {
-				// The harness points DOCKER_CONFIG at the daemon's root: give
-				// it the user's CLI plugins (compose).
-				home, _ := os.UserHomeDir()
-				plugins := filepath.Join(home, ".docker", "cli-plugins")
-				if _, err := os.Stat(filepath.Join(plugins, "docker-compose")); err != nil {
-					t.Fatalf("the docker compose plugin is not installed in %s", plugins)
-				}
-				os.MkdirAll(filepath.Join(d.root, "dockercfg"), 0o700)
-				os.Symlink(plugins, filepath.Join(d.root, "dockercfg", "cli-plugins"))
-			}
+			useComposeClients(t, d)
 			l := listenSyslog(t, "udp")
 			dir := t.TempDir()
 			os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(`services:

@@ -407,10 +407,7 @@ func TestComposeNamespaces(t *testing.T) {
     ipc: host
     network_mode: bridge
 `), 0o644)
-	// The docker CLI finds the compose plugin under its config directory.
-	home, _ := os.UserHomeDir()
-	os.MkdirAll(filepath.Join(d.root, "dockercfg"), 0o700)
-	os.Symlink(filepath.Join(home, ".docker", "cli-plugins"), filepath.Join(d.root, "dockercfg", "cli-plugins"))
+	useComposeClients(t, d)
 	hostPid, hostIpc := hostNS(t, "pid"), hostNS(t, "ipc")
 	for _, cc := range []struct {
 		name string
