@@ -8,8 +8,6 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
@@ -39,25 +37,9 @@ func (c *Client) Inspect(ctx context.Context, n reference.Named, auth Auth) (*Di
 
 func (c *Client) inspectIn(ctx context.Context, repo name.Repository, n Named, auth Auth) (*Distribution, error) {
 	opts := c.remoteOpts(ctx, auth)
-	var r name.Reference
-	var want digest.Digest
-	if d, ok := n.Named.(reference.Canonical); ok {
-		want = d.Digest()
-		r = repo.Digest(want.String())
-	} else {
-		r = repo.Tag(n.Named.(reference.Tagged).Tag())
-	}
-	desc, err := remote.Get(r, opts...)
-	if err != nil {
-		return nil, c.notFound(err, n)
-	}
-	raw, got, err := checkManifest(desc.Manifest, want)
+	raw, got, mt, err := c.getTop(repo, n, opts)
 	if err != nil {
 		return nil, err
-	}
-	mt := string(desc.MediaType)
-	if mt == "" || strings.HasPrefix(mt, "text/plain") {
-		mt = sniffMediaType(raw)
 	}
 	if strings.HasPrefix(mt, mediaTypeSchema1) {
 		return nil, errdefs.Invalid("%s: schema 1 manifests are not supported", reference.FamiliarString(n))

@@ -120,8 +120,10 @@ func firstRepo[T any](ctx context.Context, c *Client, n Named, fn func(name.Repo
 	return zero, lastErr
 }
 
-func (c *Client) resolveIn(ctx context.Context, repo name.Repository, n Named, platform ocispec.Platform, auth Auth) (*Image, error) {
-	opts := c.remoteOpts(ctx, auth)
+// getTop fetches what n names in repo (an index or a manifest), checked
+// against n's digest when it has one: its bytes, digest and media type
+// (sniffed when the registry gives none).
+func (c *Client) getTop(repo name.Repository, n Named, opts []remote.Option) ([]byte, digest.Digest, string, error) {
 	var r name.Reference
 	var want digest.Digest
 	if d, ok := n.Named.(reference.Digested); ok {
@@ -134,17 +136,26 @@ func (c *Client) resolveIn(ctx context.Context, repo name.Repository, n Named, p
 	}
 	desc, err := remote.Get(r, opts...)
 	if err != nil {
-		return nil, c.notFound(err, n)
+		return nil, "", "", c.notFound(err, n)
 	}
-	raw, top, err := checkManifest(desc.Manifest, want)
+	raw, got, err := checkManifest(desc.Manifest, want)
 	if err != nil {
-		return nil, err
+		return nil, "", "", err
 	}
-	img := &Image{Name: n, Digest: top, repo: repo, opts: opts}
 	mt := string(desc.MediaType)
 	if mt == "" || strings.HasPrefix(mt, "text/plain") {
 		mt = sniffMediaType(raw)
 	}
+	return raw, got, mt, nil
+}
+
+func (c *Client) resolveIn(ctx context.Context, repo name.Repository, n Named, platform ocispec.Platform, auth Auth) (*Image, error) {
+	opts := c.remoteOpts(ctx, auth)
+	raw, top, mt, err := c.getTop(repo, n, opts)
+	if err != nil {
+		return nil, err
+	}
+	img := &Image{Name: n, Digest: top, repo: repo, opts: opts}
 	if mt == ocispec.MediaTypeImageIndex || mt == MediaTypeDockerManifestList {
 		var idx ocispec.Index
 		if err := json.Unmarshal(raw, &idx); err != nil {
