@@ -1,12 +1,10 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
 
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
 )
 
@@ -65,26 +63,11 @@ func testExecStartFails(t *testing.T, d *daemon) {
 		// The moby Go client: attached, the error is the output and
 		// ExitCode says why; detached, ExecStart fails as invalid.
 		ctx := context.Background()
-		opts := client.ExecCreateOptions{Cmd: tc.cmd, User: tc.user, WorkingDir: tc.dir, AttachStdout: true, AttachStderr: true}
-		ex, err := d.cli.ExecCreate(ctx, "xs", opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		at, err := d.cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var so, se bytes.Buffer
-		stdcopy.StdCopy(&so, &se, at.Reader)
-		at.Close()
-		ins, err := d.cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		so, se, ins := d.apiExec(ctx, "xs", client.ExecCreateOptions{Cmd: tc.cmd, User: tc.user, WorkingDir: tc.dir})
 		if so.String() != tc.msg+"\r\n" || se.Len() != 0 || ins.ExitCode != tc.code || ins.Running {
 			t.Errorf("API %s: stdout %q stderr %q inspect exit %d running %v", tc.name, so.String(), se.String(), ins.ExitCode, ins.Running)
 		}
-		ex, err = d.cli.ExecCreate(ctx, "xs", client.ExecCreateOptions{Cmd: tc.cmd, User: tc.user, WorkingDir: tc.dir})
+		ex, err := d.cli.ExecCreate(ctx, "xs", client.ExecCreateOptions{Cmd: tc.cmd, User: tc.user, WorkingDir: tc.dir})
 		if err != nil {
 			t.Fatal(err)
 		}

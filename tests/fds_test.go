@@ -126,17 +126,7 @@ func TestNoInheritedFds(t *testing.T) {
 		t.Errorf("API container: fds %q, want %q", logs, self+" "+pid1)
 	}
 	for _, path := range []string{"/proc/1/fd", "/proc/self/fd"} {
-		ex, err := d.cli.ExecCreate(ctx, cr.ID, client.ExecCreateOptions{Cmd: []string{"ls", path}, AttachStdout: true, AttachStderr: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		at, err := d.cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var so, se bytes.Buffer
-		stdcopy.StdCopy(&so, &se, at.Reader)
-		at.Close()
+		so, se, _ := d.apiExec(ctx, cr.ID, client.ExecCreateOptions{Cmd: []string{"ls", path}})
 		want := self
 		if path == "/proc/1/fd" {
 			want = pid1 // sh

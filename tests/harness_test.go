@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
 )
 
@@ -407,6 +408,28 @@ func (d *daemon) runWith(o cmdOpts, bin string, args ...string) (string, string,
 		d.t.Fatalf("%s %v: %v", bin, args, err)
 	}
 	return so.String(), se.String(), code
+}
+
+// apiExec runs an exec through the moby Go client, attached to its stdout
+// and stderr, and returns them with the exec's inspect once it is done.
+func (d *daemon) apiExec(ctx context.Context, ctr string, opts client.ExecCreateOptions) (so, se *bytes.Buffer, ins client.ExecInspectResult) {
+	d.t.Helper()
+	opts.AttachStdout, opts.AttachStderr = true, true
+	ex, err := d.cli.ExecCreate(ctx, ctr, opts)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	at, err := d.cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	so, se = &bytes.Buffer{}, &bytes.Buffer{}
+	stdcopy.StdCopy(so, se, at.Reader)
+	at.Close()
+	if ins, err = d.cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{}); err != nil {
+		d.t.Fatal(err)
+	}
+	return so, se, ins
 }
 
 // must runs skiff and fails the test unless it exits 0.
