@@ -439,6 +439,13 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 	os.MkdirAll(confDir, 0o755)
 	bridge := fmt.Sprintf("skcri%d", os.Getpid()%100000)
 	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	// The bridge plugin turns on the host's ip_forward for a gateway
+	// bridge (the host reaches the pod through its address): the test
+	// gives the host back the value it had.
+	const fwd = "/proc/sys/net/ipv4/ip_forward"
+	if was, err := os.ReadFile(fwd); err == nil {
+		t.Cleanup(func() { os.WriteFile(fwd, was, 0o644) })
+	}
 	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "skiff-e2e-cri", "plugins": [
   {"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": false,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.213.78.0/24"}]], "dataDir": %q}},
