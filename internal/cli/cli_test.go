@@ -564,3 +564,49 @@ func TestHotCommandsMatchTheFullTree(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveEachName covers the commands that act on each name in order:
+// names that worked are printed, failures are reported after, and -f of a
+// network that is gone is not an error (docker network rm -f).
+func TestRemoveEachName(t *testing.T) {
+	f := newFakeAPI(t)
+	gone := func(w http.ResponseWriter, r *http.Request, kind string) bool {
+		if strings.HasPrefix(r.PathValue("name"), "gone") {
+			writeError(w, 404, "No such "+kind+": "+r.PathValue("name"))
+			return true
+		}
+		return false
+	}
+	f.handle("DELETE /networks/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if !gone(w, r, "network") {
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
+	f.handle("DELETE /volumes/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if !gone(w, r, "volume") {
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
+	f.handle("POST /containers/{name}/restart", func(w http.ResponseWriter, r *http.Request) {
+		if !gone(w, r, "container") {
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
+	for _, tc := range []struct {
+		args         []string
+		out, errText string
+		code         int
+	}{
+		{[]string{"network", "rm", "a", "gone1", "b"}, "a\nb\n", "Error response from daemon: No such network: gone1\n", 1},
+		{[]string{"network", "rm", "-f", "a", "gone1"}, "a\n", "", 0},
+		{[]string{"volume", "rm", "gone2", "v"}, "v\n", "Error response from daemon: No such volume: gone2\n", 1},
+		{[]string{"restart", "c", "gone3"}, "c\n", "Error response from daemon: No such container: gone3\n", 1},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, stderr, code := runCLI(t, f.host(), "", tc.args...)
+			if out != tc.out || stderr != tc.errText || code != tc.code {
+				t.Errorf("code %d out %q stderr %q; want %d %q %q", code, out, stderr, tc.code, tc.out, tc.errText)
+			}
+		})
+	}
+}

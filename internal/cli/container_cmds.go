@@ -162,15 +162,10 @@ func (c *CLI) newRestartCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var errs []error
-			for _, name := range args {
-				if _, err := api.ContainerRestart(cmd.Context(), name, client.ContainerRestartOptions{Signal: o.signal, Timeout: timeout}); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintln(c.out, name)
-			}
-			return errors.Join(errs...)
+			return c.eachName(cmd.Context(), args, func(ctx context.Context, name string) error {
+				_, err := api.ContainerRestart(ctx, name, client.ContainerRestartOptions{Signal: o.signal, Timeout: timeout})
+				return err
+			}, nil)
 		},
 		DisableFlagsInUseLine: true,
 	}
@@ -223,6 +218,24 @@ func (c *CLI) eachContainerIgnoring(ctx context.Context, names []string, op func
 				continue
 			}
 			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(c.out, name)
+	}
+	return errors.Join(errs...)
+}
+
+// eachName runs op on each name in order, as docker's rm and restart
+// commands do: it prints each name that op handled, keeps going past
+// failures and returns them joined. Errors that ignore accepts (rm -f of
+// what is already gone) are neither printed nor returned.
+func (c *CLI) eachName(ctx context.Context, names []string, op func(ctx context.Context, name string) error, ignore func(error) bool) error {
+	var errs []error
+	for _, name := range names {
+		if err := op(ctx, name); err != nil {
+			if ignore == nil || !ignore(err) {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		fmt.Fprintln(c.out, name)

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -143,18 +144,11 @@ func (c *CLI) newNetworkRmCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var errs []error
-			for _, n := range args {
-				if _, err := api.NetworkRemove(cmd.Context(), n, client.NetworkRemoveOptions{}); err != nil {
-					if force && strings.Contains(err.Error(), "not found") {
-						continue
-					}
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintln(c.out, n)
-			}
-			return errors.Join(errs...)
+			ignore := func(err error) bool { return force && cerrdefs.IsNotFound(err) }
+			return c.eachName(cmd.Context(), args, func(ctx context.Context, n string) error {
+				_, err := api.NetworkRemove(ctx, n, client.NetworkRemoveOptions{})
+				return err
+			}, ignore)
 		},
 		DisableFlagsInUseLine: true,
 	}

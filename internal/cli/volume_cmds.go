@@ -114,15 +114,10 @@ func (c *CLI) newVolumeRmCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var errs []error
-			for _, name := range args {
-				if _, err := api.VolumeRemove(cmd.Context(), name, client.VolumeRemoveOptions{Force: force}); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintln(c.out, name)
-			}
-			return errors.Join(errs...)
+			return c.eachName(cmd.Context(), args, func(ctx context.Context, name string) error {
+				_, err := api.VolumeRemove(ctx, name, client.VolumeRemoveOptions{Force: force})
+				return err
+			}, nil)
 		},
 		DisableFlagsInUseLine: true,
 	}
