@@ -24,6 +24,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/skiff-dev/skiff/internal/errdefs"
 )
 
 func main() {
@@ -88,10 +90,7 @@ func run(args []string) int {
 				break
 			}
 			if p == pid {
-				if ws.Signaled() {
-					return 128 + int(ws.Signal())
-				}
-				return ws.ExitStatus()
+				return errdefs.WaitExitCode(ws)
 			}
 		}
 	}

@@ -166,13 +166,7 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 // startFailed records a start error the way Docker does: the exit code of the
 // exec failure (127/126) and the message, and the status the container had.
 func (e *Engine) startFailed(c *Container, err error) error {
-	code := 128
-	switch errdefs.KindOf(err) {
-	case errdefs.KindCommandNotFound:
-		code = 127
-	case errdefs.KindCannotInvoke:
-		code = 126
-	}
+	code := errdefs.StartExitCode(err)
 	c.mu.Lock()
 	c.State.ExitCode = code
 	c.State.Error = err.Error()
