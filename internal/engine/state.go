@@ -8,21 +8,18 @@ import (
 	"github.com/skiff-dev/skiff/internal/errdefs"
 )
 
-// The container state machine. A container's status is one of Docker's:
+// The container state machine. A container's status is one of Docker's,
+// and moves (stateMachine below is the truth):
 //
-//	created ──start──▶ running ◀──unpause── paused
-//	   │                │   ╰──pause──────────▲ │
-//	   │               exit                     exit
-//	   │                ▼                       │
-//	   │              exited ◀──────────────────╯
-//	   │              │  ▲ ╰──restartWait──▶ restarting ──start──▶ running
-//	   │              │  ╰──restartCancel / startFailed──╯
-//	   ╰──remove──▶ removing ◀──remove── exited, dead
-//	                   ╰──removeFailed──▶ dead
+//	created    --start--> running     --pause--> paused --unpause--> running
+//	created/exited --start failed--> same     running/paused --exit--> exited
+//	exited     --restart wait--> restarting --start--> running
+//	restarting --restart cancel / start failed--> exited
+//	created/exited/dead --remove--> removing --remove failed--> dead
 //
 // Every change of status goes through transition, which checks the move
 // against stateMachine, sets the status and the flags inspect shows
-// (Running, Paused, Restarting, Dead) together from stateFlags, applies the
+// (Running, Paused, Restarting, Dead) together from flagsOf, applies the
 // caller's other fields (Pid, ExitCode, ...), writes the record, and
 // returns the write's error. A move the table does not have is refused
 // with Docker's words (refusal), mostly Conflict.
