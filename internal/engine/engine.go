@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
+
 	"github.com/skiff-dev/skiff/internal/cgroups"
 	"github.com/skiff-dev/skiff/internal/content"
 	"github.com/skiff-dev/skiff/internal/image"
@@ -209,7 +211,23 @@ func (e *Engine) loadAll() ([]*Container, error) {
 		out = append(out, c)
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range out {
+		if c.State.Status == container.StateRemoving {
+			// A removal under way when an engine went down (older
+			// engines wrote this status): dead, as Docker's restore
+			// makes it, so that the next rm finishes it.
+			c.mu.Lock()
+			err := e.transition(c, evRemoveFailed, nil)
+			c.mu.Unlock()
+			if err != nil {
+				e.log.Warn("restore a container whose removal was interrupted", "container", c.ID, "err", err)
+			}
+		}
+	}
+	return out, nil
 }
 
 func hostArch() string { return runtime.GOARCH }

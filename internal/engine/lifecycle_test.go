@@ -292,3 +292,22 @@ func TestRestartBackoff(t *testing.T) {
 		}
 	}
 }
+
+// A record an engine wrote in the middle of a removal comes back dead (as
+// Docker's restore makes it), so that rm can finish it rather than answer
+// "already in progress" for ever.
+func TestRestoreInterruptedRemoval(t *testing.T) {
+	env := newTestEngine(t)
+	c := env.add(t, "half", sRemoving)
+	env.e.reg.remove(c)
+	all, err := env.e.loadAll()
+	if err != nil || len(all) != 1 {
+		t.Fatalf("%d records, %v", len(all), err)
+	}
+	if st := all[0].State; st.Status != sDead || !st.Dead {
+		t.Errorf("restored as %+v", st)
+	}
+	if rec := env.store.record(t, c.ID); rec.State.Status != sDead {
+		t.Errorf("record says %s", rec.State.Status)
+	}
+}
