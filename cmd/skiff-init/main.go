@@ -88,10 +88,7 @@ func run(args []string) int {
 				break
 			}
 			if p == pid {
-				if ws.Signaled() {
-					return 128 + int(ws.Signal())
-				}
-				return ws.ExitStatus()
+				return exitCode(ws)
 			}
 		}
 	}
@@ -116,4 +113,15 @@ func pause() int {
 		}
 	}
 	return 0
+}
+
+// exitCode is the program's status as a shell reports it: its exit code, or
+// 128+N when signal N killed it. It is errdefs.WaitExitCode, copied because
+// this PID 1 imports nothing of skiff's (tests/layers_test.go); main_test.go
+// checks the two agree.
+func exitCode(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
 }

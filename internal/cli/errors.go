@@ -60,24 +60,17 @@ func exitCodeFor(err error) int {
 	}
 	var re *runError
 	if errors.As(err, &re) {
-		switch re.kind {
-		case errdefs.KindCommandNotFound:
-			return 127
-		case errdefs.KindCannotInvoke:
-			return 126
-		default:
-			return 125
+		if code, ok := errdefs.CommandExitCode(errdefs.Wrap(re.kind, re)); ok {
+			return code
 		}
+		return 125
 	}
 	var ie *formatter.InspectError
 	if errors.As(err, &ie) && ie.Code != 0 {
 		return ie.Code
 	}
-	switch errdefs.KindOf(err) {
-	case errdefs.KindCommandNotFound:
-		return 127
-	case errdefs.KindCannotInvoke:
-		return 126
+	if code, ok := errdefs.CommandExitCode(err); ok {
+		return code
 	}
 	return 1
 }

@@ -15,7 +15,7 @@ import (
 
 // State is a container's run state as stored and as inspect shows it.
 type State struct {
-	Status     container.ContainerState // created, running, restarting, exited, removing, dead
+	Status     container.ContainerState // created, running, paused, restarting, removing, exited, dead (state.go)
 	Running    bool
 	Restarting bool
 	Paused     bool              // frozen by pause (living.go)
@@ -35,11 +35,13 @@ type State struct {
 }
 
 // Container is the engine's record of one container. Fields are guarded by
-// mu; the record is persisted as JSON after every change that matters.
+// mu; the record is persisted as JSON after every change that matters, and
+// State changes only through Engine.transition (state.go).
 type Container struct {
 	mu sync.Mutex `json:"-"`
-	// op serializes start, stop and remove of this container; mu is only
-	// held for short field updates.
+	// op orders the long operations on this container (start, stop,
+	// restart, remove, pause, update); they do not hold mu while they
+	// wait (a stop waits for onExit, which takes mu).
 	op sync.Mutex `json:"-"`
 	// starting is closed once the process a start released is recorded
 	// as running (or the start failed): its output can reach attached
@@ -83,7 +85,6 @@ type Container struct {
 	// Runtime-only state.
 	waiters   []waiter         `json:"-"`
 	attachers []*pendingAttach `json:"-"`
-	removing  bool             `json:"-"`
 	exited    chan struct{}    `json:"-"` // closed when the current run ends
 	restart   *restartState    `json:"-"` // restart policy back-off (restart.go)
 }

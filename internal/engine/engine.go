@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/moby/moby/api/types/container"
 
 	"github.com/skiff-dev/skiff/internal/cgroups"
 	"github.com/skiff-dev/skiff/internal/content"
@@ -59,11 +59,15 @@ type Engine struct {
 	cfg     Config
 	log     *slog.Logger
 	db      *meta.DB
+	store   containerStore // the container records (seams.go)
+	rootfs  rootfsStore    // snaps, as start and remove see it (seams.go)
+	cgroups cgroupFactory  // seams.go
 	content *content.Store
 	snaps   *snapshot.Snapshotter
 	images  *image.Store
 	vols    *volume.Store
 	net     *skinet.Controller // network.go
+	netAtt  netAttacher        // net, as start and exit see it (seams.go)
 	reg     *registry
 	events  *eventLog
 	execs   *execRegistry
@@ -129,6 +133,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	ectx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		cfg: cfg, log: cfg.Logger, db: db, content: cs, snaps: sn, images: is, vols: vs,
+		rootfs: sn, cgroups: hostCgroup,
 		reg: newRegistry(), events: newEventLog(), execs: newExecRegistry(),
 		started: time.Now(), ctx: ectx, cancel: cancel,
 		// Before restore: the restarts it schedules may start containers
@@ -141,11 +146,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := db.Bolt().Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketContainers)
-		return err
-	}); err != nil {
-		return fail(fmt.Errorf("init container bucket: %w", err))
+	if e.store, err = newBoltContainers(db); err != nil {
+		return fail(err)
 	}
 	if err := e.initNetworking(ctx); err != nil {
 		return fail(err)
@@ -194,30 +196,38 @@ func (e *Engine) persist(c *Container) error {
 	if err != nil {
 		return fmt.Errorf("encode container %s: %w", c.ID, err)
 	}
-	return e.db.Bolt().Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketContainers).Put([]byte(c.ID), b)
-	})
+	return e.store.Put(c.ID, b)
 }
 
-func (e *Engine) unpersist(id string) error {
-	return e.db.Bolt().Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketContainers).Delete([]byte(id))
-	})
-}
+func (e *Engine) unpersist(id string) error { return e.store.Delete(id) }
 
 func (e *Engine) loadAll() ([]*Container, error) {
 	var out []*Container
-	err := e.db.Bolt().View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketContainers).ForEach(func(k, v []byte) error {
-			c := &Container{}
-			if err := json.Unmarshal(v, c); err != nil {
-				return fmt.Errorf("decode container %s: %w", k, err)
-			}
-			out = append(out, c)
-			return nil
-		})
+	err := e.store.ForEach(func(id string, v []byte) error {
+		c := &Container{}
+		if err := json.Unmarshal(v, c); err != nil {
+			return fmt.Errorf("decode container %s: %w", id, err)
+		}
+		out = append(out, c)
+		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range out {
+		if c.State.Status == container.StateRemoving {
+			// A removal under way when an engine went down (older
+			// engines wrote this status): dead, as Docker's restore
+			// makes it, so that the next rm finishes it.
+			c.mu.Lock()
+			err := e.transition(c, evRemoveFailed, nil)
+			c.mu.Unlock()
+			if err != nil {
+				e.log.Warn("restore a container whose removal was interrupted", "container", c.ID, "err", err)
+			}
+		}
+	}
+	return out, nil
 }
 
 func hostArch() string { return runtime.GOARCH }

@@ -108,9 +108,11 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 		if err == nil {
 			return
 		}
-		code := 126
-		if errdefs.KindOf(err) == errdefs.KindCommandNotFound {
-			code = 127
+		// Whatever kept it from starting, an exec that never ran is 126
+		// unless its program does not exist.
+		code, ok := errdefs.CommandExitCode(err)
+		if !ok {
+			code = errdefs.ExitCannotInvoke
 		}
 		x.mu.Lock()
 		if x.ExitCode == nil {
@@ -217,11 +219,11 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			code = ee.ExitCode()
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				code = 128 + int(ws.Signal())
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+				code = errdefs.WaitExitCode(ws)
 			}
 		} else if err != nil {
-			code = 126
+			code = errdefs.ExitCannotInvoke
 		}
 		if stdinW != nil {
 			stdinW.Close()

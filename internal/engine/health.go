@@ -134,7 +134,7 @@ func (e *Engine) startHealth(c *Container, exited chan struct{}, fresh bool) {
 	}
 	if fresh || c.State.Health == nil {
 		c.State.Health = &container.Health{Status: container.Starting}
-		e.persist(c)
+		e.persistHealth(c)
 	}
 	hc := *h
 	c.mu.Unlock()
@@ -307,7 +307,7 @@ func (e *Engine) recordHealth(c *Container, res *container.HealthcheckResult, re
 		}
 	}
 	status := h.Status
-	e.persist(c)
+	e.persistHealth(c)
 	c.mu.Unlock()
 	if status != old {
 		e.containerEvent(c, events.Action(string(events.ActionHealthStatus)+": "+string(status)), nil)
@@ -372,4 +372,13 @@ func copyHealth(h *container.Health) *container.Health {
 		out.Log[i] = &rc
 	}
 	return &out
+}
+
+// persistHealth writes a probe's result; the caller holds c.mu. Nobody
+// asked for it, so a failed write is logged, and the next probe writes
+// again.
+func (e *Engine) persistHealth(c *Container) {
+	if err := e.persist(c); err != nil {
+		e.log.Warn("record health", "container", c.ID, "err", err)
+	}
 }

@@ -107,7 +107,7 @@ func (e *Engine) ContainerCommit(ctx context.Context, opts CommitOptions) (strin
 		return "", err
 	}
 	c.mu.Lock()
-	imageID, snapKey, removing := c.ImageID, c.SnapshotKey, c.removing
+	imageID, snapKey, removing := c.ImageID, c.SnapshotKey, c.markedForRemoval()
 	ccfg := *c.Config
 	cmd := append([]string{c.Path}, c.Args...)
 	c.mu.Unlock()

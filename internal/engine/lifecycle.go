@@ -32,29 +32,27 @@ func (e *Engine) ContainerStart(ctx context.Context, ref string) error {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
-	running, removing := c.State.Running, c.removing
+	err = c.check(evStart) // running: 304; paused, being removed: Conflict
 	c.mu.Unlock()
-	if removing {
-		return errdefs.Conflict("container %s is marked for removal and cannot be started", c.ID)
+	if err != nil {
+		return err
 	}
-	if running {
-		return errdefs.NotModified("container %s is already running", c.ID)
+	if _, err := e.cancelRestart(c, false); err != nil {
+		return err
 	}
-	e.cancelRestart(c)
 	c.mu.Lock()
 	c.ManualStop = false
 	autoRemove := c.HostConfig.AutoRemove
 	c.mu.Unlock()
 	err = e.start(ctx, c)
 	if err != nil && autoRemove {
-		// Docker removes a --rm container whose start failed.
-		c.op.Unlock()
-		if rerr := e.remove(context.WithoutCancel(ctx), c, true); rerr != nil {
+		// Docker removes a --rm container whose start failed; c.op is
+		// still ours.
+		if rerr := e.removeLocked(context.WithoutCancel(ctx), c, true); rerr != nil {
 			e.log.Warn("auto-remove after failed start", "container", c.ID, "err", rerr)
 		} else {
 			e.removeAnonVolumes(c)
 		}
-		c.op.Lock()
 	}
 	return err
 }
@@ -132,14 +130,27 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 	stat, _ := procStartTime(proc.Pid)
 	exited := make(chan struct{})
 	c.mu.Lock()
-	c.State = State{
-		Status: container.StateRunning, Running: true, Pid: pid, StartedAt: time.Now().UTC(),
-		MonitorPid: proc.Pid, MonitorStart: stat,
+	perr := e.transition(c, evStart, func(c *Container) {
+		// A run starts with a clean record of its own (inspect shows no
+		// exit code, error, finish time or health of the last run).
+		c.State = State{Status: c.State.Status, Running: c.State.Running, Pid: pid,
+			StartedAt: time.Now().UTC(), MonitorPid: proc.Pid, MonitorStart: stat}
+		c.HasBeenStartedBefore = true
+	})
+	if perr == nil {
+		c.exited = exited
 	}
-	c.HasBeenStartedBefore = true
-	c.exited = exited
-	perr := e.persist(c)
 	c.mu.Unlock()
+	if perr != nil {
+		// The record still says what it said before: so must the
+		// host. The process goes (the monitor records its end and
+		// exits), and the deferred steps above release the rest.
+		if kerr := cl.Kill(context.WithoutCancel(ctx), syscall.SIGKILL); kerr != nil {
+			proc.Kill()
+		}
+		proc.Wait()
+		return errdefs.Wrap(errdefs.KindSystem, perr)
+	}
 	e.log.Debug("container started", "id", c.ID[:12], "bundle", t1.Sub(t0), "spawn", t2.Sub(t1),
 		"attach", t3.Sub(t2), "exec", t4.Sub(t3), "persist", time.Since(t4))
 	e.containerEvent(c, events.ActionStart, nil)
@@ -160,29 +171,22 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 		case <-e.ctx.Done():
 		}
 	}()
-	return perr
+	return nil
 }
 
 // startFailed records a start error the way Docker does: the exit code of the
 // exec failure (127/126) and the message, and the status the container had.
 func (e *Engine) startFailed(c *Container, err error) error {
-	code := 128
-	switch errdefs.KindOf(err) {
-	case errdefs.KindCommandNotFound:
-		code = 127
-	case errdefs.KindCannotInvoke:
-		code = 126
-	}
+	code := errdefs.StartExitCode(err)
 	c.mu.Lock()
-	c.State.ExitCode = code
-	c.State.Error = err.Error()
-	if c.HasBeenStartedBefore {
-		c.State.Status = container.StateExited
-	}
-	c.State.FinishedAt = time.Now().UTC()
+	// created stays created, as Docker; a policy's restart ends exited.
+	werr := e.transition(c, evStartFailed, func(c *Container) {
+		c.State.ExitCode = code
+		c.State.Error = err.Error()
+		c.State.FinishedAt = time.Now().UTC()
+	})
 	pending := c.attachers
 	c.attachers = nil
-	e.persist(c)
 	c.mu.Unlock()
 	for _, a := range pending {
 		a.ready <- attachResult{err: err}
@@ -191,6 +195,11 @@ func (e *Engine) startFailed(c *Container, err error) error {
 	e.containerEvent(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(code)})
 	if errdefs.KindOf(err) == errdefs.KindUnknown {
 		err = errdefs.Wrap(errdefs.KindSystem, err)
+	}
+	if werr != nil {
+		// The start failed and so did recording it: say both.
+		e.log.Error("record a failed start", "container", c.ID, "err", werr)
+		err = fmt.Errorf("%w (and %v)", err, werr)
 	}
 	return fmt.Errorf("failed to create task for container: %w", err)
 }
@@ -213,7 +222,7 @@ func volatileOverlay(opts string) string {
 }
 
 func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) error {
-	mounts, err := e.snaps.Mounts(ctx, c.SnapshotKey)
+	mounts, err := e.rootfs.Mounts(ctx, c.SnapshotKey)
 	if err != nil {
 		return fmt.Errorf("root filesystem of %s: %w", c.ID, err)
 	}
@@ -299,34 +308,35 @@ func (e *Engine) onExit(c *Container, exited chan struct{}) {
 		e.log.Warn("monitor ended without exit status", "container", c.ID, "err", err)
 		ex = monitor.Exit{ExitCode: 137, FinishedAt: time.Now().UTC(), Error: "monitor exited unexpectedly"}
 	}
-	os.RemoveAll(bundle)
 	e.netStop(c)
 	e.releaseShm(c) // namespaces.go
 	c.mu.Lock()
-	c.State.Status = container.StateExited
-	c.State.Running = false
-	c.State.Paused = false
-	c.State.Pid = 0
-	c.State.MonitorPid, c.State.MonitorStart = 0, 0
-	c.State.ExitCode = ex.ExitCode
-	c.State.OOMKilled = ex.OOMKilled
-	c.State.Error = ex.Error
-	c.State.FinishedAt = ex.FinishedAt
-	if c.State.FinishedAt.IsZero() {
-		c.State.FinishedAt = time.Now().UTC()
-	}
 	// A --rm container (never one with a restart policy: create refuses
 	// that) is removed right below, which deletes its record: the exit is
 	// written only if that removal fails, one commit (two fdatasyncs) less
-	// before `run --rm` returns.
+	// before `run --rm` returns. While the engine shuts down the record
+	// stays "running": the next engine finds out what happened from
+	// exit.json.
 	autoRemove := c.HostConfig.AutoRemove
-	if e.ctx.Err() == nil && !autoRemove {
-		// While the engine shuts down the record stays "running": the next
-		// engine finds out what happened from exit.json.
-		e.persist(c)
-	}
+	write := e.ctx.Err() == nil && !autoRemove
+	serr := e.applyTransition(c, evExit, write, func(c *Container) {
+		c.State.Pid = 0
+		c.State.MonitorPid, c.State.MonitorStart = 0, 0
+		c.State.ExitCode = ex.ExitCode
+		c.State.OOMKilled = ex.OOMKilled
+		c.State.Error = ex.Error
+		c.State.FinishedAt = ex.FinishedAt
+		if c.State.FinishedAt.IsZero() {
+			c.State.FinishedAt = time.Now().UTC()
+		}
+	})
 	waiters := c.takeWaiters(container.WaitConditionNextExit, container.WaitConditionNotRunning)
 	c.mu.Unlock()
+	if serr == nil || errdefs.IsConflict(serr) {
+		// Kept when the exit could not be written: the record says
+		// running, and exit.json is how the next engine learns the end.
+		os.RemoveAll(bundle)
+	}
 	close(exited)
 	if ex.OOMKilled {
 		e.containerEvent(c, events.ActionOOM, nil)
@@ -341,9 +351,13 @@ func (e *Engine) onExit(c *Container, exited chan struct{}) {
 	if autoRemove && e.ctx.Err() == nil {
 		if err := e.remove(context.Background(), c, false); err != nil {
 			e.log.Warn("auto-remove failed", "container", c.ID, "err", err)
+			// The exit was not written (the removal was to delete
+			// the record): write what is true now.
 			c.mu.Lock()
 			if e.reg.has(c) {
-				e.persist(c)
+				if err := e.persist(c); err != nil {
+					e.log.Error("record the exit of a container", "container", c.ID, "err", err)
+				}
 			}
 			c.mu.Unlock()
 		} else {
@@ -398,14 +412,17 @@ func (e *Engine) ContainerKill(ctx context.Context, ref, signal string) error {
 		c.mu.Lock()
 	}
 	running := c.State.Running
+	var werr error
 	if running {
 		// As Docker: a killed container is not restarted by its policy.
-		c.ManualStop = true
-		e.persist(c)
+		werr = e.setManualStop(c, true)
 	}
 	c.mu.Unlock()
 	if !running {
 		return errdefs.Conflict("Cannot kill container: %s: container %s is not running", ref, c.ID)
+	}
+	if werr != nil {
+		return werr
 	}
 	if err := e.signal(ctx, c, sig); err != nil {
 		return err
@@ -437,23 +454,41 @@ func (e *Engine) ContainerStop(ctx context.Context, ref string, timeout *int, si
 	defer c.op.Unlock()
 	c.mu.Lock()
 	running := c.State.Running
+	var werr error
 	if running {
-		c.ManualStop = true
-		e.persist(c)
+		werr = e.setManualStop(c, true)
 	}
 	c.mu.Unlock()
-	if !running && e.cancelRestart(c) {
-		c.mu.Lock()
-		c.ManualStop = true
-		e.persist(c)
-		c.mu.Unlock()
+	if werr != nil {
+		return werr
+	}
+	if !running {
+		// A container waiting for its policy's restart stops waiting.
+		canceled, err := e.cancelRestart(c, true)
+		if err != nil {
+			return err
+		}
+		if !canceled {
+			return errdefs.NotModified("container %s is already stopped", c.ID)
+		}
 		e.containerEvent(c, events.ActionStop, nil)
 		return nil
 	}
-	if !running {
-		return errdefs.NotModified("container %s is already stopped", c.ID)
-	}
 	return e.stop(ctx, c, timeout, signal)
+}
+
+// setManualStop records that the user stopped c (the restart policy leaves
+// it stopped); the caller holds c.mu. A failed write changes nothing.
+func (e *Engine) setManualStop(c *Container, v bool) error {
+	if c.ManualStop == v {
+		return nil
+	}
+	c.ManualStop = v
+	if err := e.persist(c); err != nil {
+		c.ManualStop = !v
+		return fmt.Errorf("record the stop of container %s: %w", c.ID, err)
+	}
+	return nil
 }
 
 func (e *Engine) stop(ctx context.Context, c *Container, timeout *int, signal string) error {
@@ -522,7 +557,9 @@ func (e *Engine) ContainerRestart(ctx context.Context, ref string, timeout *int,
 	}
 	c.op.Lock()
 	defer c.op.Unlock()
-	e.cancelRestart(c)
+	if _, err := e.cancelRestart(c, false); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	running := c.State.Running
 	c.ManualStop = running // the stop below is not an exit for the restart policy
@@ -583,20 +620,28 @@ func (e *Engine) ContainerRemove(ctx context.Context, ref string, force, removeV
 }
 
 func (e *Engine) remove(ctx context.Context, c *Container, force bool) error {
-	e.cancelRestart(c)
+	if _, err := e.cancelRestart(c, false); err != nil {
+		return err
+	}
 	c.op.Lock()
 	defer c.op.Unlock()
+	return e.removeLocked(ctx, c, force)
+}
+
+// removeLocked is remove for a caller that holds c.op. What fails half-way
+// leaves the container dead (recorded), as Docker does: nothing restarts
+// it, and a second remove tries again.
+func (e *Engine) removeLocked(ctx context.Context, c *Container, force bool) error {
 	c.mu.Lock()
-	if c.removing {
-		c.mu.Unlock()
-		return errdefs.Conflict("removal of container %s is already in progress", c.Name)
+	// An exit since remove canceled the restart policy may have armed
+	// it again.
+	_, err := e.cancelRestartLocked(c, false)
+	if err == nil {
+		err = c.check(evRemove)
 	}
 	running, exited := c.State.Running, c.exited
 	c.mu.Unlock()
-	if running {
-		if !force {
-			return errdefs.Conflict("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", c.Name)
-		}
+	if err != nil && running && force {
 		if err := e.signal(ctx, c, syscall.SIGKILL); err != nil {
 			e.log.Warn("kill before remove", "container", c.ID, "err", err)
 		}
@@ -607,23 +652,41 @@ func (e *Engine) remove(ctx context.Context, c *Container, force bool) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	} else if err != nil {
+		return err
 	}
 	c.mu.Lock()
-	c.removing = true
-	c.State.Status = container.StateRemoving
+	_, err = e.cancelRestartLocked(c, false) // armed by the exit of the kill
+	if err == nil {
+		err = e.transition(c, evRemove, nil)
+	}
 	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	var errs []error
 	e.netStop(c)
 	e.releaseShm(c) // before the container's directory goes
-	if err := e.snaps.Remove(context.WithoutCancel(ctx), c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
+	if err := e.rootfs.Remove(context.WithoutCancel(ctx), c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("remove root filesystem: %w", err))
 	}
 	if err := os.RemoveAll(e.containerDir(c.ID)); err != nil {
 		errs = append(errs, err)
 	}
 	os.RemoveAll(e.bundleDir(c.ID))
-	if err := e.unpersist(c.ID); err != nil {
-		errs = append(errs, err)
+	if len(errs) == 0 {
+		if err := e.unpersist(c.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		err := fmt.Errorf("remove container %s: %w", c.ID, errors.Join(errs...))
+		c.mu.Lock()
+		if werr := e.transition(c, evRemoveFailed, nil); werr != nil {
+			err = fmt.Errorf("%w (and %v)", err, werr)
+		}
+		c.mu.Unlock()
+		return err
 	}
 	e.reg.remove(c)
 	c.mu.Lock()
@@ -633,9 +696,6 @@ func (e *Engine) remove(ctx context.Context, c *Container, force bool) error {
 	e.containerEvent(c, events.ActionDestroy, nil)
 	for _, w := range waiters {
 		w.ch <- container.WaitResponse{StatusCode: int64(code)}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("remove container %s: %w", c.ID, errors.Join(errs...))
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ func (e *Engine) cgroupOf(c *Container) (cgroups.Manager, error) {
 	if spec.Linux == nil || spec.Linux.CgroupsPath == "" {
 		return nil, errdefs.System("container %s has no cgroup", c.ID)
 	}
-	return cgroups.New(spec.Linux.CgroupsPath, nil)
+	return e.cgroups(spec.Linux.CgroupsPath)
 }
 
 // runningContainer returns c if it runs, else Docker's conflict error.
@@ -57,20 +57,17 @@ func (e *Engine) runningContainer(ref string) (*Container, error) {
 
 // ContainerPause freezes every process of the container.
 func (e *Engine) ContainerPause(ctx context.Context, ref string) error {
-	c, err := e.runningContainer(ref)
+	c, err := e.reg.get(ref)
 	if err != nil {
 		return err
 	}
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
-	running, paused := c.State.Running, c.State.Paused
+	err = c.check(evPause)
 	c.mu.Unlock()
-	switch {
-	case !running:
-		return errdefs.Conflict("Container %s is not running", c.ID)
-	case paused:
-		return errdefs.Conflict("Container %s is already paused", c.ID)
+	if err != nil {
+		return err
 	}
 	cg, err := e.cgroupOf(c)
 	if err != nil {
@@ -80,10 +77,15 @@ func (e *Engine) ContainerPause(ctx context.Context, ref string) error {
 		return fmt.Errorf("pause container %s: %w", c.ID, err)
 	}
 	c.mu.Lock()
-	c.State.Paused = true
-	c.State.Status = container.StatePaused
-	e.persist(c)
+	err = e.transition(c, evPause, nil)
 	c.mu.Unlock()
+	if err != nil {
+		// Not recorded: not paused either.
+		if terr := cg.Thaw(); terr != nil {
+			e.log.Error("thaw after a pause that could not be recorded", "container", c.ID, "err", terr)
+		}
+		return err
+	}
 	e.containerEvent(c, events.ActionPause, nil)
 	return nil
 }
@@ -97,22 +99,22 @@ func (e *Engine) ContainerUnpause(ctx context.Context, ref string) error {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
-	running, paused := c.State.Running, c.State.Paused
+	err = c.check(evUnpause)
 	c.mu.Unlock()
-	switch {
-	case !running:
-		return errdefs.Conflict("Container %s is not running", c.ID)
-	case !paused:
-		return errdefs.Conflict("Container %s is not paused", c.ID)
+	if err != nil {
+		return err
 	}
-	if err := e.thaw(c); err != nil {
+	if err := e.thaw(c, true); err != nil {
 		return err
 	}
 	e.containerEvent(c, events.ActionUnPause, nil)
 	return nil
 }
 
-func (e *Engine) thaw(c *Container) error {
+// thaw unfreezes c and records it. When the record cannot be written, undo
+// freezes c again (unpause fails as if nothing happened); a thaw for a
+// SIGKILL keeps c thawed, so that the kill takes effect.
+func (e *Engine) thaw(c *Container, undo bool) error {
 	cg, err := e.cgroupOf(c)
 	if err != nil {
 		return err
@@ -121,13 +123,18 @@ func (e *Engine) thaw(c *Container) error {
 		return fmt.Errorf("unpause container %s: %w", c.ID, err)
 	}
 	c.mu.Lock()
-	c.State.Paused = false
-	if c.State.Running {
-		c.State.Status = container.StateRunning
-	}
-	e.persist(c)
+	err = e.transition(c, evUnpause, nil)
 	c.mu.Unlock()
-	return nil
+	if err == nil || errdefs.IsConflict(err) {
+		return nil // a conflict: it exited meanwhile
+	}
+	if undo {
+		// Not recorded: still paused, then.
+		if ferr := cg.Freeze(); ferr != nil {
+			e.log.Error("freeze after an unpause that could not be recorded", "container", c.ID, "err", ferr)
+		}
+	}
+	return err
 }
 
 // afterSignal thaws a paused container that was sent SIGKILL, as Docker
@@ -138,7 +145,7 @@ func (e *Engine) afterSignal(c *Container, sig syscall.Signal) {
 	paused := c.State.Paused
 	c.mu.Unlock()
 	if paused && sig == syscall.SIGKILL {
-		if err := e.thaw(c); err != nil {
+		if err := e.thaw(c, false); err != nil {
 			e.log.Warn("thaw after kill", "container", c.ID, "err", err)
 		}
 	}
@@ -157,13 +164,15 @@ func (e *Engine) ContainerUpdate(ctx context.Context, ref string, u *container.U
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
-	if c.removing {
+	if c.markedForRemoval() {
 		c.mu.Unlock()
 		return container.UpdateResponse{}, errdefs.Conflict("container %s is marked for removal and cannot be updated", c.ID)
 	}
 	hc := *c.HostConfig
+	oldHC := hc
 	running := c.State.Running
 	c.mu.Unlock()
+	undo := func() {}
 
 	if u.RestartPolicy.Name != "" {
 		if err := validateRestartPolicy(u.RestartPolicy); err != nil {
@@ -239,11 +248,27 @@ func (e *Engine) ContainerUpdate(ctx context.Context, ref string, u *container.U
 		if err := cg.Update(res); err != nil {
 			return container.UpdateResponse{}, fmt.Errorf("Cannot update container %s: %w", c.ID, err)
 		}
+		undo = func() {
+			old := ocispec.Resources(&oldHC)
+			old.Devices = nil
+			if err := cg.Update(old); err != nil {
+				e.log.Error("restore resources after an update that could not be recorded", "container", c.ID, "err", err)
+			}
+		}
 	}
 	c.mu.Lock()
 	*c.HostConfig = hc
-	e.persist(c)
+	err = e.persist(c)
+	if err != nil {
+		*c.HostConfig = oldHC
+	}
 	c.mu.Unlock()
+	if err != nil {
+		// The record keeps the old values: so do the container and
+		// its cgroup.
+		undo()
+		return container.UpdateResponse{}, fmt.Errorf("Cannot update container %s: %w", c.ID, err)
+	}
 	e.containerEvent(c, events.ActionUpdate, nil)
 	return container.UpdateResponse{Warnings: append([]string{}, warnings...)}, nil
 }

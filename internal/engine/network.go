@@ -94,7 +94,7 @@ func (e *Engine) initNetworking(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.net = ctl
+	e.net, e.netAtt = ctl, ctl
 	return nil
 }
 
@@ -203,7 +203,7 @@ func (e *Engine) netStart(ctx context.Context, c *Container) error {
 		return nil
 	}
 	t0 := time.Now()
-	nc, err := e.net.Attach(req)
+	nc, err := e.netAtt.Attach(req)
 	if err != nil {
 		return err
 	}
@@ -216,10 +216,10 @@ func (e *Engine) netStart(ctx context.Context, c *Container) error {
 
 // netStop undoes netStart; safe to call more than once.
 func (e *Engine) netStop(c *Container) {
-	if e.net == nil {
+	if e.netAtt == nil {
 		return
 	}
-	e.net.Detach(c.ID)
+	e.netAtt.Detach(c.ID)
 	c.mu.Lock()
 	if c.Net != nil && c.Net.NetNS != "" {
 		nc := *c.Net

@@ -293,7 +293,7 @@ func (e *Engine) ContainerPrune(ctx context.Context, f filters.Args) (container.
 	}
 	for _, c := range e.reg.all() {
 		c.mu.Lock()
-		skip := c.State.Running || c.removing || !f.MatchLabels("label", c.Config.Labels) ||
+		skip := c.State.Running || c.State.Status == container.StateRemoving || !f.MatchLabels("label", c.Config.Labels) ||
 			(!until.IsZero() && !c.Created.Before(until)) || matchesAnyLabel(f.Get("label!"), c.Config.Labels)
 		c.mu.Unlock()
 		if skip {

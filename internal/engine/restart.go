@@ -57,7 +57,7 @@ func (e *Engine) afterExit(c *Container) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.removing || !c.shouldRestart(c.State.ExitCode, c.ManualStop) {
+	if c.markedForRemoval() || !c.shouldRestart(c.State.ExitCode, c.ManualStop) {
 		return false
 	}
 	if c.restart == nil {
@@ -71,13 +71,20 @@ func (e *Engine) afterExit(c *Container) bool {
 	case rs.backoff < restartBackoffMax:
 		rs.backoff = min(2*rs.backoff, restartBackoffMax)
 	}
-	e.scheduleRestart(c, rs.backoff)
+	if err := e.scheduleRestart(c, rs.backoff); err != nil {
+		e.log.Error("restart policy", "container", c.ID, "err", err)
+		return false
+	}
 	return true
 }
 
 // scheduleRestart marks c restarting and starts it after delay; the caller
-// holds c.mu.
-func (e *Engine) scheduleRestart(c *Container, delay time.Duration) {
+// holds c.mu. When the mark cannot be written, no restart is scheduled:
+// the container stays exited, as its record says.
+func (e *Engine) scheduleRestart(c *Container, delay time.Duration) error {
+	if err := e.transition(c, evRestartWait, nil); err != nil {
+		return err
+	}
 	if c.restart == nil {
 		c.restart = &restartState{}
 	}
@@ -85,12 +92,10 @@ func (e *Engine) scheduleRestart(c *Container, delay time.Duration) {
 	if rs.timer != nil {
 		rs.timer.Stop()
 	}
-	c.State.Restarting = true
-	c.State.Status = container.StateRestarting
-	e.persist(c)
 	rs.gen++
 	gen := rs.gen
 	rs.timer = time.AfterFunc(delay, func() { e.restartNow(c, gen) })
+	return nil
 }
 
 // restartNow is the end of the back-off.
@@ -106,49 +111,46 @@ func (e *Engine) restartNow(c *Container, gen uint64) {
 		return // canceled or superseded
 	}
 	c.restart.timer = nil
-	if c.removing || c.State.Running {
+	if c.check(evStart) != nil {
 		c.mu.Unlock()
 		return
 	}
-	c.RestartCount++
-	c.State.Restarting = false
+	c.RestartCount++ // written with the start, or with its failure
 	c.mu.Unlock()
 	if err := e.start(e.ctx, c); err != nil {
-		// startFailed recorded it; as Docker, the policy stops here.
+		// startFailed recorded it (restarting → exited); as Docker, the
+		// policy stops here.
 		e.log.Warn("restart by policy failed", "container", c.ID, "err", err)
-		c.mu.Lock()
-		c.State.Restarting = false
-		if c.State.Status == container.StateRestarting || c.State.Status == container.StateCreated {
-			c.State.Status = container.StateExited
-		}
-		e.persist(c)
-		c.mu.Unlock()
 	}
 }
 
-// cancelRestart drops a pending restart, leaving c exited. It reports
-// whether one was pending.
-func (e *Engine) cancelRestart(c *Container) bool {
+// cancelRestart drops a pending restart, leaving c exited (and, with
+// manualStop, stopped by the user). It reports whether one was pending; a
+// failed write leaves c restarting, as its record says, with no timer: the
+// next start, stop or remove tries again.
+func (e *Engine) cancelRestart(c *Container, manualStop bool) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.restart == nil || c.restart.timer == nil {
-		if c.State.Restarting && !c.State.Running {
-			// Restored from the store: no timer in this engine yet.
-			c.State.Restarting = false
-			c.State.Status = container.StateExited
-			e.persist(c)
-			return true
+	return e.cancelRestartLocked(c, manualStop)
+}
+
+// cancelRestartLocked is cancelRestart for a caller that holds c.mu.
+func (e *Engine) cancelRestartLocked(c *Container, manualStop bool) (bool, error) {
+	if c.restart != nil && c.restart.timer != nil {
+		c.restart.timer.Stop()
+		c.restart.timer = nil
+	}
+	// Restored from the store, a restarting container has no timer in
+	// this engine yet.
+	if c.State.Status != container.StateRestarting {
+		return false, nil
+	}
+	err := e.transition(c, evRestartCancel, func(c *Container) {
+		if manualStop {
+			c.ManualStop = true
 		}
-		return false
-	}
-	c.restart.timer.Stop()
-	c.restart.timer = nil
-	c.State.Restarting = false
-	if !c.State.Running {
-		c.State.Status = container.StateExited
-	}
-	e.persist(c)
-	return true
+	})
+	return err == nil, err
 }
 
 // restartOnBoot brings back, after the engine started, the containers whose
@@ -160,7 +162,7 @@ func (e *Engine) restartOnBoot(all []*Container) {
 		c.mu.Lock()
 		p := c.HostConfig.RestartPolicy
 		want := false
-		if !c.State.Running && !c.removing && c.HasBeenStartedBefore {
+		if !c.State.Running && !c.markedForRemoval() && c.HasBeenStartedBefore {
 			manual := c.ManualStop
 			if p.IsAlways() {
 				manual = false
@@ -171,7 +173,9 @@ func (e *Engine) restartOnBoot(all []*Container) {
 			if p.IsAlways() {
 				c.ManualStop = false
 			}
-			e.scheduleRestart(c, 0)
+			if err := e.scheduleRestart(c, 0); err != nil {
+				e.log.Error("restart policy at engine start", "container", c.ID, "err", err)
+			}
 		}
 		c.mu.Unlock()
 	}

@@ -73,3 +73,39 @@ func IsNotFound(err error) bool    { return KindOf(err) == KindNotFound }
 func IsInvalid(err error) bool     { return KindOf(err) == KindInvalid }
 func IsConflict(err error) bool    { return KindOf(err) == KindConflict }
 func IsNotModified(err error) bool { return KindOf(err) == KindNotModified }
+
+// kindNames spell the kinds between processes (the monitor protocol, the
+// runtime's sync socket, skiff-shim's exec status pipe): by name, so the
+// numbering of the constants above is never a wire format.
+var kindNames = map[Kind]string{
+	KindNotFound:        "notfound",
+	KindInvalid:         "invalid",
+	KindConflict:        "conflict",
+	KindNotModified:     "notmodified",
+	KindForbidden:       "forbidden",
+	KindUnavailable:     "unavailable",
+	KindNotImplemented:  "notimplemented",
+	KindCannotInvoke:    "cannotinvoke",
+	KindCommandNotFound: "commandnotfound",
+	KindSystem:          "system",
+}
+
+// KindName is the wire name of err's kind; an error without a kind is
+// "system".
+func KindName(err error) string {
+	if n, ok := kindNames[KindOf(err)]; ok {
+		return n
+	}
+	return kindNames[KindSystem]
+}
+
+// KindByName is the kind a wire name stands for; a name it does not know
+// (a newer peer's) is KindSystem.
+func KindByName(name string) Kind {
+	for k, n := range kindNames {
+		if n == name {
+			return k
+		}
+	}
+	return KindSystem
+}

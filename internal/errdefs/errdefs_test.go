@@ -25,3 +25,16 @@ func TestKindSurvivesWrapping(t *testing.T) {
 		t.Error("Wrap(nil) must stay nil")
 	}
 }
+
+func TestKindNamesRoundTrip(t *testing.T) {
+	for k := KindNotFound; k <= KindSystem; k++ {
+		err := Wrap(k, fmt.Errorf("x"))
+		name := KindName(err)
+		if name == "" || KindByName(name) != k {
+			t.Errorf("kind %d: name %q comes back as %d", k, name, KindByName(name))
+		}
+	}
+	if KindName(fmt.Errorf("plain")) != "system" || KindByName("from-the-future") != KindSystem {
+		t.Error("an unknown kind must travel as system")
+	}
+}

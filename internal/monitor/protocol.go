@@ -96,43 +96,12 @@ type StartError struct {
 
 func (e *StartError) Error() string { return e.Msg }
 
-// kindNames spell errdefs kinds on the wire and on the ready line.
-var kindNames = map[errdefs.Kind]string{
-	errdefs.KindNotFound:        "notfound",
-	errdefs.KindInvalid:         "invalid",
-	errdefs.KindConflict:        "conflict",
-	errdefs.KindNotModified:     "notmodified",
-	errdefs.KindForbidden:       "forbidden",
-	errdefs.KindUnavailable:     "unavailable",
-	errdefs.KindNotImplemented:  "notimplemented",
-	errdefs.KindCannotInvoke:    "cannotinvoke",
-	errdefs.KindCommandNotFound: "commandnotfound",
-	errdefs.KindSystem:          "system",
-}
+// kindName and kindFromName spell errdefs kinds on the wire and on the
+// ready line (errdefs.KindName).
+func kindName(err error) string { return errdefs.KindName(err) }
 
-func kindName(err error) string {
-	if n, ok := kindNames[errdefs.KindOf(err)]; ok {
-		return n
-	}
-	return kindNames[errdefs.KindSystem]
-}
+func kindFromName(name string) errdefs.Kind { return errdefs.KindByName(name) }
 
-func kindFromName(name string) errdefs.Kind {
-	for k, n := range kindNames {
-		if n == name {
-			return k
-		}
-	}
-	return errdefs.KindSystem
-}
-
-// ExitCodeFor is the exit code Docker records for a start error of err's kind.
-func ExitCodeFor(err error) int {
-	switch errdefs.KindOf(err) {
-	case errdefs.KindCommandNotFound:
-		return 127
-	case errdefs.KindCannotInvoke:
-		return 126
-	}
-	return 128
-}
+// ExitCodeFor is the exit code Docker records for a start error of err's
+// kind (errdefs.StartExitCode).
+func ExitCodeFor(err error) int { return errdefs.StartExitCode(err) }

@@ -278,7 +278,7 @@ func (s *server) finish(st ExitStatus, ln *net.UnixListener, outR, errR *os.File
 	s.mu.Lock()
 	ex := Exit{ExitCode: st.Code, OOMKilled: st.OOMKilled, FinishedAt: finishedAt}
 	if st.Signal != 0 {
-		ex.ExitCode = 128 + int(st.Signal)
+		ex.ExitCode = errdefs.SignalExitCode(st.Signal)
 	}
 	if s.startErr != nil {
 		ex.ExitCode, ex.Error, ex.OOMKilled = ExitCodeFor(s.startErr), s.startErr.Error(), false

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -75,11 +76,9 @@ func (c *ExecCmd) Started() error {
 	if len(b) == 0 {
 		return nil
 	}
-	code, msg, _ := strings.Cut(strings.TrimRight(string(b), "\n"), " ")
-	if code == "127" {
-		return errdefs.CommandNotFound("%s", msg)
-	}
-	return errdefs.CannotInvoke("%s", msg)
+	// "KIND message": nsenter.c's fail and die.
+	kind, msg, _ := strings.Cut(strings.TrimRight(string(b), "\n"), " ")
+	return errdefs.Wrap(errdefs.KindByName(kind), errors.New(msg))
 }
 
 // Close releases the descriptors held for the start.

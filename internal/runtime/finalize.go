@@ -236,16 +236,7 @@ func execError(argv0 string, err error) error {
 
 // exitCodeFor is the exit status a failed init or exec reports, as Docker
 // records it.
-func exitCodeFor(err error) int {
-	switch errdefs.KindOf(err) {
-	case errdefs.KindCommandNotFound:
-		return 127
-	case errdefs.KindCannotInvoke:
-		return 126
-	default:
-		return 128
-	}
-}
+func exitCodeFor(err error) int { return errdefs.StartExitCode(err) }
 
 // makeCwd creates the working directory when missing (as Docker does),
 // owned by root, before the user switch.

@@ -321,12 +321,9 @@ func (c *Container) Wait() (ExitStatus, error) {
 			return
 		}
 		ws := ps.Sys().(syscall.WaitStatus)
-		switch {
-		case ws.Signaled():
+		c.status.Code = errdefs.WaitExitCode(ws)
+		if ws.Signaled() {
 			c.status.Signal = ws.Signal()
-			c.status.Code = 128 + int(ws.Signal())
-		default:
-			c.status.Code = ws.ExitStatus()
 		}
 		if c.cg != nil {
 			if n, err := c.cg.OOMKillCount(); err == nil && n > 0 {

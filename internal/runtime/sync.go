@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
 )
@@ -14,13 +15,16 @@ import (
 //
 //	parent → init   msgConfig  initConfig as JSON
 //	init → parent   msgReady   set up, waiting before execve
-//	                 msgError   kind byte + message; init then exits
+//	                 msgError   "KIND message"; init then exits
 //	parent → init   msgGo      go on and execve
 //	init → parent   (EOF)      execve succeeded: init's end is close-on-exec
 //	                 msgError   execve or a step before it failed
 //
 // The EOF after msgGo is the only signal that needs no message: the kernel
-// closes init's end exactly when execve succeeds.
+// closes init's end exactly when execve succeeds. KIND is the errdefs kind's
+// wire name (errdefs.KindName), as on the monitor protocol and skiff-shim
+// exec's status pipe: the parent and init may be built apart, so the
+// numbering of errdefs.Kind is never sent.
 const (
 	msgConfig byte = 'C'
 	msgReady  byte = 'R'
@@ -61,19 +65,17 @@ func readMsg(r io.Reader) (byte, []byte, error) {
 	return hdr[0], payload, nil
 }
 
-// encodeError packs an error with its errdefs kind for the parent.
+// encodeError packs an error with its errdefs kind, by name, for the parent
+// (an error without a kind is "system").
 func encodeError(err error) []byte {
-	k := errdefs.KindOf(err)
-	if k == errdefs.KindUnknown {
-		k = errdefs.KindSystem
-	}
-	return append([]byte{byte(k)}, err.Error()...)
+	return []byte(errdefs.KindName(err) + " " + err.Error())
 }
 
 // decodeError rebuilds an error sent by encodeError.
 func decodeError(p []byte) error {
-	if len(p) == 0 {
+	kind, msg, ok := strings.Cut(string(p), " ")
+	if len(p) == 0 || !ok {
 		return errdefs.System("container init failed")
 	}
-	return errdefs.Wrap(errdefs.Kind(p[0]), errors.New(string(p[1:])))
+	return errdefs.Wrap(errdefs.KindByName(kind), errors.New(msg))
 }

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -133,6 +134,28 @@ func TestSyncMessages(t *testing.T) {
 	}
 	if _, _, err := readMsg(&buf); err == nil {
 		t.Fatal("read past the end")
+	}
+	// Kinds travel by name, never by errdefs.Kind's numbering.
+	for _, c := range []struct {
+		err  error
+		wire string
+		kind errdefs.Kind
+	}{
+		{errdefs.CommandNotFound("not found"), "commandnotfound not found", errdefs.KindCommandNotFound},
+		{errdefs.CannotInvoke("exec: %q: permission denied", "/x"), `cannotinvoke exec: "/x": permission denied`, errdefs.KindCannotInvoke},
+		{errdefs.Invalid("bad sysctl"), "invalid bad sysctl", errdefs.KindInvalid},
+		{fmt.Errorf("mount proc: %w", unix.EPERM), "system mount proc: operation not permitted", errdefs.KindSystem},
+	} {
+		p := encodeError(c.err)
+		if string(p) != c.wire {
+			t.Errorf("encodeError(%v) = %q, want %q", c.err, p, c.wire)
+		}
+		if d := decodeError(p); errdefs.KindOf(d) != c.kind || d.Error() != c.err.Error() {
+			t.Errorf("decodeError(%q) = %v (kind %v)", p, d, errdefs.KindOf(d))
+		}
+	}
+	if d := decodeError(nil); errdefs.KindOf(d) != errdefs.KindSystem {
+		t.Errorf("empty error message: %v", d)
 	}
 	if _, _, err := readMsg(bytes.NewReader([]byte{'C', 0xff, 0xff, 0xff, 0xff})); err == nil {
 		t.Fatal("huge message accepted")

@@ -66,7 +66,7 @@ static int status_fd = -1;
 
 __attribute__((noreturn)) static void fail(const char *what, const char *arg) {
 	int e = errno;
-	dprintf(status_fd >= 0 ? status_fd : 2, "%s%s: %s%s%s: %s\n", status_fd >= 0 ? "126 " : "",
+	dprintf(status_fd >= 0 ? status_fd : 2, "%s%s: %s%s%s: %s\n", status_fd >= 0 ? "cannotinvoke " : "",
 		"skiff-shim exec", what, arg ? " " : "", arg ? arg : "", strerror(e));
 	_exit(126);
 }
@@ -285,12 +285,14 @@ static const char *go_err(int e) {
 }
 
 // die prints Docker's message for a process that cannot run and exits with
-// 127 (not found) or 126 (cannot invoke), as runtime.exitCodeFor.
+// 127 (not found) or 126 (cannot invoke), the codes of errdefs.StartExitCode.
+// On the status pipe the message follows the errdefs kind name (the Go side
+// reads the kind by name, never by matching the message or the code).
 __attribute__((noreturn, format(printf, 2, 3))) static void die(int code, const char *fmt, ...) {
 	int fd = 2;
 	if (status_fd >= 0) {
 		fd = status_fd;
-		dprintf(fd, "%d ", code);
+		dprintf(fd, "%s ", code == 127 ? "commandnotfound" : "cannotinvoke");
 	}
 	va_list ap;
 	va_start(ap, fmt);
