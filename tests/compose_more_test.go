@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // composeLeft is what a project left on the engine: its containers with
@@ -322,4 +324,120 @@ func testComposeFlags(t *testing.T, e *composeEnv) {
 	if out, _, code := e.run(t, dir, nil, "skiff", "compose", "version", "--format", "json"); code != 0 || !regexp.MustCompile(`^\{"version":"v5\.\d+\.\d+"\}\n$`).MatchString(out) {
 		t.Errorf("version --format json: exit %d %q", code, out)
 	}
+}
+
+// The global options and variables, and where compose looks for the file:
+// `config` prints the resolved model, byte for byte what docker compose
+// prints from the same directory and environment.
+func testComposeGlobals(t *testing.T, e *composeEnv) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		"proj/compose.yaml": "services:\n  app:\n    image: busybox:${TAG}\n    command: [\"echo\", \"${WORD:-none}\"]\n" +
+			"  dbg:\n    image: busybox\n    profiles: [debug]\n",
+		"proj/override.yaml": "services:\n  app:\n    environment: {FROM_OVERRIDE: \"1\"}\n",
+		"proj/.env":          "TAG=1.36\n",
+		"proj/other.env":     "TAG=2.0\nWORD=other\n",
+		"proj/sub/dir/.keep": "",
+	})
+	proj := filepath.Join(root, "proj")
+	for _, c := range []struct {
+		name, dir string
+		env       []string
+		args      []string
+		want      []string // in the output
+		not       []string // not in it
+	}{
+		{"lookup upwards", "proj/sub/dir", nil, nil, []string{"name: proj\n", "image: busybox:1.36"}, []string{"dbg"}},
+		{"-f merges in order", "proj", nil, []string{"-f", "compose.yaml", "-f", "override.yaml"}, []string{"FROM_OVERRIDE: \"1\""}, nil},
+		{"COMPOSE_FILE", "proj", []string{"COMPOSE_FILE=compose.yaml:override.yaml"}, nil, []string{"FROM_OVERRIDE: \"1\""}, nil},
+		{"-p", "proj", nil, []string{"-p", "named"}, []string{"name: named\n"}, nil},
+		{"COMPOSE_PROJECT_NAME", "proj", []string{"COMPOSE_PROJECT_NAME=fromenv"}, nil, []string{"name: fromenv\n"}, nil},
+		{"--profile", "proj", nil, []string{"--profile", "debug"}, []string{"  dbg:\n"}, nil},
+		{"COMPOSE_PROFILES", "proj", []string{"COMPOSE_PROFILES=debug"}, nil, []string{"  dbg:\n"}, nil},
+		{"--env-file", "proj", nil, []string{"--env-file", "other.env"}, []string{"image: busybox:2.0", "- other"}, nil},
+		{"--project-directory", ".", nil, []string{"--project-directory", proj}, []string{"name: proj\n", "image: busybox:1.36"}, nil},
+	} {
+		dir := filepath.Join(root, c.dir)
+		args := append(append([]string{"compose"}, c.args...), "config")
+		so, se, code := e.run(t, dir, c.env, "skiff", args...)
+		dso, dse, dcode := e.run(t, dir, c.env, "docker", args...)
+		if code != 0 || so != dso || se != dse || dcode != 0 {
+			t.Errorf("%s: skiff exit %d %q %q; docker exit %d %q %q", c.name, code, so, se, dcode, dso, dse)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(so, w) {
+				t.Errorf("%s: config lacks %q:\n%s", c.name, w, so)
+			}
+		}
+		for _, w := range c.not {
+			if strings.Contains(so, w) {
+				t.Errorf("%s: config has %q:\n%s", c.name, w, so)
+			}
+		}
+	}
+	// Each of the four file names compose looks for.
+	for _, name := range []string{"compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"} {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{name: "services:\n  only:\n    image: busybox\n"})
+		if so, se, code := e.run(t, dir, nil, "skiff", "compose", "config", "--services"); code != 0 || so != "only\n" {
+			t.Errorf("%s: exit %d %q %q", name, code, so, se)
+		}
+	}
+}
+
+// Flags of up, run, build, ps, logs and port that the other projects do
+// not use, each with its effect.
+func testComposeMoreFlags(t *testing.T, e *composeEnv) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"m/f":        "mounted\n",
+		"Dockerfile": "FROM busybox\nARG CODE=0\nRUN echo $CODE > /code\n",
+		"compose.yaml": `name: skflags
+services:
+  a:
+    image: busybox
+    init: true
+    command: ["sh", "-c", "echo a says hi; exec sleep 600"]
+    ports: ["127.0.0.1::53/udp"]
+  b:
+    build: .
+    image: skflags-b:1
+    init: true
+    command: ["sleep", "600"]
+    depends_on: [a]
+`})
+	// up --no-deps starts b alone; --build builds it first.
+	e.skiff(t, dir, "up", "-d", "--build", "--no-deps", "b")
+	if got := psNames(parsePS(t, e.skiff(t, dir, "ps", "-a", "--format", "json"))); got != "skflags-b-1:running" {
+		t.Errorf("up --no-deps b: %s", got)
+	}
+	e.skiff(t, dir, "build", "--build-arg", "CODE=7", "b")
+	if out, _, _ := e.run(t, dir, nil, "skiff", "run", "--rm", "skflags-b:1", "cat", "/code"); strings.TrimSpace(out) != "7" {
+		t.Errorf("build --build-arg CODE=7: /code %q", out)
+	}
+	e.skiff(t, dir, "up", "-d")
+	if out := e.skiff(t, dir, "ps", "--services"); out != "a\nb\n" && out != "b\na\n" {
+		t.Errorf("ps --services: %q", out)
+	}
+	if out := strings.TrimSpace(e.skiff(t, dir, "port", "--protocol", "udp", "a", "53")); !strings.HasPrefix(out, "127.0.0.1:") {
+		t.Errorf("port --protocol udp: %q", out)
+	}
+	if out := e.skiff(t, dir, "logs", "--no-color", "--since", "1h", "a"); !strings.Contains(out, "a says hi") {
+		t.Errorf("logs --since 1h: %q", out)
+	}
+	if out := e.skiff(t, dir, "logs", "--no-color", "--since", time.Now().Add(time.Hour).Format(time.RFC3339), "a"); strings.Contains(out, "a says hi") {
+		t.Errorf("logs --since in an hour: %q", out)
+	}
+	// run: --entrypoint, -e, -u, -v, -w, --name, and --rm removes it.
+	out := e.skiff(t, dir, "run", "--rm", "-T", "--no-deps", "--name", "skflags-once", "--entrypoint", "sh",
+		"-e", "X=ex", "-u", "65534", "-v", filepath.Join(dir, "m")+":/m:ro", "-w", "/m",
+		"a", "-c", "echo $X $(id -u) $PWD $(cat f)")
+	if strings.TrimSpace(out) != "ex 65534 /m mounted" {
+		t.Errorf("run flags: %q", out)
+	}
+	if _, _, code := e.run(t, dir, nil, "skiff", "inspect", "skflags-once"); code == 0 {
+		t.Errorf("run --rm left skflags-once")
+	}
+	e.skiff(t, dir, "down", "-t", "1", "--rmi", "all")
 }
