@@ -1,13 +1,17 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -440,4 +444,76 @@ services:
 		t.Errorf("run --rm left skflags-once")
 	}
 	e.skiff(t, dir, "down", "-t", "1", "--rmi", "all")
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// up in the foreground on a terminal: the log prefixes are coloured, and
+// Ctrl-C (typed on the terminal: the line discipline sends SIGINT) stops
+// the project, as compose does.
+func testComposeCtrlC(t *testing.T, e *composeEnv) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"compose.yaml": `name: skctrlc
+services:
+  app:
+    image: busybox
+    init: true
+    command: ["sh", "-c", "echo app is up; exec sleep 600"]
+`})
+	defer e.run(t, dir, nil, "skiff", "compose", "down", "-t", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sk := filepath.Join(binDir, "skiff") + " -H " + e.d.host + " compose up -t 1"
+	cmd := exec.CommandContext(ctx, "script", "-qec", sk, "/dev/null")
+	cmd.Dir = dir
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "NO_COLOR=") { // colours on
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "TERM=xterm", "DOCKER_CONFIG="+e.dockcfg)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// "app-1  | app is up", the prefix in a colour: ESC[...m app-1 ... |
+	prefix := regexp.MustCompile(`\x1b\[[0-9;]*m *app-1 +\|[^\n]*app is up`)
+	for !prefix.MatchString(out.String()) {
+		if ctx.Err() != nil {
+			t.Fatalf("up in a terminal: no coloured log line:\n%q", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stdin.Write([]byte{3}) // Ctrl-C
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("up did not stop on Ctrl-C: %q", out.String())
+	}
+	if !strings.Contains(out.String(), "Gracefully Stopping") {
+		t.Errorf("up after Ctrl-C: %v %q", err, out.String())
+	}
+	if got := psNames(parsePS(t, e.skiff(t, dir, "ps", "-a", "--format", "json"))); got != "skctrlc-app-1:exited" {
+		t.Errorf("after Ctrl-C: %s", got)
+	}
 }

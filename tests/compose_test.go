@@ -183,6 +183,7 @@ func TestCompose(t *testing.T) {
 	t.Run("TopLevel", func(t *testing.T) { t.Parallel(); testComposeTopLevel(t, e) })
 	t.Run("Tty", func(t *testing.T) { t.Parallel(); testComposeTty(t, e) })
 	t.Run("Flags", func(t *testing.T) { t.Parallel(); testComposeFlags(t, e) })
+	t.Run("CtrlC", func(t *testing.T) { t.Parallel(); testComposeCtrlC(t, e) })
 	t.Run("Globals", func(t *testing.T) { t.Parallel(); testComposeGlobals(t, e) })
 	t.Run("MoreFlags", func(t *testing.T) { t.Parallel(); testComposeMoreFlags(t, e) })
 	reg := startRegistry(t, "", "")
