@@ -390,18 +390,16 @@ func testComposeGlobals(t *testing.T, e *composeEnv) {
 	}
 }
 
-// Flags of up, run, build, ps, logs and port that the other projects do
-// not use, each with its effect.
-func testComposeMoreFlags(t *testing.T, e *composeEnv) {
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"m/f":        "mounted\n",
-		"Dockerfile": "FROM busybox\nARG CODE=0\nRUN echo $CODE > /code\n",
-		"compose.yaml": `name: skflags
+// An x- extension with an anchor merged into a service, env_file; c (added
+// after it) extends a in the same file.
+const composeMoreFlagsYAML = `name: skflags
+x-common: &common
+  image: busybox
+  init: true
+  env_file: [common.env]
 services:
   a:
-    image: busybox
-    init: true
+    <<: *common
     command: ["sh", "-c", "echo a says hi; exec sleep 600"]
     ports: ["127.0.0.1::53/udp"]
   b:
@@ -410,6 +408,19 @@ services:
     init: true
     command: ["sleep", "600"]
     depends_on: [a]
+`
+
+// Flags of up, run, build, ps, logs and port that the other projects do
+// not use, each with its effect; anchors, env_file and extends in one file.
+func testComposeMoreFlags(t *testing.T, e *composeEnv) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"m/f":        "mounted\n",
+		"Dockerfile": "FROM busybox\nARG CODE=0\nRUN echo $CODE > /code\n",
+		"common.env": "FROM_ENV_FILE=envfile\n",
+		"compose.yaml": composeMoreFlagsYAML + `  c:
+    extends: a
+    command: ["sleep", "600"]
 `})
 	// up --no-deps starts b alone; --build builds it first.
 	e.skiff(t, dir, "up", "-d", "--build", "--no-deps", "b")
@@ -421,9 +432,42 @@ services:
 		t.Errorf("build --build-arg CODE=7: /code %q", out)
 	}
 	e.skiff(t, dir, "up", "-d")
-	if out := e.skiff(t, dir, "ps", "--services"); out != "a\nb\n" && out != "b\na\n" {
+	if out := strings.Fields(e.skiff(t, dir, "ps", "--services")); len(out) != 3 {
 		t.Errorf("ps --services: %q", out)
 	}
+	for _, svc := range []string{"a", "c"} {
+		if out := strings.TrimSpace(e.skiff(t, dir, "exec", "-T", svc, "sh", "-c", "echo $FROM_ENV_FILE")); out != "envfile" {
+			t.Errorf("%s: env_file through the anchor (and extends): %q", svc, out)
+		}
+	}
+	// c gone from the file: an orphan, which up --remove-orphans removes.
+	writeFiles(t, dir, map[string]string{"compose.yaml": composeMoreFlagsYAML})
+	e.skiff(t, dir, "up", "-d", "--remove-orphans")
+	if got := psNames(parsePS(t, e.skiff(t, dir, "ps", "-a", "--format", "json"))); got != "skflags-a-1:running skflags-b-1:running" {
+		t.Errorf("up --remove-orphans: %s", got)
+	}
+	// logs -f follows until the container stops.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	follow := exec.CommandContext(ctx, filepath.Join(binDir, "skiff"), "-H", e.d.host, "compose", "logs", "-f", "--no-color", "a")
+	follow.Dir = dir
+	var fout lockedBuffer
+	follow.Stdout, follow.Stderr = &fout, &fout
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(fout.String(), "a says hi") && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if follow.ProcessState != nil {
+		t.Errorf("logs -f returned while a runs: %q", fout.String())
+	}
+	e.skiff(t, dir, "stop", "-t", "1", "a")
+	if err := follow.Wait(); err != nil || ctx.Err() != nil {
+		t.Errorf("logs -f after stop: %v %q", err, fout.String())
+	}
+	e.skiff(t, dir, "start", "a")
 	if out := strings.TrimSpace(e.skiff(t, dir, "port", "--protocol", "udp", "a", "53")); !strings.HasPrefix(out, "127.0.0.1:") {
 		t.Errorf("port --protocol udp: %q", out)
 	}
