@@ -394,7 +394,7 @@ func testComposeGlobals(t *testing.T, e *composeEnv) {
 // after it) extends a in the same file.
 const composeMoreFlagsYAML = `name: skflags
 x-common: &common
-  image: busybox
+  image: skflags-base:1
   init: true
   env_file: [common.env]
 services:
@@ -422,6 +422,11 @@ func testComposeMoreFlags(t *testing.T, e *composeEnv) {
     extends: a
     command: ["sleep", "600"]
 `})
+	// a's image is a tag of its own: down --rmi all removes it (busybox,
+	// which the other tests share, stays).
+	if _, se, code := e.run(t, dir, nil, "skiff", "tag", "busybox", "skflags-base:1"); code != 0 {
+		t.Fatalf("tag: %s", se)
+	}
 	// up --no-deps starts b alone; --build builds it first.
 	e.skiff(t, dir, "up", "-d", "--build", "--no-deps", "b")
 	if got := psNames(parsePS(t, e.skiff(t, dir, "ps", "-a", "--format", "json"))); got != "skflags-b-1:running" {
@@ -488,6 +493,14 @@ func testComposeMoreFlags(t *testing.T, e *composeEnv) {
 		t.Errorf("run --rm left skflags-once")
 	}
 	e.skiff(t, dir, "down", "-t", "1", "--rmi", "all")
+	for _, img := range []string{"skflags-base:1", "skflags-b:1"} {
+		if _, _, code := e.run(t, dir, nil, "skiff", "image", "inspect", img); code == 0 {
+			t.Errorf("down --rmi all left %s", img)
+		}
+	}
+	if _, _, code := e.run(t, dir, nil, "skiff", "image", "inspect", "busybox"); code != 0 {
+		t.Errorf("down --rmi all removed busybox, which only a tag of it was the project's")
+	}
 }
 
 // lockedBuffer collects a process's output while the test reads it.
