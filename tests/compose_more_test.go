@@ -82,11 +82,14 @@ func testComposeFailures(t *testing.T, e *composeEnv, reg *testRegistry) {
 `, taken), []string{"up", "-d"}, []string{"P-web-1", fmt.Sprint(taken)},
 			// db started, web created and never started, the network stays
 			"container P-db-1 running, container P-web-1 created, network P_default"},
+		// (an unset variable for a loader warning, said as often as docker
+		// compose says it though skiff compose loads the project again to
+		// name the service)
 		{"missing image", fmt.Sprintf(`services:
   db:
     image: busybox
     init: true
-    command: ["sleep", "600"]
+    command: ["sleep", "600${SKIFF_TEST_UNSET}"]
   app:
     image: %s/skiff-test/nosuch:1
 `, reg.host), []string{"up", "-d"}, []string{`service "app": `, "skiff-test/nosuch:1"},
@@ -94,7 +97,7 @@ func testComposeFailures(t *testing.T, e *composeEnv, reg *testRegistry) {
 			""},
 	} {
 		n := len(c.name)
-		var codes [2]int
+		var codes, warned [2]int
 		var left [2]string
 		for i, bin := range []string{"skiff", "docker"} {
 			project := fmt.Sprintf("%sfail%d", bin[:2], n)
@@ -118,12 +121,16 @@ func testComposeFailures(t *testing.T, e *composeEnv, reg *testRegistry) {
 					t.Errorf("%s: %s compose %v: message lacks %q:\n%s%s", c.name, bin, c.args, w, out, se)
 				}
 			}
+			warned[i] = strings.Count(se, `SKIFF_TEST_UNSET\" variable is not set`)
 			if left[i] != c.left {
 				t.Errorf("%s: %s compose left %q, want %q", c.name, bin, left[i], c.left)
 			}
 			if code != 1 {
 				t.Errorf("%s: %s compose exit %d, want 1", c.name, bin, code)
 			}
+		}
+		if c.name == "missing image" && (warned[0] != warned[1] || warned[0] == 0) {
+			t.Errorf("%s: skiff compose warned %d times of the unset variable, docker compose %d", c.name, warned[0], warned[1])
 		}
 		if codes[0] != codes[1] || left[0] != left[1] {
 			t.Errorf("%s: skiff compose exit %d left %q; docker compose exit %d left %q", c.name, codes[0], left[0], codes[1], left[1])

@@ -12,10 +12,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	dockercli "github.com/docker/cli/cli"
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 )
 
@@ -33,7 +35,13 @@ func nameServices(cmd *cobra.Command, err error) error {
 	if oerr != nil {
 		return err
 	}
+	// compose already printed the loader's warnings (an obsolete
+	// `version:`, ...) once
+	log := logrus.StandardLogger()
+	out := log.Out
+	log.SetOutput(io.Discard)
 	project, perr := o.LoadProject(cmd.Context())
+	log.SetOutput(out)
 	if perr != nil {
 		return err
 	}
