@@ -182,6 +182,13 @@ func TestCompose(t *testing.T) {
 	t.Run("Recreate", func(t *testing.T) { t.Parallel(); testComposeRecreate(t, e) })
 	t.Run("TopLevel", func(t *testing.T) { t.Parallel(); testComposeTopLevel(t, e) })
 	t.Run("Tty", func(t *testing.T) { t.Parallel(); testComposeTty(t, e) })
+	t.Run("Flags", func(t *testing.T) { t.Parallel(); testComposeFlags(t, e) })
+	t.Run("CtrlC", func(t *testing.T) { t.Parallel(); testComposeCtrlC(t, e) })
+	t.Run("Globals", func(t *testing.T) { t.Parallel(); testComposeGlobals(t, e) })
+	t.Run("MoreFlags", func(t *testing.T) { t.Parallel(); testComposeMoreFlags(t, e) })
+	reg := startRegistry(t, "", "")
+	t.Run("Failures", func(t *testing.T) { t.Parallel(); testComposeFailures(t, e, reg) })
+	t.Run("PullPush", func(t *testing.T) { t.Parallel(); testComposePullPush(t, e, reg) })
 }
 
 // The whole project: a web service built from a Dockerfile, healthy before
@@ -415,28 +422,61 @@ volumes:
 	// ${REQ?...} unset: the error, as compose says it.
 	_, se, code := e.run(t, dir, nil, "skiff", "compose", "config")
 	_, dse, dcode := e.run(t, dir, nil, "docker", "compose", "config")
-	if code == 0 || code != dcode || se != dse || !strings.Contains(se, "REQ must be set") {
+	// skiff's names the line of the key ("FILE:LINE: " and compose's words)
+	if code == 0 || code != dcode || se != filepath.Join(dir, "compose.yaml")+":6: "+dse || !strings.Contains(se, "REQ must be set") {
 		t.Errorf("missing REQ: skiff exit %d %q, docker exit %d %q", code, se, dcode, dse)
 	}
 }
 
-// A broken file: compose's words and exit code. A schema error names the
-// file and the key; a YAML syntax error names the lines (compose's loader
-// leaves the file out of that one).
+// A broken file: compose's exit code (1) and compose's words, with the file,
+// the line and the key in front ("FILE:LINE: KEY: ..."), which compose's
+// loader leaves out: the line always, the file from a YAML syntax error
+// without -p, the key from a syntax error.
 func testComposeBroken(t *testing.T, e *composeEnv) {
-	for _, c := range []struct{ name, yml, want string }{
-		{"syntax", "services:\n  web:\n    image: busybox\n   command: [x\n", "L4"},
-		{"key", "services:\n  web:\n    image: busybox\n    portz: [\"80\"]\n", "portz"},
+	for _, c := range []struct {
+		name  string
+		files map[string]string
+		args  []string
+		// the message skiff prints, from the compose file's path and
+		// docker compose's message
+		want func(file, docker string) string
+	}{
+		{"syntax", map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n   command: [x\n"}, nil,
+			func(f, d string) string { return f + ":4: services.web.command: " + d }},
+		{"syntax -p", map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n   command: [x\n"}, []string{"-p", "x"},
+			func(f, d string) string {
+				return f + ":4: services.web.command: " + strings.TrimPrefix(d, "failed to parse "+f+": ")
+			}},
+		{"unterminated quote", map[string]string{"compose.yaml": "services:\n  web:\n    image: \"busybox\n"}, nil,
+			func(f, d string) string { return f + ":3: services.web.image: " + d }},
+		{"wrong type", map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    ports: 5\n"}, nil,
+			func(f, d string) string { return f + ":4: services.web.ports must be a array" }},
+		{"unknown key", map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    portz: [\"80\"]\n"}, nil,
+			func(f, d string) string { return f + ":4: services.web.portz: unknown key" }},
+		{"bad value", map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    ports: [\"80\"]\n    mem_limit: lots\n"}, nil,
+			func(f, d string) string { return f + ":5: 'services[web].mem_limit' invalid size: 'lots'" }},
+		// the value in use comes from the override file: that is the one named
+		{"override file", map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n",
+			"compose.override.yaml": "services:\n  web:\n    healthcheck:\n      interval: banana\n"}, nil,
+			func(f, d string) string {
+				return strings.TrimSuffix(f, "compose.yaml") + "compose.override.yaml:4: 'services[web].healthcheck.interval' time: invalid duration \"banana\""
+			}},
 	} {
 		dir := t.TempDir()
-		writeFiles(t, dir, map[string]string{"compose.yaml": c.yml})
-		_, se, code := e.run(t, dir, nil, "skiff", "compose", "config")
-		_, dse, dcode := e.run(t, dir, nil, "docker", "compose", "config")
-		if code == 0 || code != dcode || se != dse {
-			t.Errorf("%s: skiff exit %d %q, docker exit %d %q", c.name, code, se, dcode, dse)
+		writeFiles(t, dir, c.files)
+		file := filepath.Join(dir, "compose.yaml")
+		_, se, code := e.run(t, dir, nil, "skiff", append(append([]string{"compose"}, c.args...), "config")...)
+		_, dse, dcode := e.run(t, dir, nil, "docker", append(append([]string{"compose"}, c.args...), "config")...)
+		if code != 1 || dcode != 1 {
+			t.Errorf("%s: skiff exit %d, docker exit %d, want 1", c.name, code, dcode)
 		}
-		if c.name == "key" && !strings.Contains(se, "compose.yaml") || !strings.Contains(se, c.want) {
-			t.Errorf("%s: error %q names neither the file nor %q", c.name, se, c.want)
+		// docker's own message is still there, and nothing else is said
+		if want := c.want(file, strings.TrimSpace(dse)) + "\n"; se != want {
+			t.Errorf("%s: skiff says\n%q, want\n%q (docker says %q)", c.name, se, want, dse)
+		}
+		// up says the same and creates nothing
+		if _, ue, ucode := e.run(t, dir, nil, "skiff", append(append([]string{"compose"}, c.args...), "up", "-d")...); ucode != 1 || ue != se {
+			t.Errorf("%s: up: exit %d %q, config said %q", c.name, ucode, ue, se)
 		}
 	}
 }
@@ -785,8 +825,17 @@ services:
 `})
 	sk := filepath.Join(binDir, "skiff") + " -H " + e.d.host + " compose "
 	out, se, code := e.run(t, dir, []string{"TERM=xterm"}, "script", "-qec", sk+"up -d", "/dev/null")
-	if code != 0 || !strings.Contains(out, "Container sktty-app-1") || !strings.Contains(out, "Started") || !strings.Contains(out, "\x1b[") {
+	// compose's live view: a "[+] up N/M" header and a line per resource,
+	// each redrawn in place (erase-line sequences), ticked when done
+	if code != 0 || !strings.Contains(out, "[+] up 2/2") || !strings.Contains(out, "\x1b[2K ✔ Network sktty_default Created") ||
+		!strings.Contains(out, "\x1b[2K ✔ Container sktty-app-1 Started") {
 		t.Errorf("up -d on a tty: exit %d %q %q", code, out, se)
+	}
+	// Without a tty: plain lines, one per step, no escape sequences.
+	e.skiff(t, dir, "stop", "-t", "1")
+	_, se, code = e.run(t, dir, nil, "skiff", "compose", "up", "-d")
+	if code != 0 || strings.Contains(se, "\x1b") || !regexp.MustCompile(`(?m)^ Container sktty-app-1 Starting *\n(.*\n)* Container sktty-app-1 Started *$`).MatchString(se) {
+		t.Errorf("up -d without a tty: exit %d %q", code, se)
 	}
 	out, se, code = e.run(t, dir, []string{"TERM=xterm"}, "script", "-qec", sk+"exec app sh -c 'tty; stty size'", "/dev/null")
 	if code != 0 || !strings.Contains(out, "/dev/pts/") {

@@ -94,6 +94,7 @@ func newRootCommand(cli command.Cli) *cobra.Command {
 		return dockercli.StatusError{StatusCode: 1, Status: err.Error()}
 	})
 	wrapVersion(cmd, cli)
+	wrapFileErrors(cmd)
 	if helpName != "docker" {
 		// plugin.Run puts the tree under a root named "docker", which
 		// help texts print ("Usage:  docker compose up ..."); it exists by
