@@ -175,8 +175,8 @@ func (e *Engine) pullOne(ctx context.Context, n regclient.Named, platform ocispe
 
 	img, err := e.pullLayers(ctx, rimg, &cfg, progress, tagRef, repoDigest)
 	if err != nil {
-		// Drop what this pull stored and no image names (the lease is
-		// released by now, so GC can run).
+		// Drop what this pull stored and no image names (its lease is
+		// gone by now).
 		if gerr := e.images.GC(context.WithoutCancel(ctx)); gerr != nil {
 			e.log.Warn("collect after failed pull", "err", gerr)
 		}
@@ -188,9 +188,15 @@ func (e *Engine) pullOne(ctx context.Context, n regclient.Named, platform ocispe
 }
 
 // pullLayers downloads and unpacks the layers of rimg and records the
-// image, holding the image store's lease throughout.
+// image. Everything it stores or reuses is held in a lease (image/lease.go)
+// until the image record names it, so an rmi or a GC meanwhile neither
+// waits for the pull nor takes anything from it.
 func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *dockerspec.DockerOCIImage, progress func(jsonstream.Message), tagRef, repoDigest string) (*image.Image, error) {
-	defer e.images.Lease()()
+	ctx, release, err := e.images.Leased(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 
 	// Layers of images already here, by blob digest.
 	known := map[digest.Digest]image.Layer{}
@@ -203,6 +209,19 @@ func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *doc
 	}
 	diffIDs := cfg.RootFS.DiffIDs
 	chains := identity.ChainIDs(append([]digest.Digest(nil), diffIDs...))
+	// Hold the layers this pull may reuse before looking for them: an rmi
+	// of the image they came from may be collecting them right now.
+	var reuse []image.Resource
+	for i, d := range rimg.Layers {
+		if l, ok := known[d.Digest]; ok && l.DiffID == diffIDs[i] {
+			reuse = append(reuse, image.Blob(d.Digest), image.Snapshot(chains[i].String()))
+		}
+	}
+	if len(reuse) > 0 {
+		if err := e.images.Hold(ctx, reuse...); err != nil {
+			return nil, err
+		}
+	}
 
 	type job struct {
 		desc  ocispec.Descriptor
@@ -341,6 +360,9 @@ func (e *Engine) download(ctx context.Context, rimg *regclient.Image, d ocispec.
 		return err
 	}
 	defer rc.Close()
+	if err := e.images.Hold(ctx, image.Blob(d.Digest)); err != nil {
+		return err
+	}
 	w, err := e.content.Writer(ctx, d.Digest, d.Size)
 	if err != nil {
 		return err
