@@ -94,11 +94,27 @@ type LeaseOptions struct {
 
 // leaseState is what the store keeps in memory about a lease this process
 // made: the temporary snapshots it holds (they are garbage after a
-// restart whatever happens, so they are never written down) and the
-// resources already recorded (a second Hold of one costs nothing).
+// restart whatever happens, so they are never written down), the
+// resources already recorded (a second Hold of one costs nothing), and
+// whether the lease is recorded yet: a lease without an expiry is written
+// with its first resource, so an operation that stores nothing (a build
+// whose every step is cached) costs no transaction.
 type leaseState struct {
-	temps map[string]bool
-	held  map[Resource]bool
+	created  time.Time
+	recorded bool
+	temps    map[string]bool
+	held     map[Resource]bool
+}
+
+// putLease writes the lease record's own keys into its bucket b.
+func putLease(b *bolt.Bucket, created, expires time.Time) error {
+	if err := b.Put(leaseCreated, []byte(created.Format(time.RFC3339Nano))); err != nil {
+		return err
+	}
+	if !expires.IsZero() {
+		return b.Put(leaseExpires, []byte(expires.Format(time.RFC3339Nano)))
+	}
+	return nil
 }
 
 type leaseKey struct{}
@@ -115,32 +131,30 @@ func LeaseFromContext(ctx context.Context) string {
 	return id
 }
 
-// CreateLease records a new lease.
+// CreateLease makes a new lease. One with an expiry is recorded at once;
+// one without (it lives as long as this engine) is recorded with the
+// first object it holds.
 func (s *Store) CreateLease(ctx context.Context, opts LeaseOptions) (Lease, error) {
 	var rnd [12]byte
 	rand.Read(rnd[:])
 	l := Lease{ID: hex.EncodeToString(rnd[:]), Created: time.Now().UTC()}
+	st := &leaseState{created: l.Created, temps: map[string]bool{}, held: map[Resource]bool{}}
 	if opts.Expire > 0 {
 		l.Expires = l.Created.Add(opts.Expire)
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(bucketLeases).CreateBucket([]byte(l.ID))
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.Bucket(bucketLeases).CreateBucket([]byte(l.ID))
+			if err != nil {
+				return err
+			}
+			return putLease(b, l.Created, l.Expires)
+		})
 		if err != nil {
-			return err
+			return Lease{}, fmt.Errorf("create lease: %w", err)
 		}
-		if err := b.Put(leaseCreated, []byte(l.Created.Format(time.RFC3339Nano))); err != nil {
-			return err
-		}
-		if !l.Expires.IsZero() {
-			return b.Put(leaseExpires, []byte(l.Expires.Format(time.RFC3339Nano)))
-		}
-		return nil
-	})
-	if err != nil {
-		return Lease{}, fmt.Errorf("create lease: %w", err)
+		st.recorded = true
 	}
 	s.lmu.Lock()
-	s.leases[l.ID] = &leaseState{temps: map[string]bool{}, held: map[Resource]bool{}}
+	s.leases[l.ID] = st
 	s.lmu.Unlock()
 	return l, nil
 }
@@ -150,8 +164,13 @@ func (s *Store) CreateLease(ctx context.Context, opts LeaseOptions) (Lease, erro
 // only gives GC more to take.
 func (s *Store) DeleteLease(ctx context.Context, id string) error {
 	s.lmu.Lock()
+	st := s.leases[id]
+	unrecorded := st != nil && !st.recorded
 	delete(s.leases, id)
 	s.lmu.Unlock()
+	if unrecorded {
+		return nil // nothing written down
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketLeases).DeleteBucket([]byte(id))
 		if err == bolt.ErrBucketNotFound {
@@ -199,6 +218,7 @@ func (s *Store) Hold(ctx context.Context, rs ...Resource) error {
 
 	s.lmu.Lock()
 	st := s.leases[id]
+	record := st != nil && !st.recorded
 	var todo []Resource
 	for _, r := range rs {
 		switch {
@@ -215,6 +235,16 @@ func (s *Store) Hold(ctx context.Context, rs ...Resource) error {
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		lb := tx.Bucket(bucketLeases).Bucket([]byte(id))
+		if lb == nil && record {
+			// Its first object: the lease is recorded with it.
+			var err error
+			if lb, err = tx.Bucket(bucketLeases).CreateBucket([]byte(id)); err != nil {
+				return err
+			}
+			if err := putLease(lb, st.created, time.Time{}); err != nil {
+				return err
+			}
+		}
 		if lb == nil {
 			return errdefs.NotFound("lease %s: not found (ended or expired)", id)
 		}
@@ -234,6 +264,7 @@ func (s *Store) Hold(ctx context.Context, rs ...Resource) error {
 	}
 	if st != nil {
 		s.lmu.Lock()
+		st.recorded = true
 		for _, r := range todo {
 			st.held[r] = true
 		}

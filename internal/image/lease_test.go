@@ -301,3 +301,38 @@ func TestLeasedParentNotPruned(t *testing.T) {
 		t.Errorf("leased images after release: %v", leased)
 	}
 }
+
+// A lease without an expiry is written down with its first object: one
+// that held nothing (a build of cached steps) leaves no record and needs no
+// transaction to end.
+func TestLeaseRecordedWithFirstObject(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	lctx, release, err := f.s.Leased(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls := f.leases(t); len(ls) != 0 {
+		t.Errorf("lease recorded before it held anything: %+v", ls)
+	}
+	d := digest.FromString("blob")
+	if err := f.s.Hold(lctx, Blob(d)); err != nil {
+		t.Fatal(err)
+	}
+	ls := f.leases(t)
+	if len(ls) != 1 || ls[0].ID != LeaseFromContext(lctx) || !slices.Equal(ls[0].Resources, []Resource{Blob(d)}) || ls[0].Created.IsZero() {
+		t.Errorf("leases after the first hold: %+v", ls)
+	}
+	release()
+	if ls := f.leases(t); len(ls) != 0 {
+		t.Errorf("leases after release: %+v", ls)
+	}
+	_, release, err = f.s.Leased(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if ls := f.leases(t); len(ls) != 0 {
+		t.Errorf("an empty lease left %+v", ls)
+	}
+}
