@@ -209,18 +209,20 @@ func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *doc
 	}
 	diffIDs := cfg.RootFS.DiffIDs
 	chains := identity.ChainIDs(append([]digest.Digest(nil), diffIDs...))
-	// Hold the layers this pull may reuse before looking for them: an rmi
-	// of the image they came from may be collecting them right now.
-	var reuse []image.Resource
+	// Hold every layer's blob and snapshot (their names are known from the
+	// manifest and the config) in one transaction, before looking for the
+	// ones to reuse (an rmi of the image they came from may be collecting
+	// them right now) and before the others are stored (their own holds
+	// then cost nothing).
+	// The config and manifest blobs and the image go in it too, so
+	// image.Create holds nothing new.
+	cfgDigest := digest.FromBytes(rimg.Config)
+	hold := []image.Resource{image.Blob(cfgDigest), image.Blob(digest.FromBytes(rimg.Manifest)), image.ImageResource(cfgDigest.String())}
 	for i, d := range rimg.Layers {
-		if l, ok := known[d.Digest]; ok && l.DiffID == diffIDs[i] {
-			reuse = append(reuse, image.Blob(d.Digest), image.Snapshot(chains[i].String()))
-		}
+		hold = append(hold, image.Blob(d.Digest), image.Snapshot(chains[i].String()))
 	}
-	if len(reuse) > 0 {
-		if err := e.images.Hold(ctx, reuse...); err != nil {
-			return nil, err
-		}
+	if err := e.images.Hold(ctx, hold...); err != nil {
+		return nil, err
 	}
 
 	type job struct {
@@ -360,7 +362,7 @@ func (e *Engine) download(ctx context.Context, rimg *regclient.Image, d ocispec.
 		return err
 	}
 	defer rc.Close()
-	if err := e.images.Hold(ctx, image.Blob(d.Digest)); err != nil {
+	if err := e.images.Hold(ctx, image.Blob(d.Digest)); err != nil { // held already: free
 		return err
 	}
 	w, err := e.content.Writer(ctx, d.Digest, d.Size)
