@@ -26,10 +26,13 @@ type Backend interface {
 	ImageRootFS(ctx context.Context, imageID string) (root string, release func(), err error)
 	// AddLayer unpacks the layer tar r on top of image imageID's layers
 	// ("" = no parent) and stores it (image.Store.AddLayer on the image's
-	// chain id). The caller holds a lease (Lease) until CreateImage.
+	// chain id), held in the lease ctx carries.
 	AddLayer(ctx context.Context, imageID string, r io.Reader) (image.Layer, error)
-	// Lease keeps GC from removing new layers until release.
-	Lease() (release func())
+	// Lease starts the build's lease: what the backend stores with the
+	// returned context (layers, Run's layers, images, pulls) is kept from
+	// GC and image prune until release. The builder takes one for the
+	// whole build.
+	Lease(ctx context.Context) (leased context.Context, release func(), err error)
 	// CreateImage records an image; parent is the id of the image it was
 	// built from ("" for none). It is untagged.
 	CreateImage(ctx context.Context, cfg dockerspec.DockerOCIImage, layers []image.Layer, parent string) (*image.Image, error)
@@ -46,9 +49,8 @@ type Backend interface {
 	// is removed in every case. cfg is complete, as Docker's builder makes
 	// it: Entrypoint is nil (none, not the image's), Healthcheck is NONE,
 	// Volumes are the image's (Docker gives them anonymous volumes, so a
-	// RUN's writes there are not in the layer). The builder holds no Lease
-	// while Run runs (a RUN may last minutes); it takes one when Run
-	// returns, until CreateImage.
+	// RUN's writes there are not in the layer). The layer is held in the
+	// lease ctx carries.
 	Run(ctx context.Context, imageID string, cfg *container.Config, hostCfg *container.HostConfig, out io.Writer) (layer image.Layer, exitCode int, err error)
 }
 

@@ -357,9 +357,8 @@ type step struct {
 	// only known once the step runs (COPY --from).
 	keyText string
 	// layer makes the step's layer on a cache miss (nil: metadata only).
-	// It may set s.createdBy. release (may be nil) ends the layer's lease
-	// and is called once the image is recorded.
-	layer func(ctx context.Context, s *step) (l *image.Layer, release func(), err error)
+	// It may set s.createdBy. The layer is held by the build's lease.
+	layer func(ctx context.Context, s *step) (l *image.Layer, err error)
 }
 
 // commitNop records a metadata step: Docker's "#(nop) " history comment
@@ -401,10 +400,7 @@ func (bd *build) commit(ctx context.Context, st *stageState, s *step) error {
 	}
 	var layer *image.Layer
 	if s.layer != nil {
-		l, release, err := s.layer(ctx, s)
-		if release != nil {
-			defer release()
-		}
+		l, err := s.layer(ctx, s)
 		if err != nil {
 			return err
 		}

@@ -145,6 +145,13 @@ func (b *Builder) Build(ctx context.Context, bc *buildcontext.Context, opts Opti
 		netMode: netMode,
 	}
 	res.PrintWarnings(out)
+	// One lease for the whole build: every layer and image a step stores
+	// stays until the build ends, when the images name what they need.
+	ctx, release, err := b.be.Lease(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	id, err := bd.run(ctx, metaArgs, target)
 	if err != nil {
 		return "", err

@@ -195,10 +195,10 @@ func (bd *build) copy(ctx context.Context, st *stageState, r copyReq) error {
 	n := len(hashes)
 	return bd.commit(ctx, st, &step{
 		createdBy: nopString(st, fmt.Sprintf("%s %s%s in %s ", r.name, flags, srcHash, dest.given)),
-		layer: func(ctx context.Context, _ *step) (*image.Layer, func(), error) {
+		layer: func(ctx context.Context, _ *step) (*image.Layer, error) {
 			opts, release, err := bd.copyOptions(ctx, parent, r, dest, n, chmod)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			defer release()
 			return bd.addLayer(ctx, parent, func(w io.Writer) error { return writeParts(ctx, w, parts, opts) })
@@ -243,15 +243,15 @@ func (bd *build) copyFrom(ctx context.Context, st *stageState, r copyReq, dest c
 	return bd.commit(ctx, st, &step{
 		// The image id stands for the content: an image never changes.
 		keyText: nopString(st, fmt.Sprintf("%s --from=%s %s%q in %s ", r.name, srcID, flags, patterns, dest.given)),
-		layer: func(ctx context.Context, s *step) (*image.Layer, func(), error) {
+		layer: func(ctx context.Context, s *step) (*image.Layer, error) {
 			root, release, err := bd.b.be.ImageRootFS(ctx, srcID)
 			if err != nil {
-				return nil, nil, fmt.Errorf("COPY --from=%s: read image: %w", from, err)
+				return nil, fmt.Errorf("COPY --from=%s: read image: %w", from, err)
 			}
 			defer release()
 			srcs, err := buildcontext.ExpandSources(root, patterns)
 			if err != nil {
-				return nil, nil, fmt.Errorf("COPY failed: %w", err)
+				return nil, fmt.Errorf("COPY failed: %w", err)
 			}
 			var hashes []string
 			for _, p := range srcs {
@@ -265,7 +265,7 @@ func (bd *build) copyFrom(ctx context.Context, st *stageState, r copyReq, dest c
 			s.createdBy = nopString(st, fmt.Sprintf("%s %s%s in %s ", r.name, flags, srcHash, dest.given))
 			opts, releaseDest, err := bd.copyOptions(ctx, parent, r, dest, len(srcs), chmod)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			defer releaseDest()
 			return bd.addLayer(ctx, parent, func(w io.Writer) error {

@@ -234,15 +234,15 @@ func (bd *build) dispatchWorkdir(ctx context.Context, st *stageState, c *instruc
 	parent := st.id()
 	return bd.commit(ctx, st, &step{
 		createdBy: nopString(st, "WORKDIR "+wd),
-		layer: func(ctx context.Context, _ *step) (*image.Layer, func(), error) {
+		layer: func(ctx context.Context, _ *step) (*image.Layer, error) {
 			root, release, err := bd.b.be.ImageRootFS(ctx, parent)
 			if err != nil {
-				return nil, nil, fmt.Errorf("WORKDIR: read image: %w", err)
+				return nil, fmt.Errorf("WORKDIR: read image: %w", err)
 			}
 			missing := missingDirs(root, wd)
 			release()
 			if len(missing) == 0 {
-				return nil, nil, nil
+				return nil, nil
 			}
 			return bd.addLayer(ctx, parent, func(w io.Writer) error { return writeDirs(w, missing) })
 		},
@@ -277,11 +277,9 @@ func writeDirs(w io.Writer, dirs []string) error {
 	return tw.Close()
 }
 
-// addLayer streams the tar write produces into a new layer on parent. It
-// takes the lease the new layer needs until its image is recorded; the
-// caller calls release.
-func (bd *build) addLayer(ctx context.Context, parent string, write func(io.Writer) error) (*image.Layer, func(), error) {
-	release := bd.b.be.Lease()
+// addLayer streams the tar write produces into a new layer on parent (held
+// by the build's lease, which ctx carries).
+func (bd *build) addLayer(ctx context.Context, parent string, write func(io.Writer) error) (*image.Layer, error) {
 	pr, pw := io.Pipe()
 	var wg sync.WaitGroup
 	var werr error
@@ -293,14 +291,12 @@ func (bd *build) addLayer(ctx context.Context, parent string, write func(io.Writ
 	pr.CloseWithError(io.ErrClosedPipe) // stops the writer if AddLayer failed early
 	wg.Wait()
 	if werr != nil && werr != io.ErrClosedPipe {
-		release()
-		return nil, nil, werr
+		return nil, werr
 	}
 	if err != nil {
-		release()
-		return nil, nil, fmt.Errorf("store layer: %w", err)
+		return nil, fmt.Errorf("store layer: %w", err)
 	}
-	return &l, release, nil
+	return &l, nil
 }
 
 // dispatchRun runs a RUN step in a container of the current image.
@@ -345,17 +341,17 @@ func (bd *build) dispatchRun(ctx context.Context, st *stageState, c *instruction
 	hostCfg := &container.HostConfig{NetworkMode: container.NetworkMode(bd.netMode)}
 	return bd.commit(ctx, st, &step{
 		createdBy: strings.Join(saveCmd, " "),
-		layer: func(ctx context.Context, _ *step) (*image.Layer, func(), error) {
+		layer: func(ctx context.Context, _ *step) (*image.Layer, error) {
 			ro := &runOutput{Writer: bd.out}
 			l, code, err := bd.b.be.Run(ctx, parent, runCfg, hostCfg, ro)
 			ro.removed()
 			if err != nil {
-				return nil, nil, fmt.Errorf("RUN: %w", err)
+				return nil, fmt.Errorf("RUN: %w", err)
 			}
 			if code != 0 {
-				return nil, nil, &ExitError{Cmd: cmd, Code: code, Line: st.line}
+				return nil, &ExitError{Cmd: cmd, Code: code, Line: st.line}
 			}
-			return &l, bd.b.be.Lease(), nil
+			return &l, nil
 		},
 	})
 }

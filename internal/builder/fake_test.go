@@ -241,15 +241,15 @@ func (f *fakeBackend) AddLayer(ctx context.Context, imageID string, r io.Reader)
 	return image.Layer{Digest: d, DiffID: d, MediaType: ocispec.MediaTypeImageLayer, Size: int64(len(data))}, nil
 }
 
-func (f *fakeBackend) Lease() func() {
+func (f *fakeBackend) Lease(ctx context.Context) (context.Context, func(), error) {
 	f.mu.Lock()
 	f.leases++
 	f.mu.Unlock()
-	return func() {
+	return ctx, func() {
 		f.mu.Lock()
 		f.leases--
 		f.mu.Unlock()
-	}
+	}, nil
 }
 
 func (f *fakeBackend) CreateImage(ctx context.Context, cfg dockerspec.DockerOCIImage, layers []image.Layer, parent string) (*image.Image, error) {

@@ -89,8 +89,8 @@ func validate(dgst digest.Digest) error {
 
 // Put stores everything r yields. When expected is not empty the content must
 // hash to it, or Put fails and nothing is stored.
-func (s *Store) Put(ctx context.Context, r io.Reader, expected digest.Digest) (Info, error) {
-	w, err := s.Writer(ctx, expected, -1)
+func (s *Store) Put(ctx context.Context, r io.Reader, expected digest.Digest, opts ...WriterOpt) (Info, error) {
+	w, err := s.Writer(ctx, expected, -1, opts...)
 	if err != nil {
 		return Info{}, err
 	}
@@ -141,10 +141,22 @@ type Writer struct {
 	expected digest.Digest
 	size     int64
 	done     bool
+	before   func(digest.Digest) error
+}
+
+// WriterOpt is an option of Writer and Put.
+type WriterOpt func(*Writer)
+
+// BeforeCommit has Commit call fn with the blob's digest once the blob is
+// verified and before it appears in the store; an error from fn fails the
+// Commit. The image store adds the blob to a lease there, so no GC can
+// collect it between its appearance and the image record that names it.
+func BeforeCommit(fn func(digest.Digest) error) WriterOpt {
+	return func(w *Writer) { w.before = fn }
 }
 
 // Writer starts a new ingest.
-func (s *Store) Writer(ctx context.Context, expected digest.Digest, size int64) (*Writer, error) {
+func (s *Store) Writer(ctx context.Context, expected digest.Digest, size int64, opts ...WriterOpt) (*Writer, error) {
 	if expected != "" {
 		if err := validate(expected); err != nil {
 			return nil, err
@@ -156,7 +168,11 @@ func (s *Store) Writer(ctx context.Context, expected digest.Digest, size int64) 
 	if err != nil {
 		return nil, fmt.Errorf("create ingest file: %w", err)
 	}
-	return &Writer{s: s, f: f, h: digest.SHA256.Hash(), expected: expected, size: size}, nil
+	w := &Writer{s: s, f: f, h: digest.SHA256.Hash(), expected: expected, size: size}
+	for _, o := range opts {
+		o(w)
+	}
+	return w, nil
 }
 
 // Write appends p to the blob and to its hash.
@@ -199,6 +215,11 @@ func (w *Writer) Commit() (Info, error) {
 	}
 	if w.size >= 0 && w.n != w.size {
 		return Info{}, errdefs.Invalid("content verification failed for %s: expected %d bytes, got %d", dgst, w.size, w.n)
+	}
+	if w.before != nil {
+		if err := w.before(dgst); err != nil {
+			return Info{}, fmt.Errorf("commit blob %s: %w", dgst, err)
+		}
 	}
 	target := filepath.Join(w.s.blobDir(), dgst.Encoded())
 	if st, err := os.Stat(target); err == nil && st.Size() == w.n {

@@ -13,10 +13,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
@@ -37,37 +34,11 @@ import (
 // BuildBackend is what a Dockerfile build needs from the engine.
 type BuildBackend struct {
 	e *Engine
-
-	// Leases of all builds share one image store lease (a read lock),
-	// counted: a build never takes the read lock twice, which would
-	// deadlock against a delete waiting for the write lock.
-	mu      sync.Mutex
-	leases  int
-	release func()
-	// pins keep the layer a RUN step stored leased until the image that
-	// names it is created (the builder takes its own lease only after Run
-	// returns; without the pin a GC in between could take the layer).
-	pins map[pinKey][]*pinned
 }
 
-// pinKey is the image a RUN ran on and the layer it made: the parent and
-// top layer of the image the builder then creates.
-type pinKey struct {
-	parent string
-	diffID digest.Digest
-}
-
-// pinned is one lease held for a RUN step's layer.
-type pinned struct{ release func() }
-
-// pinTimeout ends a pin whose build never created its image (it failed
-// or was cancelled between Run and CreateImage).
-const pinTimeout = time.Minute
-
-// BuildBackend returns the engine's implementation of builder.Backend
-// (one per engine: its leases are counted across builds).
+// BuildBackend returns the engine's implementation of builder.Backend.
 func (e *Engine) BuildBackend() *BuildBackend {
-	e.buildOnce.Do(func() { e.build = &BuildBackend{e: e, pins: map[pinKey][]*pinned{}} })
+	e.buildOnce.Do(func() { e.build = &BuildBackend{e: e} })
 	return e.build
 }
 
@@ -109,7 +80,7 @@ func (b *BuildBackend) ImagePull(ctx context.Context, ref, platform, registryAut
 }
 
 // AddLayer unpacks the layer tar r on top of image imageID's layers ("":
-// a base layer) and stores it. The caller holds a Lease.
+// a base layer) and stores it, held in the lease ctx carries (Lease).
 func (b *BuildBackend) AddLayer(ctx context.Context, imageID string, r io.Reader) (image.Layer, error) {
 	var parent digest.Digest
 	if imageID != "" {
@@ -124,70 +95,20 @@ func (b *BuildBackend) AddLayer(ctx context.Context, imageID string, r io.Reader
 	return b.e.images.AddLayer(ctx, parent, r)
 }
 
-// Lease keeps the image store's GC from removing new layers until release
-// (which may be called more than once).
-func (b *BuildBackend) Lease() (release func()) {
-	b.mu.Lock()
-	if b.leases == 0 {
-		b.release = b.e.images.Lease()
-	}
-	b.leases++
-	b.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			if b.leases--; b.leases == 0 {
-				b.release()
-				b.release = nil
-			}
-		})
-	}
-}
-
-// pin keeps a lease for the new layer until an image names it.
-func (b *BuildBackend) pin(k pinKey, release func()) {
-	p := &pinned{release: release}
-	b.mu.Lock()
-	b.pins[k] = append(b.pins[k], p)
-	b.mu.Unlock()
-	time.AfterFunc(pinTimeout, func() { b.unpin(k, p) })
-}
-
-// unpin releases the pin p of k if it is still held, or with p nil the
-// oldest pin of k.
-func (b *BuildBackend) unpin(k pinKey, p *pinned) {
-	b.mu.Lock()
-	list := b.pins[k]
-	i := 0
-	if p != nil {
-		i = slices.Index(list, p)
-	}
-	if i < 0 || i >= len(list) {
-		b.mu.Unlock()
-		return
-	}
-	p = list[i]
-	if list = slices.Delete(list, i, i+1); len(list) == 0 {
-		delete(b.pins, k)
-	} else {
-		b.pins[k] = list
-	}
-	b.mu.Unlock()
-	p.release()
+// Lease starts the lease of one build (image/lease.go): every layer, blob
+// and image the build stores with the returned context (AddLayer, Run's
+// layer, CreateImage, a FROM's pull) is held until release, so a GC or an
+// image prune during the build takes nothing it still needs, and none of
+// them waits for the build.
+func (b *BuildBackend) Lease(ctx context.Context) (context.Context, func(), error) {
+	return b.e.images.Leased(ctx)
 }
 
 // CreateImage records an untagged image built on parent. Like dockerd's
 // builder it publishes no event: intermediate images are not announced,
 // only the tags of the result (TagImage).
 func (b *BuildBackend) CreateImage(ctx context.Context, cfg dockerspec.DockerOCIImage, layers []image.Layer, parent string) (*image.Image, error) {
-	img, err := b.e.images.Create(ctx, cfg, layers, image.CreateOptions{Parent: parent})
-	if len(layers) > 0 {
-		// The RUN layer it names (the top one) no longer needs its pin.
-		b.unpin(pinKey{parent, layers[len(layers)-1].DiffID}, nil)
-	}
-	return img, err
+	return b.e.images.Create(ctx, cfg, layers, image.CreateOptions{Parent: parent})
 }
 
 // TagImage points ref at imageID, as ImageTag does, with its event.
@@ -240,6 +161,17 @@ func (b *BuildBackend) mountLayers(ctx context.Context, chain string) (int, erro
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	key := rootfsKeyPrefix + hex.EncodeToString(rnd[:])
+	// Held, so a GC meanwhile neither takes the view nor the layers under
+	// it (ctx carries the build's lease; without one, a lease for this
+	// call).
+	ctx, release, err := b.e.images.Leased(ctx)
+	if err != nil {
+		return -1, err
+	}
+	defer release()
+	if err := b.e.images.Hold(ctx, image.Snapshot(key), image.Snapshot(chain)); err != nil {
+		return -1, err
+	}
 	mounts, err := b.e.snaps.View(ctx, key, chain)
 	if err != nil {
 		return -1, err
@@ -421,21 +353,14 @@ func (b *BuildBackend) Run(ctx context.Context, imageID string, cfg *container.C
 	if err != nil {
 		return image.Layer{}, 0, fmt.Errorf("build container %s: %w", image.ShortID(resp.ID), err)
 	}
-	release := b.Lease()
+	// The layer is held in the build's lease (ctx) until the builder's
+	// CreateImage names it.
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(diffWithoutMountPoints(ctx, upper, pw)) }()
 	layer, err := b.AddLayer(ctx, imageID, pr)
 	pr.CloseWithError(io.ErrClosedPipe)
 	if err != nil {
-		release()
 		return image.Layer{}, 0, fmt.Errorf("store the changes of the RUN step: %w", err)
-	}
-	if layer.DiffID == emptyTarDiffID {
-		// No change: the builder adds no layer, so no image will name
-		// this one (and it has nothing to lose).
-		release()
-	} else {
-		b.pin(pinKey{imageID, layer.DiffID}, release)
 	}
 	return layer, 0, nil
 }

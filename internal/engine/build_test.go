@@ -19,6 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/content"
+	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/filters"
 	"github.com/skiff-dev/skiff/internal/image"
 	"github.com/skiff-dev/skiff/internal/meta"
 	"github.com/skiff-dev/skiff/internal/snapshot"
@@ -46,7 +48,7 @@ func newStoreEngine(t *testing.T) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Engine{db: db, content: cs, snaps: sn, images: is, events: newEventLog()}
+	return &Engine{db: db, content: cs, snaps: sn, images: is, events: newEventLog(), reg: newRegistry()}
 }
 
 type tarEntry struct {
@@ -78,8 +80,11 @@ func layerTar(t *testing.T, entries ...tarEntry) []byte {
 // buildImage stores an image of the given layers, each on the previous.
 func buildImage(t *testing.T, b *BuildBackend, layers ...[]byte) *image.Image {
 	t.Helper()
-	ctx := context.Background()
-	defer b.Lease()()
+	ctx, release, err := b.Lease(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
 	var ls []image.Layer
 	var diffIDs []digest.Digest
 	parent := ""
@@ -245,55 +250,66 @@ func touch(t *testing.T, root, name, body string) {
 	}
 }
 
-// A RUN step's layer stays leased from Run until CreateImage names it, so
-// a GC in between (an rmi) cannot take it; leases of concurrent builds
-// share one read lock.
-func TestBuildLeasesAndPins(t *testing.T) {
+// A build's lease holds the layers and images it makes until the build
+// ends: a GC or an image prune in between takes none of them and waits for
+// nothing; after the lease, GC takes what no image names.
+func TestBuildLease(t *testing.T) {
 	e := newStoreEngine(t)
 	b := e.BuildBackend()
-	ctx := context.Background()
-
-	r1, r2 := b.Lease(), b.Lease()
-	r1()
-	r1() // idempotent
-	if b.leases != 1 {
-		t.Fatalf("leases = %d, want 1", b.leases)
+	ctx, release, err := b.Lease(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	r2()
-	if b.leases != 0 || b.release != nil {
-		t.Fatalf("leases = %d after releasing all", b.leases)
-	}
-
 	// What Run does after the container exited 0.
-	release := b.Lease()
 	l, err := b.AddLayer(ctx, "", bytes.NewReader(layerTar(t, tarEntry{"built", "x", tar.TypeReg})))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.pin(pinKey{"", l.DiffID}, release)
-
+	orphan, err := b.AddLayer(ctx, "", bytes.NewReader(layerTar(t, tarEntry{"lost", "y", tar.TypeReg})))
+	if err != nil {
+		t.Fatal(err)
+	}
 	gcDone := make(chan error, 1)
 	go func() { gcDone <- e.images.GC(context.Background()) }()
 	select {
 	case err := <-gcDone:
-		t.Fatalf("GC ran while the RUN layer was pinned (%v)", err)
-	case <-time.After(200 * time.Millisecond):
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("GC waited for the build")
 	}
 	now := time.Now().UTC()
 	cfg := dockerspec.DockerOCIImage{Image: ocispec.Image{Created: &now, RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{l.DiffID}}}}
 	img, err := b.CreateImage(ctx, cfg, []image.Layer{l}, "")
 	if err != nil {
+		t.Fatalf("create the image after a GC: %v", err)
+	}
+	// The untagged step image is leased: prune leaves it.
+	rep, err := e.ImagesPrune(context.Background(), filters.Args{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := <-gcDone; err != nil {
+	if len(rep.ImagesDeleted) != 0 {
+		t.Errorf("prune during the build deleted %v", rep.ImagesDeleted)
+	}
+	release()
+	if err := e.images.GC(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if len(b.pins) != 0 || b.leases != 0 {
-		t.Errorf("pins %v, leases %d left", b.pins, b.leases)
-	}
-	// The layer survived the GC: the image is whole.
+	// The image is whole; the layer no image names is gone.
 	if _, err := e.snaps.Stat(ctx, e.images.RootFSParent(img)); err != nil {
 		t.Errorf("layer snapshot: %v", err)
+	}
+	if _, err := e.content.Info(ctx, orphan.Digest); !errdefs.IsNotFound(err) {
+		t.Errorf("unnamed layer blob after the build: %v", err)
+	}
+	if ls, err := e.images.Leases(ctx); err != nil || len(ls) != 0 {
+		t.Errorf("leases after the build: %v %v", ls, err)
+	}
+	// Now it is dangling.
+	if rep, err := e.ImagesPrune(context.Background(), filters.Args{}); err != nil || len(rep.ImagesDeleted) != 1 {
+		t.Errorf("prune after the build: %v %v", rep.ImagesDeleted, err)
 	}
 }
 

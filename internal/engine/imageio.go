@@ -133,7 +133,13 @@ func (e *Engine) ContainerCommit(ctx context.Context, opts CommitOptions) (strin
 		return "", fmt.Errorf("container %s: %w", opts.Container, err)
 	}
 
-	defer e.images.Lease()()
+	// The new layer and the base's layers are held until the image names
+	// them; an rmi meanwhile waits for nothing.
+	ctx, release, err := e.images.Leased(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(archive.Diff(ctx, upper, pw)) }()
 	var parent digest.Digest
@@ -327,7 +333,16 @@ func (e *Engine) ImagesPrune(ctx context.Context, f filters.Args) (imagetypes.Pr
 	before := layersSize(imgs)
 	used := e.imagesInUse()
 	parents := parentIDs(imgs)
+	// Images a lease holds are a running build's intermediate images (or
+	// an image being recorded): not dangling yet.
+	leased, err := e.images.LeasedImages(ctx)
+	if err != nil {
+		return rep, err
+	}
 	for _, img := range imgs {
+		if leased[img.ID] {
+			continue
+		}
 		labels := img.Config.Config.Labels
 		// Dangling means untagged and without children: a build's
 		// intermediate images go with the image built on them (Delete

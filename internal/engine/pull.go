@@ -175,8 +175,8 @@ func (e *Engine) pullOne(ctx context.Context, n regclient.Named, platform ocispe
 
 	img, err := e.pullLayers(ctx, rimg, &cfg, progress, tagRef, repoDigest)
 	if err != nil {
-		// Drop what this pull stored and no image names (the lease is
-		// released by now, so GC can run).
+		// Drop what this pull stored and no image names (its lease is
+		// gone by now).
 		if gerr := e.images.GC(context.WithoutCancel(ctx)); gerr != nil {
 			e.log.Warn("collect after failed pull", "err", gerr)
 		}
@@ -188,9 +188,15 @@ func (e *Engine) pullOne(ctx context.Context, n regclient.Named, platform ocispe
 }
 
 // pullLayers downloads and unpacks the layers of rimg and records the
-// image, holding the image store's lease throughout.
+// image. Everything it stores or reuses is held in a lease (image/lease.go)
+// until the image record names it, so an rmi or a GC meanwhile neither
+// waits for the pull nor takes anything from it.
 func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *dockerspec.DockerOCIImage, progress func(jsonstream.Message), tagRef, repoDigest string) (*image.Image, error) {
-	defer e.images.Lease()()
+	ctx, release, err := e.images.Leased(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 
 	// Layers of images already here, by blob digest.
 	known := map[digest.Digest]image.Layer{}
@@ -203,6 +209,21 @@ func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *doc
 	}
 	diffIDs := cfg.RootFS.DiffIDs
 	chains := identity.ChainIDs(append([]digest.Digest(nil), diffIDs...))
+	// Hold every layer's blob and snapshot (their names are known from the
+	// manifest and the config) in one transaction, before looking for the
+	// ones to reuse (an rmi of the image they came from may be collecting
+	// them right now) and before the others are stored (their own holds
+	// then cost nothing).
+	// The config and manifest blobs and the image go in it too, so
+	// image.Create holds nothing new.
+	cfgDigest := digest.FromBytes(rimg.Config)
+	hold := []image.Resource{image.Blob(cfgDigest), image.Blob(digest.FromBytes(rimg.Manifest)), image.ImageResource(cfgDigest.String())}
+	for i, d := range rimg.Layers {
+		hold = append(hold, image.Blob(d.Digest), image.Snapshot(chains[i].String()))
+	}
+	if err := e.images.Hold(ctx, hold...); err != nil {
+		return nil, err
+	}
 
 	type job struct {
 		desc  ocispec.Descriptor
@@ -341,6 +362,9 @@ func (e *Engine) download(ctx context.Context, rimg *regclient.Image, d ocispec.
 		return err
 	}
 	defer rc.Close()
+	if err := e.images.Hold(ctx, image.Blob(d.Digest)); err != nil { // held already: free
+		return err
+	}
 	w, err := e.content.Writer(ctx, d.Digest, d.Size)
 	if err != nil {
 		return err

@@ -43,7 +43,11 @@ type DeleteItem struct {
 //     while it is used (a running container's image cannot be deleted even
 //     by id with Force);
 //   - deleting an image removes its layer snapshots and blobs that no other
-//     image uses, then (unless NoPrune) its untagged parents.
+//     image and no lease uses, then (unless NoPrune) its untagged parents
+//     that no lease holds.
+//
+// Delete waits for no pull, import or build: they hold what they make in
+// leases, not a lock (lease.go).
 //
 // The items done before an error are returned with it.
 func (s *Store) Delete(ctx context.Context, refOrID string, opts DeleteOptions) ([]DeleteItem, error) {
@@ -251,7 +255,10 @@ func (d *deleter) deleteImage(id string, force, quiet bool) error {
 	if _, err := getRecord(d.tx, rec.Parent); err != nil {
 		return nil
 	}
-	if len(refsOf(d.tx, rec.Parent)) > 0 || d.child(rec.Parent) != "" || d.inUse(rec.Parent) || d.running(rec.Parent) != "" {
+	// A leased parent is a running build's intermediate image: the build
+	// still makes its next step on it.
+	if len(refsOf(d.tx, rec.Parent)) > 0 || d.child(rec.Parent) != "" || d.inUse(rec.Parent) || d.running(rec.Parent) != "" ||
+		leasedImages(d.tx)[rec.Parent] {
 		return nil
 	}
 	return d.deleteImage(rec.Parent, false, true)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,7 +63,11 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (*I
 		msg = "Imported from -"
 	}
 
-	defer s.Lease()()
+	ctx, release, err := s.Leased(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 
 	br := bufio.NewReaderSize(r, 1<<20)
 	head, _ := br.Peek(6)
@@ -116,9 +121,16 @@ func parsePlatform(p string) (ocispec.Platform, error) {
 // given, and unpacks it into a committed snapshot on top of the layers whose
 // chain id is parent ("" for a base layer). The snapshot is keyed by the new
 // chain id; when it already exists (the same layer on the same parents) the
-// unpacked copy is dropped. Callers hold a Lease until the layer is in an
-// image record (Create), or GC may take it away.
+// unpacked copy is dropped. The blob and the snapshot are held in the lease
+// ctx carries (WithLease), which the caller keeps until the layer is in an
+// image record (Create); without one they are held only while AddLayer
+// runs, and a GC may take them before the caller records them.
 func (s *Store) AddLayer(ctx context.Context, parent digest.Digest, r io.Reader) (Layer, error) {
+	ctx, release, err := s.Leased(ctx)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer release()
 	br := bufio.NewReaderSize(r, 1<<20)
 	head, _ := br.Peek(6)
 	comp := archive.DetectCompression(head)
@@ -134,6 +146,15 @@ func (s *Store) AddLayer(ctx context.Context, parent digest.Digest, r io.Reader)
 	}
 
 	key := importKeyPrefix + randomHex()
+	// The parent is held too: it is a layer of an image the caller
+	// read, which an rmi may delete meanwhile.
+	hold := []Resource{Snapshot(key)}
+	if parent != "" {
+		hold = append(hold, Snapshot(parent.String()))
+	}
+	if err := s.Hold(ctx, hold...); err != nil {
+		return Layer{}, err
+	}
 	if _, err := s.sn.Prepare(ctx, key, string(parent)); err != nil {
 		return Layer{}, fmt.Errorf("prepare layer: %w", err)
 	}
@@ -172,19 +193,24 @@ func (s *Store) AddLayer(ctx context.Context, parent digest.Digest, r io.Reader)
 	if err := syncFS(upper); err != nil {
 		return Layer{}, fmt.Errorf("sync layer: %w", err)
 	}
+	diffID := w.Digest()
+	if comp != archive.Uncompressed {
+		diffID = diff.Digest()
+	}
+	chain := diffID
+	if parent != "" {
+		chain = identity.ChainID([]digest.Digest{parent, diffID})
+	}
+	// Held before the blob and the layer appear under their names.
+	if err := s.Hold(ctx, Blob(w.Digest()), Snapshot(chain.String())); err != nil {
+		return Layer{}, err
+	}
 	info, err := w.Commit()
 	if err != nil {
 		return Layer{}, fmt.Errorf("store layer: %w", err)
 	}
-	l := Layer{Digest: info.Digest, DiffID: info.Digest, MediaType: mediaType, Size: info.Size, UnpackedSize: size}
-	if comp != archive.Uncompressed {
-		l.DiffID = diff.Digest()
-	}
+	l := Layer{Digest: info.Digest, DiffID: diffID, MediaType: mediaType, Size: info.Size, UnpackedSize: size}
 
-	chain := l.DiffID
-	if parent != "" {
-		chain = identity.ChainID([]digest.Digest{parent, l.DiffID})
-	}
 	if _, err := s.sn.Stat(ctx, chain.String()); err == nil {
 		return l, nil // already unpacked: the deferred Remove drops this copy
 	}
@@ -230,8 +256,10 @@ type CreateOptions struct {
 // Create records an image made of config and layers (already stored by
 // AddLayer, bottom first): it stores the config and an OCI manifest as
 // blobs and the record in the database. config.RootFS must list the
-// layers' diff ids. Callers hold a Lease (as Import does) when the layers
-// are new.
+// layers' diff ids. New layers must still be held by the lease ctx carries
+// (the one AddLayer held them in). The new blobs and the image itself are
+// held in that lease too: a build's intermediate images stay out of image
+// prune while the build runs.
 func (s *Store) Create(ctx context.Context, config dockerspec.DockerOCIImage, layers []Layer, opts CreateOptions) (*Image, error) {
 	if len(config.RootFS.DiffIDs) != len(layers) {
 		return nil, fmt.Errorf("create image: config lists %d layers, %d given", len(config.RootFS.DiffIDs), len(layers))
@@ -248,14 +276,11 @@ func (s *Store) Create(ctx context.Context, config dockerspec.DockerOCIImage, la
 	if err != nil {
 		return nil, fmt.Errorf("encode image config: %w", err)
 	}
-	cfgInfo, err := s.cs.PutBytes(ctx, cfgJSON, "")
-	if err != nil {
-		return nil, fmt.Errorf("store image config: %w", err)
-	}
+	cfgDigest := digest.FromBytes(cfgJSON)
 	manifest := ocispec.Manifest{
 		Versioned: specs.Versioned{SchemaVersion: 2},
 		MediaType: ocispec.MediaTypeImageManifest,
-		Config:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: cfgInfo.Digest, Size: cfgInfo.Size},
+		Config:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: cfgDigest, Size: int64(len(cfgJSON))},
 	}
 	var size int64
 	for _, l := range layers {
@@ -268,6 +293,37 @@ func (s *Store) Create(ctx context.Context, config dockerspec.DockerOCIImage, la
 	}
 	if err != nil {
 		return nil, fmt.Errorf("encode image manifest: %w", err)
+	}
+
+	ctx, release, err := s.Leased(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	// The new blobs are held before they are stored. The layers are held
+	// too (free when this lease already holds them, as after AddLayer) and
+	// then checked: layers taken from another image (a commit's or a
+	// build step's base) may have gone with an rmi since they were read,
+	// and an image record must never name what is not there.
+	chains := identity.ChainIDs(slices.Clone(config.RootFS.DiffIDs))
+	hold := []Resource{Blob(cfgDigest), Blob(digest.FromBytes(mJSON)), ImageResource(cfgDigest.String())}
+	for i, l := range layers {
+		hold = append(hold, Blob(l.Digest), Snapshot(chains[i].String()))
+	}
+	if err := s.Hold(ctx, hold...); err != nil {
+		return nil, err
+	}
+	for i, l := range layers {
+		if _, err := s.cs.Info(ctx, l.Digest); err != nil {
+			return nil, fmt.Errorf("create image: layer %s: %w", l.Digest, err)
+		}
+		if _, err := s.sn.Stat(ctx, chains[i].String()); err != nil {
+			return nil, fmt.Errorf("create image: layer %s: %w", l.DiffID, err)
+		}
+	}
+	cfgInfo, err := s.cs.PutBytes(ctx, cfgJSON, "")
+	if err != nil {
+		return nil, fmt.Errorf("store image config: %w", err)
 	}
 	mInfo, err := s.cs.PutBytes(ctx, mJSON, "")
 	if err != nil {

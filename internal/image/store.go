@@ -9,8 +9,10 @@
 // image.refs.v1, see package meta). Blobs and snapshots are shared between
 // images and removed when the last image using them goes.
 //
-// Content and snapshots are owned by images: whatever no image record names
-// is garbage, collected when the store opens (after a crash) and by GC.
+// Content and snapshots are owned by images and leases: whatever no image
+// record and no lease names is garbage, collected when the store opens
+// (after a crash) and by GC. Operations that make new objects hold them in
+// a lease until the image record names them (lease.go).
 package image
 
 import (
@@ -84,29 +86,26 @@ type Store struct {
 	cs *content.Store
 	sn *snapshot.Snapshotter
 
-	// Operations that create blobs and snapshots before the record that
-	// names them (Import) hold mu for reading; operations that remove
-	// unnamed blobs and snapshots (Delete, GC) hold it for writing. So a
-	// delete never takes away what an import is about to reference.
+	// mu orders adding objects to leases against collecting: Hold takes
+	// it for reading for one short transaction, before the object it
+	// holds appears; GC (also Delete's) takes it for writing while it
+	// reads its roots and removes what they do not name. No operation
+	// holds it across network or unpacking I/O.
 	mu sync.RWMutex
+
+	lmu    sync.Mutex             // guards leases
+	leases map[string]*leaseState // the leases this process made, by id
 
 	configs sync.Map // image id -> *dockerspec.DockerOCIImage (immutable)
 }
 
-// Lease keeps GC (and Delete, which collects) from removing blobs and
-// snapshots until release is called: hold one from the first AddLayer of a
-// new image until Create has recorded it. Do not call GC or Delete while
-// holding a lease.
-func (s *Store) Lease() (release func()) {
-	s.mu.RLock()
-	return s.mu.RUnlock
-}
-
-// NewStore opens the image store and collects what a crash left behind.
+// NewStore opens the image store and collects what a crash left behind:
+// the leases of the operations the previous engine was running (and
+// expired ones), then everything that only they held.
 func NewStore(db *meta.DB, cs *content.Store, sn *snapshot.Snapshotter) (*Store, error) {
-	s := &Store{db: db, cs: cs, sn: sn}
+	s := &Store{db: db, cs: cs, sn: sn, leases: map[string]*leaseState{}}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketImages, bucketRefs} {
+		for _, b := range [][]byte{bucketImages, bucketRefs, bucketLeases} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -114,6 +113,9 @@ func NewStore(db *meta.DB, cs *content.Store, sn *snapshot.Snapshotter) (*Store,
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("init image buckets: %w", err)
+	}
+	if err := s.removeOrphanedLeases(); err != nil {
+		return nil, err
 	}
 	if err := s.GC(context.Background()); err != nil {
 		return nil, err
@@ -337,9 +339,9 @@ func (s *Store) Untag(ctx context.Context, ref string) (string, error) {
 	return id, err
 }
 
-// GC removes what no image names: temporary snapshots of interrupted
-// imports, layer snapshots no image uses (and nothing is built on), and
-// blobs no image refers to.
+// GC removes what no image and no lease names: temporary snapshots of
+// interrupted imports, layer snapshots (nothing built on them), blobs; and
+// expired leases.
 func (s *Store) GC(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -347,9 +349,15 @@ func (s *Store) GC(ctx context.Context) error {
 }
 
 func (s *Store) gcLocked(ctx context.Context) error {
-	usedBlobs, usedChains, err := s.inUse()
+	usedBlobs, usedChains, expired, err := s.roots()
 	if err != nil {
 		return err
+	}
+	if expired > 0 {
+		now := time.Now()
+		if _, err := s.removeLeases(func(l Lease) bool { return !l.expired(now) }); err != nil {
+			return err
+		}
 	}
 	// Snapshots: repeat, because removing a layer may free its parent.
 	for {
@@ -362,8 +370,8 @@ func (s *Store) gcLocked(ctx context.Context) error {
 			return err
 		}
 		for _, i := range candidates {
-			stale := strings.HasPrefix(i.Key, importKeyPrefix) ||
-				(i.Kind == snapshot.KindCommitted && strings.HasPrefix(i.Key, "sha256:") && !usedChains[i.Key])
+			stale := !usedChains[i.Key] && (strings.HasPrefix(i.Key, importKeyPrefix) ||
+				(i.Kind == snapshot.KindCommitted && strings.HasPrefix(i.Key, "sha256:")))
 			if !stale {
 				continue
 			}
@@ -395,11 +403,14 @@ func (s *Store) gcLocked(ctx context.Context) error {
 	return nil
 }
 
-// inUse lists the blobs and layer snapshots that image records name.
-func (s *Store) inUse() (map[digest.Digest]bool, map[string]bool, error) {
+// roots lists the blobs and snapshots that image records and unexpired
+// leases name, and counts the expired leases.
+func (s *Store) roots() (map[digest.Digest]bool, map[string]bool, int, error) {
 	blobs := map[digest.Digest]bool{}
 	chains := map[string]bool{}
+	expired := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
+		expired = s.leaseRoots(tx, blobs, chains)
 		return meta.ForEachJSON(tx, bucketImages, func(id string, r *record) error {
 			blobs[digest.Digest(id)] = true
 			blobs[r.Manifest] = true
@@ -415,9 +426,9 @@ func (s *Store) inUse() (map[digest.Digest]bool, map[string]bool, error) {
 		})
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("list images: %w", err)
+		return nil, nil, 0, fmt.Errorf("list images: %w", err)
 	}
-	return blobs, chains, nil
+	return blobs, chains, expired, nil
 }
 
 var errStop = errors.New("stop")

@@ -32,6 +32,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/skiff-dev/skiff/internal/archive"
+	"github.com/skiff-dev/skiff/internal/content"
 	"github.com/skiff-dev/skiff/internal/errdefs"
 )
 
@@ -339,8 +340,11 @@ func (s *Store) LoadWithProgress(ctx context.Context, r io.Reader, progress Load
 		return nil, err
 	}
 	defer rc.Close()
-	release := s.Lease()
-	loaded, err := s.load2(ctx, rc, progress)
+	lctx, release, err := s.Leased(ctx)
+	if err != nil {
+		return nil, err
+	}
+	loaded, err := s.load2(lctx, rc, progress)
 	release()
 	// Whatever the archive brought that no image took (or everything,
 	// after an error) goes now rather than at the next start.
@@ -432,7 +436,7 @@ func (s *Store) readArchive(ctx context.Context, r io.Reader) (*archiveFiles, er
 		if expected != "" && expected.Algorithm() != digest.SHA256 {
 			return nil, errdefs.Invalid("image archive: unsupported digest algorithm in %s", name)
 		}
-		info, err := s.cs.Put(ctx, tr, expected)
+		info, err := s.cs.Put(ctx, tr, expected, content.BeforeCommit(func(d digest.Digest) error { return s.Hold(ctx, Blob(d)) }))
 		if err != nil {
 			if expected != "" && !errdefs.IsNotFound(err) && ctx.Err() == nil {
 				return nil, errdefs.Invalid("image archive: %s: %v", name, err)

@@ -20,6 +20,16 @@
 //	  <reference>   -> <image id> (text); reference: fully normalized,
 //	                   "docker.io/library/busybox:latest" or
 //	                   "docker.io/library/busybox@sha256:<manifest hex>"
+//	image.leases.v1                 owned by image (image/lease.go)
+//	  <lease id>/   (bucket)        one lease: what an operation (pull,
+//	                   import, load, commit, build) holds until an image
+//	                   record names it
+//	    created     -> RFC 3339 time (text)
+//	    expires     -> RFC 3339 time (text); absent: the lease ends with
+//	                   the engine that made it (removed at the next start)
+//	    content/    <digest> -> ""      blobs held
+//	    snapshots/  <key> -> ""         snapshots held
+//	    images/     <image id> -> ""    images held (kept from prune)
 //	engine.containers.v1            owned by engine
 //	  <container id> -> engine.Container
 //	volume.v1                       owned by volume
