@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"os"
 	"path/filepath"
 	"time"
 
@@ -26,15 +27,34 @@ import (
 // monitorDiedError is State.Error of a container whose monitor died.
 const monitorDiedError = "monitor exited unexpectedly"
 
-// monitorDied kills every process left in c's cgroup, removes the cgroup
-// and returns the exit to record: 137, as the container's processes die by
-// SIGKILL (what containerd reports for a task whose shim died).
+// monitorExited ends the watch of c's monitor. clean tells whether the
+// monitor exited 0, after its own clean-up; a killed one (and one the
+// engine could not wait for, after a restart) may have left the
+// container's processes and cgroup, also when it wrote exit.json just
+// before it died. Then onExit records the exit and applies the policy.
+func (e *Engine) monitorExited(c *Container, exited chan struct{}, clean bool) {
+	if !clean {
+		e.killContainerCgroup(c)
+	}
+	e.onExit(c, exited)
+}
+
+// monitorDied gives the exit to record for a monitor that wrote none: 137,
+// as its container's processes were SIGKILLed (monitorExited), which is
+// what containerd reports for a task whose shim died.
 func (e *Engine) monitorDied(c *Container, why error) monitor.Exit {
+	e.log.Warn("monitor ended without exit status; container killed", "container", c.ID, "cause", why)
+	return monitor.Exit{ExitCode: 137, FinishedAt: time.Now().UTC(), Error: monitorDiedError}
+}
+
+// killContainerCgroup kills every process in c's cgroup and removes it.
+// The path is the one in the bundle's config.json; with no bundle (a
+// start that failed removed it, a reboot emptied the exec root) the one
+// writeBundle gives the spec.
+func (e *Engine) killContainerCgroup(c *Container) {
 	t0 := time.Now()
-	cg, err := e.cgroupOf(c) // the path the monitor used, from config.json
+	cg, err := e.cgroupOf(c)
 	if err != nil {
-		// No bundle (a host reboot emptied the exec root): the path
-		// writeBundle gives the spec.
 		c.mu.Lock()
 		path := filepath.Join(e.cgroupParent(c.HostConfig), c.ID)
 		c.mu.Unlock()
@@ -44,11 +64,10 @@ func (e *Engine) monitorDied(c *Container, why error) monitor.Exit {
 		err = killCgroup(cg)
 	}
 	if err != nil {
-		e.log.Warn("dead monitor: clean up the container's cgroup", "container", c.ID, "err", err)
+		e.log.Warn("clean up the cgroup of a dead monitor's container", "container", c.ID, "err", err)
+		return
 	}
-	e.log.Warn("monitor ended without exit status; container killed", "container", c.ID,
-		"cause", why, "took", time.Since(t0))
-	return monitor.Exit{ExitCode: 137, FinishedAt: time.Now().UTC(), Error: monitorDiedError}
+	e.log.Debug("container cgroup killed and removed", "container", c.ID, "took", time.Since(t0))
 }
 
 // killCgroup kills every process in cg and removes it. On cgroup v1 the
@@ -64,4 +83,39 @@ func killCgroup(cg cgroups.Manager) error {
 		}
 	}
 	return cg.Destroy()
+}
+
+// startCleanup runs when a start fails after the bundle was written: the
+// monitor may have died (or been killed by Spawn) with the container's
+// init created, or after the program started, leaving them and the cgroup
+// with no owner.
+func (e *Engine) startCleanup(c *Container, err *error) {
+	if *err != nil {
+		e.killContainerCgroup(c)
+	}
+}
+
+// abortedStart cleans up, at restore, after an engine that died in the
+// middle of starting c (the record still says not running): a bundle left
+// behind means a monitor may be waiting with the container's init created,
+// its cgroup and network namespace set up. Killing the cgroup ends init;
+// the monitor then records that exit and leaves, and the rest is removed.
+func (e *Engine) abortedStart(c *Container) {
+	bundle := e.bundleDir(c.ID)
+	if _, err := os.Stat(bundle); err != nil {
+		return
+	}
+	e.log.Warn("the engine died while starting the container: cleaning up", "container", c.ID)
+	e.killContainerCgroup(c)
+	// The monitor removes its socket last; give it a moment so that it
+	// writes nothing into a removed bundle.
+	sock := filepath.Join(bundle, monitor.SocketFile)
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(sock); err != nil {
+			break
+		}
+	}
+	e.netStop(c)
+	e.releaseShm(c) // namespaces.go
+	os.RemoveAll(bundle)
 }

@@ -18,6 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/faults"
 	"github.com/skiff-dev/skiff/internal/image"
 	regclient "github.com/skiff-dev/skiff/internal/registry"
 )
@@ -424,6 +425,9 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	p.n += int64(n)
 	if p.n-p.last >= 512<<10 || (err == io.EOF && p.n != p.last) {
 		p.last = p.n
+		if p.status == "Extracting" {
+			faults.Point("pull-mid-layer")
+		}
 		p.progress(jsonstream.Message{Status: p.status, ID: p.id, Progress: &jsonstream.Progress{Current: p.n, Total: p.total}})
 	}
 	return n, err
