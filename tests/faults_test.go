@@ -68,6 +68,7 @@ func faultBins(t *testing.T) string {
 // step made once the engine is back (the generic checks follow).
 type faultCase struct {
 	point, victim string
+	cgroup2       bool // on a pure cgroup v2 view (startDaemonWith)
 	setup         func(d *daemon, f *faultEnv)
 	act           func(d *daemon, f *faultEnv)
 	check         func(d *daemon, f *faultEnv)
@@ -181,6 +182,15 @@ func TestFaultKillPoints(t *testing.T) {
 			act:   act("run", "-d", "--name", "victim", "-p", "127.0.0.1::80", "busybox", "sleep", "100"),
 			check: wantState("created", "exited")},
 	}
+	// The kills that leave a cgroup behind, again on cgroup v2 (cgroup.kill
+	// instead of the v1 freezer and per-pid kills).
+	for _, c := range cases {
+		switch c.point {
+		case "start-after-spawn", "monitor-after-start", "monitor-after-exit-record":
+			c.cgroup2 = true
+			cases = append(cases, c)
+		}
+	}
 	fb := faultBins(t)
 	var reg *testRegistry
 	ref := ""
@@ -204,11 +214,15 @@ func TestFaultKillPoints(t *testing.T) {
 	ctxDir := t.TempDir()
 	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte("FROM busybox\nRUN echo a > /a && sleep 5\n"), 0o644)
 	for _, c := range cases {
-		t.Run(c.point, func(t *testing.T) {
+		name := c.point
+		if c.cgroup2 {
+			name += "-cgroup2"
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			f := &faultEnv{t: t, ref: ref, ctxDir: ctxDir}
 			mark := filepath.Join(t.TempDir(), "hit")
-			d := startDaemonSetup(t, false, func(d *daemon) {
+			d := startDaemonSetup(t, c.cgroup2, func(d *daemon) {
 				d.bins = fb
 				d.prepare = func(cmd *exec.Cmd) {
 					cmd.Env = append(os.Environ(), "SKIFF_FAULT="+c.point, "SKIFF_FAULT_MARK="+mark)
