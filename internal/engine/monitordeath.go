@@ -88,7 +88,10 @@ func killCgroup(cg cgroups.Manager) error {
 // startCleanup runs when a start fails after the bundle was written: the
 // monitor may have died (or been killed by Spawn) with the container's
 // init created, or after the program started, leaving them and the cgroup
-// with no owner.
+// with no owner. A start whose last step failed (the running record could
+// not be written: a full disk) ends the same way: the caller was told the
+// start failed, so the program does not run on unrecorded; its monitor
+// records that exit.
 func (e *Engine) startCleanup(c *Container, err *error) {
 	if *err != nil {
 		e.killContainerCgroup(c)
