@@ -12,6 +12,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 # the reference registry, for the pull/push end-to-end tests
 command -v docker-registry >/dev/null || need+=(docker-registry)
+# mkfs.ext4 for the full-disk test's small loop-mounted data root (tests/diskfull_test.go)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 # the CNI plugins (bridge, host-local, loopback, portmap) of the CRI pod network tests
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 # Intel's igzip inflates pulled gzip layers 3-4x faster than Go (optional at run

@@ -131,6 +131,9 @@ type daemon struct {
 	prepare func(*exec.Cmd)
 	// criSock is the daemon's own Kubernetes CRI socket (cri_test.go).
 	criSock string
+	// bins, when set, holds the daemon's binaries instead of binDir (the
+	// fault suite's `-tags faults` build, faults_test.go).
+	bins string
 }
 
 // startDaemon starts a daemon on fresh roots and registers its cleanup:
@@ -177,7 +180,11 @@ func (d *daemon) start() {
 		d.t.Fatal(err)
 	}
 	d.logf = logf
-	args := []string{filepath.Join(binDir, "skiff"), "daemon", "-H", d.host,
+	bins := binDir
+	if d.bins != "" {
+		bins = d.bins
+	}
+	args := []string{filepath.Join(bins, "skiff"), "daemon", "-H", d.host,
 		"--data-root", filepath.Join(d.root, "data"), "--exec-root", filepath.Join(d.root, "exec"),
 		"--config-file", cfg, "--debug", "--cri-socket", d.criSock}
 	if d.cgroup2 || d.nsSetup != "" {

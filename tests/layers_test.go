@@ -13,7 +13,7 @@ const mod = "github.com/skiff-dev/skiff/"
 // (or equal rank inside its own subtree). ARCHITECTURE.md lists the layers.
 var rank = map[string]int{
 	// foundations
-	"internal/errdefs": 0, "internal/testutil": 0, "internal/filters": 1, "internal/archive": 1,
+	"internal/errdefs": 0, "internal/testutil": 0, "internal/faults": 0, "internal/filters": 1, "internal/archive": 1,
 	// storage
 	"internal/meta": 2, "internal/content": 3, "internal/snapshot": 3,
 	"internal/registry": 3, "internal/buildcontext": 3,

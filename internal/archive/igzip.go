@@ -47,6 +47,24 @@ type procReader struct {
 	stderr *bytes.Buffer
 	once   sync.Once
 	err    error
+	srcErr error // src's own read error (the feeder's), set before fed closes
+}
+
+// srcReader remembers the error src itself returned, so that a failed
+// source (a blob write that ran out of space behind a TeeReader, a
+// dropped connection) is reported as such and not as the truncated gzip
+// stream igzip then complains about.
+type srcReader struct {
+	r   io.Reader
+	err *error
+}
+
+func (s srcReader) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	if err != nil && err != io.EOF {
+		*s.err = err
+	}
+	return n, err
 }
 
 // pipeSize is the capacity asked for igzip's pipes: with the default 64 KiB
@@ -92,7 +110,7 @@ func startIgzip(path string, src io.Reader) (*procReader, error) {
 		// its status tells what went wrong).
 		defer close(p.fed)
 		buf := make([]byte, pipeSize)
-		io.CopyBuffer(inW, struct{ io.Reader }{src}, buf)
+		io.CopyBuffer(inW, srcReader{src, &p.srcErr}, buf)
 		inW.Close()
 	}()
 	return p, nil
@@ -115,6 +133,10 @@ func (p *procReader) wait() error {
 		err := p.cmd.Wait()
 		p.out.Close() // igzip is gone: nothing more will come, and the feeder's writes fail
 		<-p.fed       // src is not read after this returns
+		if p.srcErr != nil {
+			p.err = p.srcErr // what cut the stream short
+			return
+		}
 		if err != nil {
 			msg := bytes.TrimSpace(p.stderr.Bytes())
 			p.err = errdefs.Invalid("bad gzip stream: %v: %s", err, msg)

@@ -26,6 +26,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/archive"
 	"github.com/skiff-dev/skiff/internal/containerfs"
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/faults"
 	"github.com/skiff-dev/skiff/internal/image"
 	"github.com/skiff-dev/skiff/internal/meta"
 	"github.com/skiff-dev/skiff/internal/snapshot"
@@ -317,6 +318,7 @@ func (b *BuildBackend) Run(ctx context.Context, imageID string, cfg *container.C
 	if err := e.ContainerStart(ctx, resp.ID); err != nil {
 		return image.Layer{}, 0, err
 	}
+	faults.Point("build-mid-run")
 	pumped := make(chan error, 1)
 	select {
 	case r := <-att.ready:

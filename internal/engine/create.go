@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/faults"
 	"github.com/skiff-dev/skiff/internal/image"
 	"github.com/skiff-dev/skiff/internal/logger/logopts"
 	"github.com/skiff-dev/skiff/internal/ocispec"
@@ -150,6 +151,7 @@ func (e *Engine) containerCreate(ctx context.Context, name string, req *containe
 	if err := e.setupMounts(ctx, c); err != nil {
 		return resp, err
 	}
+	faults.Point("create-before-record")
 	c.mu.Lock()
 	err = e.persist(c)
 	c.mu.Unlock()

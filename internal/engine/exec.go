@@ -19,6 +19,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/faults"
 	"github.com/skiff-dev/skiff/internal/runtime"
 )
 
@@ -213,6 +214,7 @@ func (e *Engine) ExecStart(ctx context.Context, id string, opts ExecStartOptions
 		tty.finish()
 		return err
 	}
+	faults.Point("exec-after-start")
 	finish := func() int {
 		err := cmd.Wait()
 		code := 0

@@ -29,6 +29,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/archive"
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/faults"
 	"github.com/skiff-dev/skiff/internal/filters"
 	"github.com/skiff-dev/skiff/internal/image"
 )
@@ -151,6 +152,7 @@ func (e *Engine) ContainerCommit(ctx context.Context, opts CommitOptions) (strin
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", opts.Container, err)
 	}
+	faults.Point("commit-after-layer")
 
 	created := time.Now().UTC()
 	newImg := dockerspec.DockerOCIImage{

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/faults"
 	"github.com/skiff-dev/skiff/internal/monitor"
 	"github.com/skiff-dev/skiff/internal/ocispec"
 	"github.com/skiff-dev/skiff/internal/runtime"
@@ -70,9 +71,11 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 			os.RemoveAll(bundle)
 		}
 	}()
+	faults.Point("start-before-net")
 	if err := e.netStart(ctx, c); err != nil {
 		return e.startFailed(c, err)
 	}
+	faults.Point("start-after-net")
 	defer func() {
 		if err != nil {
 			e.netStop(c)
@@ -86,12 +89,14 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 	if err := e.writeBundle(ctx, c, bundle); err != nil {
 		return e.specFailed(c, err) // namespaces.go
 	}
+	defer e.startCleanup(c, &err) // a monitor that died on the way (monitordeath.go)
 	t1 := time.Now()
 	proc, err := e.monitors.Spawn(ctx, bundle)
 	if err != nil {
 		return e.startFailed(c, err)
 	}
 	t2 := time.Now()
+	faults.Point("start-after-spawn")
 	cl, err := monitor.Dial(bundle)
 	if err != nil {
 		proc.Kill()
@@ -158,8 +163,10 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 	// Reaping the monitor is not tracked by e.wg: an engine shutting down
 	// must not wait for running containers (they outlive it).
 	done := make(chan struct{})
+	clean := false
 	go func() {
-		proc.Wait()
+		st, _ := proc.Wait()
+		clean = st != nil && st.Success()
 		close(done)
 	}()
 	e.wg.Add(1)
@@ -167,7 +174,7 @@ func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 		defer e.wg.Done()
 		select {
 		case <-done:
-			e.onExit(c, exited)
+			e.monitorExited(c, exited, clean) // monitordeath.go
 		case <-e.ctx.Done():
 		}
 	}()
@@ -518,6 +525,7 @@ func (e *Engine) stop(ctx context.Context, c *Container, timeout *int, signal st
 	}
 	if t != 0 {
 		if err := e.signal(ctx, c, sig); err == nil {
+			faults.Point("stop-after-signal")
 			var timer <-chan time.Time
 			if t > 0 {
 				timer = time.After(time.Duration(t) * time.Second)
@@ -667,6 +675,7 @@ func (e *Engine) removeLocked(ctx context.Context, c *Container, force bool) err
 	var errs []error
 	e.netStop(c)
 	e.releaseShm(c) // before the container's directory goes
+	faults.Point("rm-mid")
 	if err := e.rootfs.Remove(context.WithoutCancel(ctx), c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("remove root filesystem: %w", err))
 	}
@@ -709,6 +718,7 @@ func (e *Engine) restore(ctx context.Context) error {
 	for _, c := range all {
 		e.reg.add(c)
 		if !c.State.Running {
+			e.abortedStart(c) // monitordeath.go
 			continue
 		}
 		exited := make(chan struct{})
@@ -719,12 +729,12 @@ func (e *Engine) restore(ctx context.Context) error {
 			go func() {
 				defer e.wg.Done()
 				if waitPid(e.ctx, c.State.MonitorPid, c.State.MonitorStart) {
-					e.onExit(c, exited)
+					e.monitorExited(c, exited, false) // exit status unknown
 				}
 			}()
 			continue
 		}
-		e.onExit(c, exited)
+		e.monitorExited(c, exited, false)
 	}
 	e.removeOrphans(ctx)
 	e.restartOnBoot(all) // restart policies (restart.go)

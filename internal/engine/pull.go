@@ -18,6 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/faults"
 	"github.com/skiff-dev/skiff/internal/image"
 	regclient "github.com/skiff-dev/skiff/internal/registry"
 )
@@ -269,6 +270,9 @@ func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *doc
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The download that failed first cancels the others: its error, not
+	// their "context canceled", is the pull's (a full disk says so).
+	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxConcurrentDownloads)
 	for _, j := range jobs {
@@ -289,6 +293,7 @@ func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *doc
 			}
 			j.err = e.download(ctx, rimg, j.desc, progress)
 			if j.err != nil {
+				failed.CompareAndSwap(nil, &j.err)
 				cancel()
 			}
 		}()
@@ -307,16 +312,20 @@ func (e *Engine) pullLayers(ctx context.Context, rimg *regclient.Image, cfg *doc
 			l, err = e.stream(ctx, rimg, parent, j.desc, sem, progress)
 		} else {
 			<-j.done
-			if j.err != nil {
-				return nil, j.err
-			}
-			if j.reuse {
+			switch {
+			case j.err != nil:
+				err = j.err
+			case j.reuse:
 				layers[i] = j.layer
 				continue
+			default:
+				l, err = e.unpack(ctx, parent, j.desc, progress)
 			}
-			l, err = e.unpack(ctx, parent, j.desc, progress)
 		}
 		if err != nil {
+			if f := failed.Load(); f != nil && ctx.Err() != nil {
+				return nil, *f
+			}
 			return nil, err
 		}
 		if l.DiffID != diffIDs[i] {
@@ -448,6 +457,9 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	p.n += int64(n)
 	if p.n-p.last >= 512<<10 || (err == io.EOF && p.n != p.last) {
 		p.last = p.n
+		if p.status == "Extracting" {
+			faults.Point("pull-mid-layer")
+		}
 		p.progress(jsonstream.Message{Status: p.status, ID: p.id, Progress: &jsonstream.Progress{Current: p.n, Total: p.total}})
 	}
 	return n, err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/faults"
 	"github.com/skiff-dev/skiff/internal/logger"
 )
 
@@ -138,6 +139,7 @@ func Run(ctx context.Context, opts Options) error {
 		go s.copyOutput(s.console, StreamStdout, "stdout")
 	}
 	go s.serve(ln)
+	faults.Point("monitor-before-ready")
 	ready(nil)
 
 	var st ExitStatus
@@ -287,6 +289,7 @@ func (s *server) finish(st ExitStatus, ln *net.UnixListener, outR, errR *os.File
 	if err := writeExit(s.opts.Bundle, ex); err != nil {
 		s.logf("%v", err)
 	}
+	faults.Point("monitor-after-exit-record")
 	s.closeAttachers()
 	s.mu.Lock()
 	s.exit = ex
@@ -456,6 +459,7 @@ func (s *server) start() reply {
 	close(s.startDone)
 	s.mu.Unlock()
 	if err == nil {
+		faults.Point("monitor-after-start")
 		return reply{Pid: s.proc.Pid()}
 	}
 	// The process will not run the program: make sure it is gone, and reply

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/faults"
 )
 
 // initSyncFd is where Create passes init its end of the sync socketpair.
@@ -52,6 +53,7 @@ func runInit(sock *os.File) error {
 	if err := json.Unmarshal(payload, &cfg); err != nil {
 		return errdefs.System("init: decode config: %v", err)
 	}
+	faults.Point("init-before-setup")
 	// The seccomp filter, read while the host's paths are still in view.
 	var filter []unix.SockFilter
 	switch {

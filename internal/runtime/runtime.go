@@ -25,6 +25,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/cgroups"
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/faults"
 )
 
 // CreateOpts describes a container to create.
@@ -153,7 +154,7 @@ func Create(ctx context.Context, opts CreateOpts) (c *Container, err error) {
 	cmd := &exec.Cmd{
 		Path:   opts.ShimPath,
 		Args:   []string{"skiff-shim", "init"},
-		Env:    []string{}, // the container's env travels in the config
+		Env:    append([]string{}, faults.Env()...), // the container's env travels in the config
 		Stdin:  opts.Stdin,
 		Stdout: opts.Stdout,
 		Stderr: opts.Stderr,
