@@ -47,6 +47,9 @@ type AttachOptions struct {
 	Stream         bool      // live output
 	Logs           bool      // replay the log first
 	DetachKeys     string
+	// NoDetachKeys: a tty's input goes to the container as it is (the CRI's
+	// streams have no detach sequence).
+	NoDetachKeys bool
 }
 
 // ExecStartOptions carries the streams of an exec start.
@@ -54,6 +57,9 @@ type ExecStartOptions struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Detach         bool
+	// NoDetachKeys: a tty's input goes to the process as it is (the CRI's
+	// streams have no detach sequence).
+	NoDetachKeys bool
 }
 
 // ImageListOptions selects images for ImageList.
