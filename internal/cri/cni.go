@@ -104,7 +104,7 @@ func (s *Server) setupPodNetwork(ctx context.Context, id string, pid int, md *ru
 		return "", errdefs.System("pod network: %v", err)
 	}
 	if list == nil {
-		if len(ports) > 0 {
+		if hostPorts(ports) > 0 {
 			return "", errdefs.Invalid("pod network: port mappings need a CNI network configuration in %s", s.opts.CNIConfDir)
 		}
 		return "", nil
@@ -230,4 +230,16 @@ func hasCapability(list *libcni.NetworkConfigList, cap string) bool {
 		}
 	}
 	return false
+}
+
+// hostPorts counts the mappings that publish a port on the host (the
+// kubelet also sends a pod's container ports without one).
+func hostPorts(ports []*runtimeapi.PortMapping) int {
+	n := 0
+	for _, p := range ports {
+		if p.HostPort > 0 {
+			n++
+		}
+	}
+	return n
 }

@@ -111,6 +111,17 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err := checkAppArmor(sc.GetApparmor(), sc.GetApparmorProfile()); err != nil {
 		return nil, fmt.Errorf("CreateContainer %s: %w", md.Name, err)
 	}
+	// The kubelet sends the masked and read-only path lists it wants (the
+	// runtime's defaults unless the pod's procMount is Unmasked, then
+	// none); a request without them keeps the engine's defaults, as under
+	// containerd (protobuf cannot tell an empty list from none).
+	// A privileged container has none.
+	if p := sc.GetMaskedPaths(); len(p) > 0 && !sc.GetPrivileged() {
+		hc.MaskedPaths = p
+	}
+	if p := sc.GetReadonlyPaths(); len(p) > 0 && !sc.GetPrivileged() {
+		hc.ReadonlyPaths = p
+	}
 	if sc.GetNoNewPrivs() {
 		hc.SecurityOpt = append(hc.SecurityOpt, "no-new-privileges")
 	}

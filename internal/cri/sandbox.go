@@ -23,7 +23,11 @@ import (
 
 // pauseRepo is the image skiff makes, never pulls, for sandboxes: one file,
 // skiff-init, run as `/pause --pause` (it sleeps and reaps).
-const pauseRepo = "skiff.local/pause"
+const pauseRepo = engine.PauseRepo
+
+// sandboxOOMScoreAdj is the pause process's oom_score_adj before the
+// clamp: the kubelet's for critical pods, as containerd sets it.
+const sandboxOOMScoreAdj = -998
 
 func pauseRef() string { return pauseRepo + ":" + engine.Version }
 
@@ -99,6 +103,10 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		Sysctls:     linux.GetSysctls(),
 		Privileged:  linux.GetSecurityContext().GetPrivileged(),
 		LogConfig:   container.LogConfig{Type: "none"},
+		// The pause process is the last thing the OOM killer should take
+		// (containerd's defaultSandboxOOMAdj), clamped to what the engine
+		// may set.
+		OomScoreAdj: clampOOMScoreAdj(sandboxOOMScoreAdj),
 	}
 	hc.CgroupParent = linux.GetCgroupParent()
 	if err := checkAppArmor(linux.GetSecurityContext().GetApparmor(), ""); err != nil {

@@ -66,6 +66,10 @@ type ExecStartOptions struct {
 type ImageListOptions struct {
 	All     bool
 	Filters filters.Args
+	// HidePause leaves out the CRI's pause image (PauseRepo), which skiff
+	// makes itself, unless All or a reference filter asks for it: Docker
+	// API lists (`skiff images`) are the user's images.
+	HidePause bool
 }
 
 // ImportOptions describes POST /images/create?fromSrc=...
