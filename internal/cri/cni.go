@@ -33,6 +33,9 @@ type podNet struct {
 	NetNS string `json:"netns"`
 	IP    string `json:"ip,omitempty"`
 	Conf  []byte `json:"conf"` // the conflist's bytes
+	// Ports are the pod's port mappings: portmap's DEL removes its rules
+	// only when it is given them again.
+	Ports []*runtimeapi.PortMapping `json:"ports,omitempty"`
 }
 
 // cniConfList loads the network configuration: nil without one.
@@ -121,7 +124,7 @@ func (s *Server) setupPodNetwork(ctx context.Context, id string, pid int, md *ru
 	}
 	res, err := s.cni().AddNetworkList(ctx, list, rt)
 	if err != nil {
-		s.cni().DelNetworkList(context.WithoutCancel(ctx), list, rt)
+		s.undoAdd(context.WithoutCancel(ctx), list, rt)
 		unpinNetNS(nsPath)
 		return "", errdefs.System("pod network: CNI ADD of %s: %v", list.Name, err)
 	}
@@ -129,12 +132,31 @@ func (s *Server) setupPodNetwork(ctx context.Context, id string, pid int, md *ru
 	if r, err := current.NewResultFromResult(res); err == nil && len(r.IPs) > 0 {
 		ip = r.IPs[0].Address.IP.String()
 	}
-	if err := writePodNet(s.podNetPath(id), podNet{NetNS: nsPath, IP: ip, Conf: list.Bytes}); err != nil {
-		s.cni().DelNetworkList(context.WithoutCancel(ctx), list, rt)
+	if err := writePodNet(s.podNetPath(id), podNet{NetNS: nsPath, IP: ip, Conf: list.Bytes, Ports: ports}); err != nil {
+		s.undoAdd(context.WithoutCancel(ctx), list, rt)
 		unpinNetNS(nsPath)
 		return "", err
 	}
 	return ip, nil
+}
+
+// undoAdd releases what a failed ADD left: CNI DEL of the list, and when
+// that fails (libcni stops at the first plugin whose DEL fails, e.g. the
+// one that failed ADD, before it reaches the bridge and IPAM that
+// succeeded), DEL of each plugin alone, the last first, errors ignored.
+func (s *Server) undoAdd(ctx context.Context, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) {
+	err := s.cni().DelNetworkList(ctx, list, rt)
+	if err == nil {
+		return
+	}
+	s.log.Debug("pod network: CNI DEL after a failed ADD", "network", list.Name, "err", err)
+	for i := len(list.Plugins) - 1; i >= 0; i-- {
+		one := *list
+		one.Plugins = list.Plugins[i : i+1]
+		if err := s.cni().DelNetworkList(ctx, &one, rt); err != nil {
+			s.log.Debug("pod network: CNI DEL of one plugin", "network", list.Name, "plugin", list.Plugins[i].Network.Type, "err", err)
+		}
+	}
 }
 
 // teardownPodNetwork runs CNI DEL with the configuration of the setup and
@@ -155,7 +177,7 @@ func (s *Server) teardownPodNetwork(ctx context.Context, id string, md *runtimea
 	if _, err := os.Stat(netns); err != nil {
 		netns = "" // the plugins still release what they hold on the host
 	}
-	if err := s.cni().DelNetworkList(ctx, list, runtimeConf(id, netns, md, nil)); err != nil {
+	if err := s.cni().DelNetworkList(ctx, list, runtimeConf(id, netns, md, pn.Ports)); err != nil {
 		return errdefs.System("pod network: CNI DEL of %s: %v", list.Name, err)
 	}
 	if err := unpinNetNS(pn.NetNS); err != nil {
