@@ -438,7 +438,8 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 // tears it all down (no pinned netns, no veth on the bridge, no IP
 // allocation, no portmap rule); StopPodSandbox again is a no-op. Then a
 // configuration whose second plugin fails: RunPodSandbox fails and leaves
-// no pause container, netns, veth or allocation behind.
+// no pause container, netns, veth or allocation behind. A sandbox removed
+// through the Docker API has its network freed by the next RunPodSandbox.
 func TestCRIPodNetworkCNI(t *testing.T) {
 	root := t.TempDir()
 	confDir, ipamDir := filepath.Join(root, "net.d"), filepath.Join(root, "ipam")
@@ -609,6 +610,22 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 	}
 	if states, _ := os.ReadDir(filepath.Join(d.root, "data", "cri", "podnet")); len(states) != 0 {
 		t.Errorf("pod network state left after a failed network setup: %v", states)
+	}
+
+	// A sandbox removed behind the CRI's back (through the Docker API):
+	// the next RunPodSandbox frees what its network held.
+	os.Remove(filepath.Join(confDir, "05-broken.conflist"))
+	orphan := criPod(t, ctx, rt, &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "orphan", Namespace: "e2e", Uid: "uid-orphan"}})
+	d.must("rm", "-f", orphan)
+	next := criPod(t, ctx, rt, &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "next", Namespace: "e2e", Uid: "uid-next"}})
+	if _, err := os.Stat(filepath.Join(d.root, "exec", "cri", "netns", orphan)); !os.IsNotExist(err) {
+		t.Errorf("pinned netns of a sandbox removed through the Docker API: %v", err)
+	}
+	if allocs, _ := filepath.Glob(filepath.Join(ipamDir, "skiff-e2e-cri", "10.*")); len(allocs) != 1 {
+		t.Errorf("host-local allocations with one pod left: %v", allocs)
+	}
+	if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: next}); err != nil {
+		t.Fatalf("RemovePodSandbox: %v", err)
 	}
 }
 

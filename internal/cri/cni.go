@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/containernetworking/cni/libcni"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -184,6 +186,37 @@ func (s *Server) teardownPodNetwork(ctx context.Context, id string, md *runtimea
 		return err
 	}
 	return os.Remove(s.podNetPath(id))
+}
+
+var gcMu sync.Mutex
+
+// gcPodNetworks tears down the network of sandboxes that are gone without
+// a teardown (removed through the Docker API, say, or lost in a crash
+// between the engine's remove and the state file's): their IP allocations,
+// veths, portmap rules and pins would otherwise stay for good.
+func (s *Server) gcPodNetworks(ctx context.Context) {
+	if !gcMu.TryLock() {
+		return // another call is at it
+	}
+	defer gcMu.Unlock()
+	ents, err := os.ReadDir(filepath.Dir(s.podNetPath("x")))
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		if _, err := s.b.ContainerInspect(ctx, id, false); !errdefs.IsNotFound(err) {
+			continue
+		}
+		if err := s.teardownPodNetwork(ctx, id, &runtimeapi.PodSandboxMetadata{}); err != nil {
+			s.log.Warn("pod network of a removed sandbox", "sandbox", id, "err", err)
+			continue
+		}
+		s.log.Info("tore down the network of a removed sandbox", "sandbox", id)
+	}
 }
 
 // podIP is the sandbox's IP from its network state ("" without one).

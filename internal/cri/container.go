@@ -3,6 +3,7 @@ package cri
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,6 +56,13 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	labels[labelAttempt] = strconv.FormatUint(uint64(md.Attempt), 10)
 	labels[labelImage] = ref
 	labels[labelLogPath] = logPath
+	if ms := cfg.GetMounts(); len(ms) > 0 {
+		b, err := json.Marshal(ms)
+		if err != nil {
+			return nil, fmt.Errorf("CreateContainer: mounts: %w", err)
+		}
+		labels[labelMounts] = string(b)
+	}
 
 	c := &container.Config{
 		Image: img.ID, Entrypoint: cfg.GetCommand(), Cmd: cfg.GetArgs(), WorkingDir: cfg.GetWorkingDir(),
@@ -210,10 +218,32 @@ func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContaine
 		return nil, err
 	}
 	timeout := int(max(req.GetTimeout(), 0))
-	if err := s.b.ContainerStop(ctx, c.ID, &timeout, ""); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
+	if err := s.stopEngine(ctx, c.ID, timeout); err != nil {
 		return nil, fmt.Errorf("StopContainer: %w", err)
 	}
 	return &runtimeapi.StopContainerResponse{}, nil
+}
+
+// stopEngine stops an engine container; one that is not running (never
+// started, exited, gone) is stopped. A container that exits while it is
+// being stopped can fail the stop with a conflict (its monitor went away
+// before the engine recorded the exit): it is stopped once the engine says
+// it no longer runs.
+func (s *Server) stopEngine(ctx context.Context, id string, timeout int) error {
+	err := s.b.ContainerStop(ctx, id, &timeout, "")
+	if err == nil || errdefs.IsNotFound(err) || errdefs.IsNotModified(err) {
+		return nil
+	}
+	if !errdefs.IsConflict(err) {
+		return err
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		c, ierr := s.b.ContainerInspect(ctx, id, false)
+		if errdefs.IsNotFound(ierr) || ierr == nil && (c.State == nil || !c.State.Running) {
+			return nil
+		}
+	}
+	return err
 }
 
 // RemoveContainer removes a container, running or not; a missing one is
@@ -314,8 +344,12 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 			st.Message = c.State.Error
 		}
 	}
-	for _, m := range c.Mounts {
-		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: m.Destination, HostPath: m.Source, Readonly: !m.RW})
+	// The request's mounts, as containerd reports them: not the pod's
+	// /etc files skiff binds in.
+	if v := l[labelMounts]; v != "" {
+		if err := json.Unmarshal([]byte(v), &st.Mounts); err != nil {
+			return nil, errdefs.System("ContainerStatus: mounts label: %v", err)
+		}
 	}
 	return &runtimeapi.ContainerStatusResponse{Status: st}, nil
 }

@@ -76,6 +76,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if h := req.GetRuntimeHandler(); h != "" {
 		return nil, errdefs.NotImplemented("RunPodSandbox: runtime handler %q: skiff has only its default runtime", h)
 	}
+	s.gcPodNetworks(ctx) // free what removed sandboxes hold before taking more
 	pauseID, err := s.ensurePauseImage(ctx)
 	if err != nil {
 		return nil, err
@@ -203,7 +204,7 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 	// left now is killed after a short one.
 	timeout := 2
 	for _, c := range cs {
-		if err := s.b.ContainerStop(ctx, c.ID, &timeout, ""); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
+		if err := s.stopEngine(ctx, c.ID, timeout); err != nil {
 			return nil, fmt.Errorf("StopPodSandbox: stop container %s: %w", c.ID, err)
 		}
 	}
@@ -211,7 +212,7 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 	if err := s.teardownPodNetwork(ctx, sb.ID, sandboxMetadata(sb.Config.Labels)); err != nil {
 		return nil, fmt.Errorf("StopPodSandbox: %w", err)
 	}
-	if err := s.b.ContainerStop(ctx, sb.ID, &timeout, ""); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
+	if err := s.stopEngine(ctx, sb.ID, timeout); err != nil {
 		return nil, fmt.Errorf("StopPodSandbox: stop the pause process: %w", err)
 	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil

@@ -75,6 +75,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	runtimeapi.RegisterImageServiceServer(g, s)
 	done := make(chan struct{})
 	go s.serveStream(ctx)
+	go s.gcPodNetworks(ctx) // cni.go
 	go func() {
 		select {
 		case <-ctx.Done():
