@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // crictlRunner runs crictl against a test daemon's CRI socket.
@@ -182,7 +186,10 @@ func waitExit(t *testing.T, cmd *exec.Cmd) int {
 // to a stdin_once container, and with a terminal), and port-forward to a
 // server on the pod's loopback.
 func TestCRIStreaming(t *testing.T) {
-	d := startDaemon(t)
+	streamPort := freePort(t)
+	d := startDaemonSetup(t, false, func(d *daemon) {
+		d.extraConfig = fmt.Sprintf(`"cri-stream-address": "127.0.0.1:%d"`, streamPort)
+	})
 	d.importBusybox()
 	c := newCrictl(t, d)
 	podJSON := c.write("pod.json", `{"metadata": {"name": "stream", "namespace": "e2e", "uid": "uid-stream"}, "linux": {}}`)
@@ -196,6 +203,20 @@ func TestCRIStreaming(t *testing.T) {
 	}
 	web := ctr("web", `{"metadata": {"name": "web"}, "image": {"image": "busybox"}, "linux": {},
   "command": ["sh", "-c", "mkdir -p /srv && echo forwarded > /srv/index.html && exec httpd -f -p 127.0.0.1:8080 -h /srv"]}`)
+
+	// The URLs are the configured address's; an exec of a stopped
+	// container is refused before any URL.
+	rt, _ := d.criClients()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if r, err := rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: web, Cmd: []string{"true"}, Stdout: true}); err != nil ||
+		!strings.HasPrefix(r.Url, fmt.Sprintf("http://127.0.0.1:%d/exec/", streamPort)) {
+		t.Errorf("Exec URL = %v, %v; want one on 127.0.0.1:%d", r, err, streamPort)
+	}
+	stopped := c.must("create", pod, c.write("stopped.json", `{"metadata": {"name": "stopped"}, "image": {"image": "busybox"}, "linux": {}, "command": ["true"]}`), podJSON)
+	if _, err := rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: stopped, Cmd: []string{"true"}, Stdout: true}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("Exec in a container that never ran: %v, want FailedPrecondition", err)
+	}
 
 	t.Run("exec", func(t *testing.T) {
 		// crictl's websocket transport speaks only v5.channel.k8s.io, which

@@ -101,6 +101,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 		cfg.CRISocket = fileCfg.CRISocket
 	}
 	cfg.CNIConfDir = cmp.Or(cfg.CNIConfDir, fileCfg.CNIConfDir)
+	cfg.CRIStreamAddress = cmp.Or(cfg.CRIStreamAddress, fileCfg.CRIStreamAddress)
 	cfg.CNIBinDir = cmp.Or(cfg.CNIBinDir, fileCfg.CNIBinDir)
 	return verifyDefaultIpcMode(cfg.DefaultIpcMode)
 }
