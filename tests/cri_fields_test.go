@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -144,6 +146,24 @@ func TestCRIContainerFields(t *testing.T) {
 		}
 		if len(ents) > 0 {
 			unmount = append(unmount, back)
+		}
+	}
+
+	// A propagation the host path's mount cannot give is refused, with
+	// containerd's words.
+	priv := filepath.Join(host, "private")
+	for prop, kind := range map[runtimeapi.MountPropagation]string{
+		runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:     "shared",
+		runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER: "shared or slave",
+	} {
+		if err := unix.Mount("", priv, "", unix.MS_PRIVATE, ""); err != nil {
+			t.Fatal(err)
+		}
+		_, err := rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: sbCfg, Config: &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: "refused"}, Image: &runtimeapi.ImageSpec{Image: "busybox"}, Command: []string{"true"},
+			Mounts: []*runtimeapi.Mount{{HostPath: priv, ContainerPath: "/mnt", Propagation: prop}}}})
+		if want := fmt.Sprintf("path %q is mounted on %q but it is not a %s mount", priv, priv, kind); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), want) {
+			t.Errorf("a %v mount of a private mount: %v, want InvalidArgument %q", prop, err, want)
 		}
 	}
 

@@ -134,6 +134,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 		hc.SecurityOpt = append(hc.SecurityOpt, "no-new-privileges")
 	}
 	for _, m := range cfg.GetMounts() {
+		if err := checkPropagation(m); err != nil { // mountprop.go
+			return nil, fmt.Errorf("CreateContainer %s: %w", md.Name, err)
+		}
 		bm := mount.Mount{Type: mount.TypeBind, Source: m.HostPath, Target: m.ContainerPath, ReadOnly: m.Readonly,
 			BindOptions: &mount.BindOptions{}}
 		switch m.Propagation {
