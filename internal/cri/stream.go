@@ -16,6 +16,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
+	"k8s.io/klog/v2"
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/moby/moby/api/types/container"
@@ -48,6 +49,8 @@ func (s *Server) ListenStream(addr string) error {
 	if err != nil {
 		return fmt.Errorf("CRI streaming server: %w", err)
 	}
+	// The streaming library logs through klog: into the daemon's log.
+	klog.SetSlogLogger(s.log.With("component", "cri-streaming"))
 	cfg := streaming.DefaultConfig
 	cfg.Addr = l.Addr().String() // the URLs name the port actually bound
 	// The CRI's streams carry no detach sequence, and a kubectl exec may
