@@ -24,16 +24,15 @@ type Runner struct {
 }
 
 type options struct {
-	hosts            opts.ListOpts
-	dataRoot         string
-	execRoot         string
-	configFile       string
-	debug            bool
-	logLevel         string
-	logDriver        string
-	logOpts          opts.ListOpts
-	criSocket        string
-	criStreamAddress string
+	hosts      opts.ListOpts
+	dataRoot   string
+	execRoot   string
+	configFile string
+	debug      bool
+	logLevel   string
+	logDriver  string
+	logOpts    opts.ListOpts
+	criSocket  string
 }
 
 // New returns `skiff daemon`: the engine in the foreground until SIGINT or
@@ -68,7 +67,7 @@ func New(r Runner) *cobra.Command {
 	f.StringVar(&o.logDriver, "log-driver", "json-file", "Default driver for container logs")
 	f.Var(&o.logOpts, "log-opt", "Default log driver options for containers")
 	f.StringVar(&o.criSocket, "cri-socket", daemon.DefaultCRISocket, `Kubernetes CRI socket to listen on ("" turns the CRI off)`)
-	f.StringVar(&o.criStreamAddress, "cri-stream-address", "127.0.0.1:0", "Address (host:port) of the CRI streaming server (exec, attach, port-forward)")
+	f.String("cri-stream-address", "127.0.0.1:0", "Address (host:port) of the CRI streaming server (exec, attach, port-forward)")
 	return cmd
 }
 
@@ -120,7 +119,7 @@ func Config(cmd *cobra.Command, o *options, load func(string, *daemon.Config) er
 		}
 	}
 	if flags.Changed("cri-stream-address") {
-		cfg.CRIStreamAddress = o.criStreamAddress
+		cfg.CRIStreamAddress, _ = flags.GetString("cri-stream-address")
 	}
 	if flags.Changed("cri-socket") {
 		s := o.criSocket
