@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -429,10 +430,16 @@ func testCRIPod(t *testing.T, cgroup2 bool) {
 	}
 }
 
-// A pod on a CNI network (Debian's bridge and host-local plugins, with the
-// test's own bridge, subnet and IPAM dir): it gets an IP that the host
-// reaches, and StopPodSandbox tears it all down (no pinned netns, no veth
-// on the bridge, no IP allocation); StopPodSandbox again is a no-op.
+// A pod on a CNI network (Debian's bridge, host-local, portmap and loopback
+// plugins, with the test's own bridge, subnet and IPAM dir): it gets an IP
+// that the host reaches, portmap publishes its port on the host's
+// loopback, crictl port-forward reaches it through the pinned netns, an
+// engine restart keeps it (IP, port, teardown state), and StopPodSandbox
+// tears it all down (no pinned netns, no veth on the bridge, no IP
+// allocation, no portmap rule); StopPodSandbox again is a no-op. Then a
+// configuration whose second plugin fails: RunPodSandbox fails and leaves
+// no pause container, netns, veth or allocation behind. A sandbox removed
+// through the Docker API has its network freed by the next RunPodSandbox.
 func TestCRIPodNetworkCNI(t *testing.T) {
 	root := t.TempDir()
 	confDir, ipamDir := filepath.Join(root, "net.d"), filepath.Join(root, "ipam")
@@ -449,6 +456,7 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "skiff-e2e-cri", "plugins": [
   {"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": false,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.213.78.0/24"}]], "dataDir": %q}},
+  {"type": "portmap", "capabilities": {"portMappings": true}},
   {"type": "loopback"}]}`, bridge, ipamDir)
 	if err := os.WriteFile(filepath.Join(confDir, "10-e2e.conflist"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -465,7 +473,9 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 	if err != nil || len(st.Status.Conditions) != 2 || !st.Status.Conditions[1].Status {
 		t.Fatalf("Status with a CNI config = %v, %v; want NetworkReady", st, err)
 	}
-	sbCfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "net", Namespace: "e2e", Uid: "uid-net"}}
+	hostPort := freePort(t)
+	sbCfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "net", Namespace: "e2e", Uid: "uid-net"},
+		PortMappings: []*runtimeapi.PortMapping{{ContainerPort: 8080, HostPort: int32(hostPort), HostIp: "127.0.0.1"}}}
 	pod := criPod(t, ctx, rt, sbCfg)
 	t.Cleanup(func() {
 		rt.RemovePodSandbox(context.Background(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod})
@@ -479,18 +489,58 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 		Metadata: &runtimeapi.ContainerMetadata{Name: "web"}, Image: &runtimeapi.ImageSpec{Image: "busybox"},
 		Command: []string{"sh", "-c", "mkdir -p /srv && echo cni-hello > /srv/index.html && exec httpd -f -p 8080 -h /srv"},
 	})
-	var body string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get("http://" + ip + ":8080/"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if body = string(b); body == "cni-hello\n" {
-				break
+	get := func(url string) string {
+		t.Helper()
+		var body string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if resp, err := http.Get(url); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if body = string(b); body == "cni-hello\n" {
+					break
+				}
 			}
 		}
+		return body
 	}
-	if body != "cni-hello\n" {
+	if body := get("http://" + ip + ":8080/"); body != "cni-hello\n" {
 		t.Fatalf("GET from the host to the pod at %s: %q", ip, body)
+	}
+	published := fmt.Sprintf("http://127.0.0.1:%d/", hostPort)
+	if body := get(published); body != "cni-hello\n" {
+		t.Fatalf("GET of the port portmap published, %s: %q", published, body)
+	}
+	// crictl port-forward: a connection made in the pod's pinned netns.
+	c := newCrictl(t, d)
+	pf := c.cmd("port-forward", pod, fmt.Sprintf("%d:8080", freePort(t)))
+	pfOut, _ := pf.StdoutPipe()
+	if err := pf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { pf.Process.Kill(); pf.Wait() }()
+	line, _ := bufio.NewReader(pfOut).ReadString('\n')
+	if m := regexp.MustCompile(`127\.0\.0\.1:(\d+) -> 8080`).FindStringSubmatch(line); m == nil {
+		t.Errorf("crictl port-forward: %q", line)
+	} else if body := get("http://127.0.0.1:" + m[1] + "/"); body != "cni-hello\n" {
+		t.Errorf("GET through crictl port-forward: %q", body)
+	}
+	pf.Process.Kill()
+	pf.Wait()
+
+	// An engine restart keeps the pod, its network and its teardown state.
+	d.stop()
+	d.start()
+	rt, _ = d.criClients()
+	if ps, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod}); err != nil ||
+		ps.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY || ps.Status.Network.GetIp() != ip {
+		t.Fatalf("PodSandboxStatus after an engine restart = %v, %v; want ready with %s", ps, err, ip)
+	}
+	if cl, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{PodSandboxId: pod,
+		State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}}}); err != nil || len(cl.Containers) != 1 {
+		t.Fatalf("running containers of the pod after an engine restart = %v, %v", cl, err)
+	}
+	if body := get(published); body != "cni-hello\n" {
+		t.Fatalf("GET of the published port after an engine restart: %q", body)
 	}
 	// Pod stats: the pod's network from its namespace, its container.
 	pst, err := rt.PodSandboxStats(ctx, &runtimeapi.PodSandboxStatsRequest{PodSandboxId: pod})
@@ -527,9 +577,63 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 	if len(allocs) != 0 {
 		t.Errorf("host-local allocations left: %v", allocs)
 	}
+	if nat := natRules(t); strings.Contains(nat, fmt.Sprintf("dport %d ", hostPort)) {
+		t.Errorf("portmap rule for port %d left:\n%s", hostPort, nat)
+	}
 	if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
 		t.Fatalf("RemovePodSandbox: %v", err)
 	}
+
+	// A configuration that fails in its second plugin (the bridge and
+	// host-local have already done their part): nothing is left.
+	broken := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "skiff-e2e-cri", "plugins": [
+  {"type": "bridge", "bridge": %q, "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.213.78.0/24"}]], "dataDir": %q}},
+  {"type": "no-such-plugin"}]}`, bridge, ipamDir)
+	if err := os.WriteFile(filepath.Join(confDir, "05-broken.conflist"), []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	failCfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "broken", Namespace: "e2e", Uid: "uid-broken"}}
+	if r, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: failCfg}); err == nil || !strings.Contains(err.Error(), "no-such-plugin") {
+		t.Fatalf("RunPodSandbox with a broken CNI config = %v, %v; want the plugin's error", r, err)
+	}
+	if out := d.must("ps", "-aq", "--filter", "label=io.skiff.cri.kind"); strings.TrimSpace(out) != "" {
+		t.Errorf("pause container left after a failed network setup:\n%s", out)
+	}
+	if pins, _ := os.ReadDir(filepath.Join(d.root, "exec", "cri", "netns")); len(pins) != 0 {
+		t.Errorf("pinned netns left after a failed network setup: %v", pins)
+	}
+	if out, _ := exec.Command("ip", "-o", "link", "show", "master", bridge).CombinedOutput(); strings.TrimSpace(string(out)) != "" {
+		t.Errorf("veth left after a failed network setup:\n%s", out)
+	}
+	if allocs, _ := filepath.Glob(filepath.Join(ipamDir, "skiff-e2e-cri", "10.*")); len(allocs) != 0 {
+		t.Errorf("host-local allocations left after a failed network setup: %v", allocs)
+	}
+	if states, _ := os.ReadDir(filepath.Join(d.root, "data", "cri", "podnet")); len(states) != 0 {
+		t.Errorf("pod network state left after a failed network setup: %v", states)
+	}
+
+	// A sandbox removed behind the CRI's back (through the Docker API):
+	// the next RunPodSandbox frees what its network held.
+	os.Remove(filepath.Join(confDir, "05-broken.conflist"))
+	orphan := criPod(t, ctx, rt, &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "orphan", Namespace: "e2e", Uid: "uid-orphan"}})
+	d.must("rm", "-f", orphan)
+	next := criPod(t, ctx, rt, &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "next", Namespace: "e2e", Uid: "uid-next"}})
+	if _, err := os.Stat(filepath.Join(d.root, "exec", "cri", "netns", orphan)); !os.IsNotExist(err) {
+		t.Errorf("pinned netns of a sandbox removed through the Docker API: %v", err)
+	}
+	if allocs, _ := filepath.Glob(filepath.Join(ipamDir, "skiff-e2e-cri", "10.*")); len(allocs) != 1 {
+		t.Errorf("host-local allocations with one pod left: %v", allocs)
+	}
+	if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: next}); err != nil {
+		t.Fatalf("RemovePodSandbox: %v", err)
+	}
+}
+
+// natRules is the host's ip nat table, where portmap (iptables) puts its
+// CNI-HOSTPORT-* rules.
+func natRules(t *testing.T) string {
+	out, _ := exec.Command("nft", "list", "table", "ip", "nat").CombinedOutput()
+	return string(out)
 }
 
 // crictl builds (once, cached) and returns crictl of cri-tools.

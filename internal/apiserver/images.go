@@ -180,7 +180,7 @@ func (s *Server) imageList(w *respWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.b.ImageList(r.Context(), engine.ImageListOptions{All: boolValue(q, "all"), Filters: f})
+	list, err := s.b.ImageList(r.Context(), engine.ImageListOptions{All: boolValue(q, "all"), Filters: f, HidePause: true})
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,11 @@ type ContainerBackend interface {
 	ExecCreate(ctx context.Context, containerID string, req *container.ExecCreateRequest) (string, error)
 	ExecStart(ctx context.Context, execID string, opts engine.ExecStartOptions) error
 	ExecInspect(ctx context.Context, execID string) (*container.ExecInspectResponse, error)
+	// ExecResize, ContainerAttach and ContainerResize serve the streaming
+	// server (stream.go).
+	ExecResize(ctx context.Context, execID string, height, width uint) error
+	ContainerAttach(ctx context.Context, id string, opts engine.AttachOptions) error
+	ContainerResize(ctx context.Context, id string, height, width uint) error
 	// ContainerReopenLog starts a new CRI log file (the kubelet rotated it).
 	ContainerReopenLog(ctx context.Context, id string) error
 	ContainerUpdate(ctx context.Context, id string, u *container.UpdateConfig) (container.UpdateResponse, error)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/containernetworking/cni/libcni"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -33,6 +35,9 @@ type podNet struct {
 	NetNS string `json:"netns"`
 	IP    string `json:"ip,omitempty"`
 	Conf  []byte `json:"conf"` // the conflist's bytes
+	// Ports are the pod's port mappings: portmap's DEL removes its rules
+	// only when it is given them again.
+	Ports []*runtimeapi.PortMapping `json:"ports,omitempty"`
 }
 
 // cniConfList loads the network configuration: nil without one.
@@ -104,7 +109,7 @@ func (s *Server) setupPodNetwork(ctx context.Context, id string, pid int, md *ru
 		return "", errdefs.System("pod network: %v", err)
 	}
 	if list == nil {
-		if len(ports) > 0 {
+		if hostPorts(ports) > 0 {
 			return "", errdefs.Invalid("pod network: port mappings need a CNI network configuration in %s", s.opts.CNIConfDir)
 		}
 		return "", nil
@@ -121,7 +126,7 @@ func (s *Server) setupPodNetwork(ctx context.Context, id string, pid int, md *ru
 	}
 	res, err := s.cni().AddNetworkList(ctx, list, rt)
 	if err != nil {
-		s.cni().DelNetworkList(context.WithoutCancel(ctx), list, rt)
+		s.undoAdd(context.WithoutCancel(ctx), list, rt)
 		unpinNetNS(nsPath)
 		return "", errdefs.System("pod network: CNI ADD of %s: %v", list.Name, err)
 	}
@@ -129,12 +134,31 @@ func (s *Server) setupPodNetwork(ctx context.Context, id string, pid int, md *ru
 	if r, err := current.NewResultFromResult(res); err == nil && len(r.IPs) > 0 {
 		ip = r.IPs[0].Address.IP.String()
 	}
-	if err := writePodNet(s.podNetPath(id), podNet{NetNS: nsPath, IP: ip, Conf: list.Bytes}); err != nil {
-		s.cni().DelNetworkList(context.WithoutCancel(ctx), list, rt)
+	if err := writePodNet(s.podNetPath(id), podNet{NetNS: nsPath, IP: ip, Conf: list.Bytes, Ports: ports}); err != nil {
+		s.undoAdd(context.WithoutCancel(ctx), list, rt)
 		unpinNetNS(nsPath)
 		return "", err
 	}
 	return ip, nil
+}
+
+// undoAdd releases what a failed ADD left: CNI DEL of the list, and when
+// that fails (libcni stops at the first plugin whose DEL fails, e.g. the
+// one that failed ADD, before it reaches the bridge and IPAM that
+// succeeded), DEL of each plugin alone, the last first, errors ignored.
+func (s *Server) undoAdd(ctx context.Context, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) {
+	err := s.cni().DelNetworkList(ctx, list, rt)
+	if err == nil {
+		return
+	}
+	s.log.Debug("pod network: CNI DEL after a failed ADD", "network", list.Name, "err", err)
+	for i := len(list.Plugins) - 1; i >= 0; i-- {
+		one := *list
+		one.Plugins = list.Plugins[i : i+1]
+		if err := s.cni().DelNetworkList(ctx, &one, rt); err != nil {
+			s.log.Debug("pod network: CNI DEL of one plugin", "network", list.Name, "plugin", list.Plugins[i].Network.Type, "err", err)
+		}
+	}
 }
 
 // teardownPodNetwork runs CNI DEL with the configuration of the setup and
@@ -155,13 +179,44 @@ func (s *Server) teardownPodNetwork(ctx context.Context, id string, md *runtimea
 	if _, err := os.Stat(netns); err != nil {
 		netns = "" // the plugins still release what they hold on the host
 	}
-	if err := s.cni().DelNetworkList(ctx, list, runtimeConf(id, netns, md, nil)); err != nil {
+	if err := s.cni().DelNetworkList(ctx, list, runtimeConf(id, netns, md, pn.Ports)); err != nil {
 		return errdefs.System("pod network: CNI DEL of %s: %v", list.Name, err)
 	}
 	if err := unpinNetNS(pn.NetNS); err != nil {
 		return err
 	}
 	return os.Remove(s.podNetPath(id))
+}
+
+var gcMu sync.Mutex
+
+// gcPodNetworks tears down the network of sandboxes that are gone without
+// a teardown (removed through the Docker API, say, or lost in a crash
+// between the engine's remove and the state file's): their IP allocations,
+// veths, portmap rules and pins would otherwise stay for good.
+func (s *Server) gcPodNetworks(ctx context.Context) {
+	if !gcMu.TryLock() {
+		return // another call is at it
+	}
+	defer gcMu.Unlock()
+	ents, err := os.ReadDir(filepath.Dir(s.podNetPath("x")))
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		if _, err := s.b.ContainerInspect(ctx, id, false); !errdefs.IsNotFound(err) {
+			continue
+		}
+		if err := s.teardownPodNetwork(ctx, id, &runtimeapi.PodSandboxMetadata{}); err != nil {
+			s.log.Warn("pod network of a removed sandbox", "sandbox", id, "err", err)
+			continue
+		}
+		s.log.Info("tore down the network of a removed sandbox", "sandbox", id)
+	}
 }
 
 // podIP is the sandbox's IP from its network state ("" without one).
@@ -230,4 +285,16 @@ func hasCapability(list *libcni.NetworkConfigList, cap string) bool {
 		}
 	}
 	return false
+}
+
+// hostPorts counts the mappings that publish a port on the host (the
+// kubelet also sends a pod's container ports without one).
+func hostPorts(ports []*runtimeapi.PortMapping) int {
+	n := 0
+	for _, p := range ports {
+		if p.HostPort > 0 {
+			n++
+		}
+	}
+	return n
 }

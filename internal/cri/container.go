@@ -3,6 +3,7 @@ package cri
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,6 +56,13 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	labels[labelAttempt] = strconv.FormatUint(uint64(md.Attempt), 10)
 	labels[labelImage] = ref
 	labels[labelLogPath] = logPath
+	if ms := cfg.GetMounts(); len(ms) > 0 {
+		b, err := json.Marshal(ms)
+		if err != nil {
+			return nil, fmt.Errorf("CreateContainer: mounts: %w", err)
+		}
+		labels[labelMounts] = string(b)
+	}
 
 	c := &container.Config{
 		Image: img.ID, Entrypoint: cfg.GetCommand(), Cmd: cfg.GetArgs(), WorkingDir: cfg.GetWorkingDir(),
@@ -111,10 +119,24 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err := checkAppArmor(sc.GetApparmor(), sc.GetApparmorProfile()); err != nil {
 		return nil, fmt.Errorf("CreateContainer %s: %w", md.Name, err)
 	}
+	// The kubelet sends the masked and read-only path lists it wants (the
+	// runtime's defaults unless the pod's procMount is Unmasked, then
+	// none); a request without them keeps the engine's defaults, as under
+	// containerd (protobuf cannot tell an empty list from none).
+	// A privileged container has none.
+	if p := sc.GetMaskedPaths(); len(p) > 0 && !sc.GetPrivileged() {
+		hc.MaskedPaths = p
+	}
+	if p := sc.GetReadonlyPaths(); len(p) > 0 && !sc.GetPrivileged() {
+		hc.ReadonlyPaths = p
+	}
 	if sc.GetNoNewPrivs() {
 		hc.SecurityOpt = append(hc.SecurityOpt, "no-new-privileges")
 	}
 	for _, m := range cfg.GetMounts() {
+		if err := checkPropagation(m); err != nil { // mountprop.go
+			return nil, fmt.Errorf("CreateContainer %s: %w", md.Name, err)
+		}
 		bm := mount.Mount{Type: mount.TypeBind, Source: m.HostPath, Target: m.ContainerPath, ReadOnly: m.Readonly,
 			BindOptions: &mount.BindOptions{}}
 		switch m.Propagation {
@@ -199,10 +221,32 @@ func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContaine
 		return nil, err
 	}
 	timeout := int(max(req.GetTimeout(), 0))
-	if err := s.b.ContainerStop(ctx, c.ID, &timeout, ""); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
+	if err := s.stopEngine(ctx, c.ID, timeout); err != nil {
 		return nil, fmt.Errorf("StopContainer: %w", err)
 	}
 	return &runtimeapi.StopContainerResponse{}, nil
+}
+
+// stopEngine stops an engine container; one that is not running (never
+// started, exited, gone) is stopped. A container that exits while it is
+// being stopped can fail the stop with a conflict (its monitor went away
+// before the engine recorded the exit): it is stopped once the engine says
+// it no longer runs.
+func (s *Server) stopEngine(ctx context.Context, id string, timeout int) error {
+	err := s.b.ContainerStop(ctx, id, &timeout, "")
+	if err == nil || errdefs.IsNotFound(err) || errdefs.IsNotModified(err) {
+		return nil
+	}
+	if !errdefs.IsConflict(err) {
+		return err
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		c, ierr := s.b.ContainerInspect(ctx, id, false)
+		if errdefs.IsNotFound(ierr) || ierr == nil && (c.State == nil || !c.State.Running) {
+			return nil
+		}
+	}
+	return err
 }
 
 // RemoveContainer removes a container, running or not; a missing one is
@@ -303,8 +347,12 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 			st.Message = c.State.Error
 		}
 	}
-	for _, m := range c.Mounts {
-		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: m.Destination, HostPath: m.Source, Readonly: !m.RW})
+	// The request's mounts, as containerd reports them: not the pod's
+	// /etc files skiff binds in.
+	if v := l[labelMounts]; v != "" {
+		if err := json.Unmarshal([]byte(v), &st.Mounts); err != nil {
+			return nil, errdefs.System("ContainerStatus: mounts label: %v", err)
+		}
 	}
 	return &runtimeapi.ContainerStatusResponse{Status: st}, nil
 }

@@ -26,6 +26,7 @@ const (
 	labelLogPath     = "io.skiff.cri.log-path"    // a container's CRI log file
 	labelLogDir      = "io.skiff.cri.log-dir"     // a sandbox's LogDirectory
 	labelNamespaces  = "io.skiff.cri.namespaces"  // JSON NamespaceOption of a sandbox
+	labelMounts      = "io.skiff.cri.mounts"      // JSON of a container's requested mounts
 
 	kindSandbox   = "sandbox"
 	kindContainer = "container"

@@ -23,7 +23,11 @@ import (
 
 // pauseRepo is the image skiff makes, never pulls, for sandboxes: one file,
 // skiff-init, run as `/pause --pause` (it sleeps and reaps).
-const pauseRepo = "skiff.local/pause"
+const pauseRepo = engine.PauseRepo
+
+// sandboxOOMScoreAdj is the pause process's oom_score_adj before the
+// clamp: the kubelet's for critical pods, as containerd sets it.
+const sandboxOOMScoreAdj = -998
 
 func pauseRef() string { return pauseRepo + ":" + engine.Version }
 
@@ -72,6 +76,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if h := req.GetRuntimeHandler(); h != "" {
 		return nil, errdefs.NotImplemented("RunPodSandbox: runtime handler %q: skiff has only its default runtime", h)
 	}
+	s.gcPodNetworks(ctx) // free what removed sandboxes hold before taking more
 	pauseID, err := s.ensurePauseImage(ctx)
 	if err != nil {
 		return nil, err
@@ -99,6 +104,10 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		Sysctls:     linux.GetSysctls(),
 		Privileged:  linux.GetSecurityContext().GetPrivileged(),
 		LogConfig:   container.LogConfig{Type: "none"},
+		// The pause process is the last thing the OOM killer should take
+		// (containerd's defaultSandboxOOMAdj), clamped to what the engine
+		// may set.
+		OomScoreAdj: clampOOMScoreAdj(sandboxOOMScoreAdj),
 	}
 	hc.CgroupParent = linux.GetCgroupParent()
 	if err := checkAppArmor(linux.GetSecurityContext().GetApparmor(), ""); err != nil {
@@ -195,7 +204,7 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 	// left now is killed after a short one.
 	timeout := 2
 	for _, c := range cs {
-		if err := s.b.ContainerStop(ctx, c.ID, &timeout, ""); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
+		if err := s.stopEngine(ctx, c.ID, timeout); err != nil {
 			return nil, fmt.Errorf("StopPodSandbox: stop container %s: %w", c.ID, err)
 		}
 	}
@@ -203,7 +212,7 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 	if err := s.teardownPodNetwork(ctx, sb.ID, sandboxMetadata(sb.Config.Labels)); err != nil {
 		return nil, fmt.Errorf("StopPodSandbox: %w", err)
 	}
-	if err := s.b.ContainerStop(ctx, sb.ID, &timeout, ""); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsNotModified(err) {
+	if err := s.stopEngine(ctx, sb.ID, timeout); err != nil {
 		return nil, fmt.Errorf("StopPodSandbox: stop the pause process: %w", err)
 	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil

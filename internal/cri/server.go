@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
 )
@@ -51,6 +52,10 @@ type Server struct {
 	log  *slog.Logger
 
 	pauseMu sync.Mutex // one import of the pause image at a time
+
+	// The streaming server (stream.go): nil until ListenStream.
+	stream  streaming.Server
+	streamL net.Listener
 }
 
 // New returns a CRI server over b.
@@ -69,6 +74,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	runtimeapi.RegisterRuntimeServiceServer(g, s)
 	runtimeapi.RegisterImageServiceServer(g, s)
 	done := make(chan struct{})
+	go s.serveStream(ctx)
+	go s.gcPodNetworks(ctx) // cni.go
 	go func() {
 		select {
 		case <-ctx.Done():

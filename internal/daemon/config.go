@@ -37,6 +37,10 @@ type Config struct {
 	// and plugins; Docker API containers do not use them.
 	CNIConfDir string `json:"cni-conf-dir,omitempty"`
 	CNIBinDir  string `json:"cni-bin-dir,omitempty"`
+	// CRIStreamAddress is where the CRI streaming server (exec, attach,
+	// port-forward URLs) listens, host:port; "" is 127.0.0.1:0 (a free
+	// loopback port), as containerd's stream_server_address and port.
+	CRIStreamAddress string `json:"cri-stream-address,omitempty"`
 }
 
 const (

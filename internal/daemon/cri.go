@@ -44,5 +44,10 @@ func listenCRI(eng *engine.Engine, cfg Config, logger *slog.Logger) (*cri.Server
 		CNIConfDir:  cmp.Or(cfg.CNIConfDir, DefaultCNIConfDir),
 		CNIBinDir:   cmp.Or(cfg.CNIBinDir, DefaultCNIBinDir),
 	})
+	if err := srv.ListenStream(cmp.Or(cfg.CRIStreamAddress, cri.DefaultStreamAddress)); err != nil {
+		l.Close()
+		return nil, nil, err
+	}
+	logger.Info("CRI streaming server", "address", srv.StreamAddr())
 	return srv, l, nil
 }

@@ -45,6 +45,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 		"default-ulimits": true, "dns": true, "dns-search": true, "dns-opts": true, "storage-driver": true,
 		"default-ipc-mode": true, "cri-socket": true, "cni-conf-dir": true, "cni-bin-dir": true,
 	}
+	known["cri-stream-address"] = true
 	for _, k := range networkKeys {
 		known[k] = true
 	}
@@ -100,6 +101,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 		cfg.CRISocket = fileCfg.CRISocket
 	}
 	cfg.CNIConfDir = cmp.Or(cfg.CNIConfDir, fileCfg.CNIConfDir)
+	cfg.CRIStreamAddress = cmp.Or(cfg.CRIStreamAddress, fileCfg.CRIStreamAddress)
 	cfg.CNIBinDir = cmp.Or(cfg.CNIBinDir, fileCfg.CNIBinDir)
 	return verifyDefaultIpcMode(cfg.DefaultIpcMode)
 }

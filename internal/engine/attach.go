@@ -52,7 +52,7 @@ func (e *Engine) ContainerAttach(ctx context.Context, ref string, opts AttachOpt
 	if !openStdin {
 		opts.Stdin = nil
 	}
-	if tty && opts.Stdin != nil {
+	if tty && opts.Stdin != nil && !opts.NoDetachKeys {
 		// The detach keys end this session only; the container runs on.
 		var cancel func()
 		if ctx, opts.Stdin, cancel, err = e.withDetachKeys(ctx, c, opts.Stdin, opts.DetachKeys); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/moby/moby/api/types/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -12,6 +13,20 @@ import (
 	"github.com/skiff-dev/skiff/internal/logger"
 	"github.com/skiff-dev/skiff/internal/monitor"
 )
+
+// PauseRepo is the repository of the image the CRI makes for its pod
+// sandboxes (package cri): skiff-init alone, never pulled.
+const PauseRepo = "skiff.local/pause"
+
+// isPauseImage: every tag of an image with tags is the pause image's.
+func isPauseImage(tags []string) bool {
+	for _, t := range tags {
+		if !strings.HasPrefix(t, PauseRepo+":") {
+			return false
+		}
+	}
+	return len(tags) > 0
+}
 
 // createOptions are what front ends other than the Docker API set at create
 // beyond a CreateRequest.

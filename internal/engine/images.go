@@ -68,6 +68,9 @@ func (e *Engine) ImageList(ctx context.Context, opts ImageListOptions) ([]imaget
 			continue // as dockerd: build steps' images only with -a
 		}
 		tags := familiar(img.RepoTags)
+		if opts.HidePause && !opts.All && !f.Has("reference") && isPauseImage(tags) {
+			continue
+		}
 		if danglingSet && dangling != (len(tags) == 0) {
 			continue
 		}

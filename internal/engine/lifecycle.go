@@ -259,6 +259,7 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) e
 		return err
 	}
 	spec.Mounts = append(spec.Mounts, e.specMounts(c)...)
+	rootfsPropagation(spec)                        // mountprop.go
 	if err := e.applyInit(spec, &hc); err != nil { // --init (init.go)
 		return err
 	}

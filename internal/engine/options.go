@@ -47,6 +47,9 @@ type AttachOptions struct {
 	Stream         bool      // live output
 	Logs           bool      // replay the log first
 	DetachKeys     string
+	// NoDetachKeys: a tty's input goes to the container as it is (the CRI's
+	// streams have no detach sequence).
+	NoDetachKeys bool
 }
 
 // ExecStartOptions carries the streams of an exec start.
@@ -54,12 +57,19 @@ type ExecStartOptions struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Detach         bool
+	// NoDetachKeys: a tty's input goes to the process as it is (the CRI's
+	// streams have no detach sequence).
+	NoDetachKeys bool
 }
 
 // ImageListOptions selects images for ImageList.
 type ImageListOptions struct {
 	All     bool
 	Filters filters.Args
+	// HidePause leaves out the CRI's pause image (PauseRepo), which skiff
+	// makes itself, unless All or a reference filter asks for it: Docker
+	// API lists (`skiff images`) are the user's images.
+	HidePause bool
 }
 
 // ImportOptions describes POST /images/create?fromSrc=...

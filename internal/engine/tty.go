@@ -244,7 +244,9 @@ func (e *Engine) startExecTTY(ctx context.Context, pid int, x *execConfig, cmd *
 	if opts.Stdout != nil && cfg.AttachStdout && !opts.Detach {
 		t.stdout = opts.Stdout
 	}
-	if stdin && !opts.Detach {
+	if stdin && !opts.Detach && opts.NoDetachKeys {
+		t.stdin = opts.Stdin
+	} else if stdin && !opts.Detach {
 		_, r, _, err := e.withDetachKeys(ctx, nil, opts.Stdin, cfg.DetachKeys)
 		if err != nil {
 			m.Close()

@@ -250,6 +250,10 @@ func resolveUserOf(pid int, pc *procConfig) (*execUser, error) {
 			return nil, nil, fmt.Errorf("read %s: %w", name, err)
 		}
 		f := os.NewFile(uintptr(fd), name)
+		if isDevNull(f) { // a masked path: empty, as runc reads it
+			f.Close()
+			return strings.NewReader(""), func() {}, nil
+		}
 		if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
 			f.Close()
 			return nil, nil, fmt.Errorf("read %s: not a regular file", name)
@@ -267,6 +271,15 @@ func resolveUserOf(pid int, pc *procConfig) (*execUser, error) {
 	}
 	defer closeG()
 	return resolveUser(pc, passwd, group)
+}
+
+// isDevNull: f is the null device (1:3), what a masked file is bound to.
+func isDevNull(f *os.File) bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		return false
+	}
+	return unix.Major(uint64(st.Rdev)) == 1 && unix.Minor(uint64(st.Rdev)) == 3
 }
 
 // encodeExec is the process for nsenter.c: NUL-terminated fields in this

@@ -364,11 +364,22 @@ func bindConsole(root int) error {
 // ends up stacked on the new one and is detached, so no directory for it is
 // needed inside the image.
 func pivotRoot(rootfs string) error {
+	oldroot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /: %w", err)
+	}
+	defer unix.Close(oldroot)
 	if err := unix.Chdir(rootfs); err != nil {
 		return fmt.Errorf("chdir to rootfs: %w", err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
 		return fmt.Errorf("pivot_root: %w", err)
+	}
+	// "." must be the old root, not the new one under it: the kernel
+	// promises nothing about the cwd after pivot_root, and making the new
+	// root's mounts slaves would cut rshared bind mounts off the host.
+	if err := unix.Fchdir(oldroot); err != nil {
+		return fmt.Errorf("chdir to the old root: %w", err)
 	}
 	// Make sure the unmount of the old root cannot propagate anywhere.
 	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {

@@ -67,6 +67,7 @@ func New(r Runner) *cobra.Command {
 	f.StringVar(&o.logDriver, "log-driver", "json-file", "Default driver for container logs")
 	f.Var(&o.logOpts, "log-opt", "Default log driver options for containers")
 	f.StringVar(&o.criSocket, "cri-socket", daemon.DefaultCRISocket, `Kubernetes CRI socket to listen on ("" turns the CRI off)`)
+	f.String("cri-stream-address", "127.0.0.1:0", "Address (host:port) of the CRI streaming server (exec, attach, port-forward)")
 	return cmd
 }
 
@@ -116,6 +117,9 @@ func Config(cmd *cobra.Command, o *options, load func(string, *daemon.Config) er
 		for k, v := range opts.ConvertKVStringsToMap(o.logOpts.GetSlice()) {
 			cfg.LogOpts[k] = v
 		}
+	}
+	if flags.Changed("cri-stream-address") {
+		cfg.CRIStreamAddress, _ = flags.GetString("cri-stream-address")
 	}
 	if flags.Changed("cri-socket") {
 		s := o.criSocket
