@@ -153,6 +153,29 @@ func (p *ptyTerm) expect(t *testing.T, re string) {
 	}
 }
 
+// retypeUntil types s once a second until the output matches re: for
+// what arrives beside the input (a terminal's first size), not after it.
+func (p *ptyTerm) retypeUntil(t *testing.T, s, re string) {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(15 * time.Second)
+	for next := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(next) {
+			p.typeIn(t, s)
+			next = time.Now().Add(time.Second)
+		}
+		p.mu.Lock()
+		out := p.out.String()
+		p.mu.Unlock()
+		if rx.MatchString(out) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("terminal never showed %q:\n%q", re, out)
+		}
+	}
+}
+
 func (p *ptyTerm) typeIn(t *testing.T, s string) {
 	t.Helper()
 	if _, err := p.master.Write([]byte(s)); err != nil {
@@ -241,8 +264,9 @@ func TestCRIStreaming(t *testing.T) {
 		p := newPty(t, 30, 100)
 		cmd := c.cmd("exec", "-it", web, "sh")
 		p.start(t, cmd)
-		p.typeIn(t, "stty size; tty\r")
-		p.expect(t, `30 100\r?\n/dev/pts/\d+`)
+		// The size travels on the stream's resize channel, beside the
+		// exec's start: ask until it has arrived.
+		p.retypeUntil(t, "stty size; tty\r", `30 100\r?\n/dev/pts/\d+`)
 		p.resize(t, 40, 120) // crictl gets SIGWINCH and sends the size
 		time.Sleep(200 * time.Millisecond)
 		p.typeIn(t, "stty size\r")
@@ -270,9 +294,8 @@ func TestCRIStreaming(t *testing.T) {
 		p := newPty(t, 33, 111)
 		cmd := c.cmd("attach", "-it", term)
 		p.start(t, cmd)
-		time.Sleep(300 * time.Millisecond) // the attach and its first resize
-		p.typeIn(t, "stty size\r")
-		p.expect(t, `33 111`)
+		p.retypeUntil(t, "stty size\r", `33 111`) // the attach and its first resize
+
 		p.typeIn(t, "exit\r")
 		waitExit(t, cmd)
 	})
