@@ -56,7 +56,9 @@ func (s *fakeSpawner) Spawn(ctx context.Context, bundle string) (*os.Process, er
 	s.cg.mu.Lock()
 	s.cg.frozen = false
 	s.cg.mu.Unlock()
-	proc, err := os.StartProcess("/bin/sleep", []string{"sleep", "600"}, &os.ProcAttr{})
+	// Pdeathsig: a run that ends in a panic (within) takes them along.
+	proc, err := os.StartProcess("/bin/sleep", []string{"sleep", "600"},
+		&os.ProcAttr{Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
 	if err != nil {
 		return nil, err
 	}
