@@ -56,18 +56,20 @@ func (e *Engine) openRoot(ctx context.Context, c *Container, p string) (*contain
 	}
 	// Keep the container from starting (and mounting the same overlay
 	// upper directory) while the copy runs.
-	c.op.Lock()
+	if err := c.beginOp(ctx); err != nil {
+		return nil, err
+	}
 	mounts, err := e.snaps.Mounts(ctx, c.SnapshotKey)
 	if err != nil {
-		c.op.Unlock()
+		c.endOp()
 		return nil, fmt.Errorf("root filesystem of %s: %w", c.ID, err)
 	}
 	fd, err := containerfs.MountOverlay(snapshot.OverlayOptions(mounts))
 	if err != nil {
-		c.op.Unlock()
+		c.endOp()
 		return nil, err
 	}
-	release := func() { unix.Close(fd); c.op.Unlock() }
+	release := func() { unix.Close(fd); c.endOp() }
 	// Paths under a volume or bind are served from its host directory. The
 	// parent is resolved inside the root first, so a symlink in the image
 	// that points into a volume still lands there.
@@ -94,7 +96,7 @@ func (e *Engine) openRoot(ctx context.Context, c *Container, p string) (*contain
 		if strings.HasSuffix(full, "/.") {
 			rel += "/."
 		}
-		return &containerRoot{fd: vfd, rel: rel, mp: mp, release: func() { unix.Close(vfd); c.op.Unlock() }}, nil
+		return &containerRoot{fd: vfd, rel: rel, mp: mp, release: func() { unix.Close(vfd); c.endOp() }}, nil
 	}
 	return &containerRoot{fd: fd, rel: p, release: release}, nil
 }

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -35,14 +37,42 @@ type State struct {
 }
 
 // Container is the engine's record of one container. Fields are guarded by
-// mu; the record is persisted as JSON after every change that matters, and
-// State changes only through Engine.transition (state.go).
+// mu, the container's only mutex; the record is persisted as JSON after
+// every change that matters, and State changes only through
+// Engine.transition (state.go).
+//
+// Locking (one mutex per container, as Docker's: the sync.Mutex embedded in
+// its container's State):
+//   - mu is held only for short sections: reading or changing fields, a
+//     transition and its record write. Nothing waits for a process, a
+//     monitor, the network or another container's operation while holding
+//     it, so ps, inspect, kill, wait and the exit path (onExit) take it
+//     at once even while a start or a stop is under way.
+//   - The long operations (start, stop, restart, remove, pause, unpause,
+//     update, a policy's restart, network connect, cp from a stopped
+//     container) are serialised by a marker in the state mu guards, busy,
+//     not by a second lock: beginOp sets it (after waiting, without mu,
+//     for the one in progress to close it) and endOp closes it. A waiter
+//     gives up when its request's context ends, which a sync.Mutex cannot
+//     do, and the check of the state and the claim happen in one mu
+//     section (beginOpLocked), so no other operation slips in between.
+//   - A stop or a forced remove waits for the exit on exited, a channel
+//     onExit closes after recording the exit under mu for a moment: the
+//     waiter holds busy but not mu, so the exit can be recorded. Docker
+//     (daemon/container/state.go, State.Wait) waits the same way, on a
+//     channel that SetStopped signals, outside the container's lock.
+//   - Docker holds the container's lock through a whole start instead; a
+//     ps or inspect of that container then waits for the start (its ps
+//     reads a memdb snapshot to avoid it). Here nothing long holds mu, so
+//     readers need no snapshot; and no section holds two containers' mu
+//     (a start reads its container:X namespace donor and its legacy links
+//     under their mu while holding none of its own), so there is no lock
+//     order between containers to keep.
 type Container struct {
 	mu sync.Mutex `json:"-"`
-	// op orders the long operations on this container (start, stop,
-	// restart, remove, pause, update); they do not hold mu while they
-	// wait (a stop waits for onExit, which takes mu).
-	op sync.Mutex `json:"-"`
+	// busy is non-nil while a long operation runs on this container (see
+	// above); it is closed when that operation ends. Guarded by mu.
+	busy chan struct{}
 	// starting is closed once the process a start released is recorded
 	// as running (or the start failed): its output can reach attached
 	// clients before that, and a kill they send meanwhile waits for it
@@ -86,7 +116,44 @@ type Container struct {
 	waiters   []waiter         `json:"-"`
 	attachers []*pendingAttach `json:"-"`
 	exited    chan struct{}    `json:"-"` // closed when the current run ends
+	sigkills  uint64           `json:"-"` // SIGKILLs sent (afterSignal), for a pause under way
 	restart   *restartState    `json:"-"` // restart policy back-off (restart.go)
+}
+
+// beginOp waits until no long operation runs on c, then marks one as
+// running; the caller ends it with endOp. It waits without holding mu, and
+// gives up (returning ctx's error) when ctx ends first.
+func (c *Container) beginOp(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.beginOpLocked(ctx)
+}
+
+// beginOpLocked is beginOp for a caller that holds mu. It may release mu
+// while it waits, and holds it again when it returns, so that the caller
+// checks the state it acts on after the claim, in the same section.
+func (c *Container) beginOpLocked(ctx context.Context) error {
+	for c.busy != nil {
+		busy := c.busy
+		c.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			c.mu.Lock()
+			return fmt.Errorf("wait for an operation in progress on container %s: %w", c.ID, ctx.Err())
+		}
+		c.mu.Lock()
+	}
+	c.busy = make(chan struct{})
+	return nil
+}
+
+// endOp ends the long operation beginOp started and wakes its waiters.
+func (c *Container) endOp() {
+	c.mu.Lock()
+	close(c.busy)
+	c.busy = nil
+	c.mu.Unlock()
 }
 
 type waiter struct {

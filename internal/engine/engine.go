@@ -73,8 +73,8 @@ type Engine struct {
 	execs   *execRegistry
 	started time.Time
 	// monitors keeps one monitor started ahead for the next container
-	// start (monitor.Pool).
-	monitors *monitor.Pool
+	// start (monitor.Pool; seams.go).
+	monitors monitorSpawner
 
 	wg       sync.WaitGroup // watchers of monitors
 	ctx      context.Context

@@ -171,6 +171,13 @@ func (g *fakeCgroup) Thaw() error {
 	return nil
 }
 
+func (g *fakeCgroup) Update(r *specs.LinuxResources) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls = append(g.calls, "update")
+	return nil
+}
+
 type testEnv struct {
 	e      *Engine
 	store  *fakeStore

@@ -30,10 +30,11 @@ func (e *Engine) ContainerStart(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	c.op.Lock()
-	defer c.op.Unlock()
 	c.mu.Lock()
-	err = c.check(evStart) // running: 304; paused, being removed: Conflict
+	if err = c.beginOpLocked(ctx); err == nil {
+		defer c.endOp()
+		err = c.check(evStart) // running: 304; paused, being removed: Conflict
+	}
 	c.mu.Unlock()
 	if err != nil {
 		return err
@@ -47,8 +48,8 @@ func (e *Engine) ContainerStart(ctx context.Context, ref string) error {
 	c.mu.Unlock()
 	err = e.start(ctx, c)
 	if err != nil && autoRemove {
-		// Docker removes a --rm container whose start failed; c.op is
-		// still ours.
+		// Docker removes a --rm container whose start failed; the
+		// operation is still ours.
 		if rerr := e.removeLocked(context.WithoutCancel(ctx), c, true); rerr != nil {
 			e.log.Warn("auto-remove after failed start", "container", c.ID, "err", rerr)
 		} else {
@@ -58,7 +59,7 @@ func (e *Engine) ContainerStart(ctx context.Context, ref string) error {
 	return err
 }
 
-// start runs c; the caller holds c.op.
+// start runs c; the caller has begun an operation on c (beginOp).
 func (e *Engine) start(ctx context.Context, c *Container) (err error) {
 	t0 := time.Now()
 	bundle := e.bundleDir(c.ID)
@@ -338,13 +339,16 @@ func (e *Engine) onExit(c *Container, exited chan struct{}) {
 			c.State.FinishedAt = time.Now().UTC()
 		}
 	})
-	waiters := c.takeWaiters(container.WaitConditionNextExit, container.WaitConditionNotRunning)
-	c.mu.Unlock()
 	if serr == nil || errdefs.IsConflict(serr) {
 		// Kept when the exit could not be written: the record says
 		// running, and exit.json is how the next engine learns the end.
+		// Removed under c.mu (a handful of small files): once the exit
+		// is recorded a start may begin, and it writes a new bundle at
+		// the same path.
 		os.RemoveAll(bundle)
 	}
+	waiters := c.takeWaiters(container.WaitConditionNextExit, container.WaitConditionNotRunning)
+	c.mu.Unlock()
 	close(exited)
 	if ex.OOMKilled {
 		e.containerEvent(c, events.ActionOOM, nil)
@@ -458,9 +462,12 @@ func (e *Engine) ContainerStop(ctx context.Context, ref string, timeout *int, si
 	if err != nil {
 		return err
 	}
-	c.op.Lock()
-	defer c.op.Unlock()
 	c.mu.Lock()
+	if err := c.beginOpLocked(ctx); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	defer c.endOp()
 	running := c.State.Running
 	var werr error
 	if running {
@@ -564,8 +571,10 @@ func (e *Engine) ContainerRestart(ctx context.Context, ref string, timeout *int,
 	if err != nil {
 		return err
 	}
-	c.op.Lock()
-	defer c.op.Unlock()
+	if err := c.beginOp(ctx); err != nil {
+		return err
+	}
+	defer c.endOp()
 	if _, err := e.cancelRestart(c, false); err != nil {
 		return err
 	}
@@ -580,7 +589,14 @@ func (e *Engine) ContainerRestart(ctx context.Context, ref string, timeout *int,
 	}
 	c.mu.Lock()
 	c.ManualStop = false
+	// A remove that ran while this restart waited for its turn leaves
+	// the container removed (or dead): start refuses it, as Docker's
+	// restart does, rather than spawn a process it would kill again.
+	err = c.check(evStart)
 	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if err := e.start(ctx, c); err != nil {
 		return err
 	}
@@ -632,12 +648,14 @@ func (e *Engine) remove(ctx context.Context, c *Container, force bool) error {
 	if _, err := e.cancelRestart(c, false); err != nil {
 		return err
 	}
-	c.op.Lock()
-	defer c.op.Unlock()
+	if err := c.beginOp(ctx); err != nil {
+		return err
+	}
+	defer c.endOp()
 	return e.removeLocked(ctx, c, force)
 }
 
-// removeLocked is remove for a caller that holds c.op. What fails half-way
+// removeLocked is remove for a caller that has begun an operation on c. What fails half-way
 // leaves the container dead (recorded), as Docker does: nothing restarts
 // it, and a second remove tries again.
 func (e *Engine) removeLocked(ctx context.Context, c *Container, force bool) error {

@@ -61,10 +61,12 @@ func (e *Engine) ContainerPause(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	c.op.Lock()
-	defer c.op.Unlock()
 	c.mu.Lock()
-	err = c.check(evPause)
+	if err = c.beginOpLocked(ctx); err == nil {
+		defer c.endOp()
+		err = c.check(evPause)
+	}
+	kills := c.sigkills
 	c.mu.Unlock()
 	if err != nil {
 		return err
@@ -78,7 +80,16 @@ func (e *Engine) ContainerPause(ctx context.Context, ref string) error {
 	}
 	c.mu.Lock()
 	err = e.transition(c, evPause, nil)
+	// A kill (not a long operation) sent SIGKILL while the freeze was
+	// under way, and found the container not yet paused: thaw it here,
+	// as the kill would have, so that the kill takes effect.
+	killed := err == nil && c.sigkills != kills
 	c.mu.Unlock()
+	if killed {
+		if terr := e.thaw(c, false); terr != nil {
+			e.log.Warn("thaw after kill", "container", c.ID, "err", terr)
+		}
+	}
 	if err != nil {
 		// Not recorded: not paused either.
 		if terr := cg.Thaw(); terr != nil {
@@ -96,10 +107,11 @@ func (e *Engine) ContainerUnpause(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	c.op.Lock()
-	defer c.op.Unlock()
 	c.mu.Lock()
-	err = c.check(evUnpause)
+	if err = c.beginOpLocked(ctx); err == nil {
+		defer c.endOp()
+		err = c.check(evUnpause)
+	}
 	c.mu.Unlock()
 	if err != nil {
 		return err
@@ -143,6 +155,9 @@ func (e *Engine) thaw(c *Container, undo bool) error {
 func (e *Engine) afterSignal(c *Container, sig syscall.Signal) {
 	c.mu.Lock()
 	paused := c.State.Paused
+	if sig == syscall.SIGKILL {
+		c.sigkills++ // for a pause under way (ContainerPause)
+	}
 	c.mu.Unlock()
 	if paused && sig == syscall.SIGKILL {
 		if err := e.thaw(c, false); err != nil {
@@ -161,9 +176,12 @@ func (e *Engine) ContainerUpdate(ctx context.Context, ref string, u *container.U
 	if u == nil {
 		u = &container.UpdateConfig{}
 	}
-	c.op.Lock()
-	defer c.op.Unlock()
 	c.mu.Lock()
+	if err := c.beginOpLocked(ctx); err != nil {
+		c.mu.Unlock()
+		return container.UpdateResponse{}, err
+	}
+	defer c.endOp()
 	if c.markedForRemoval() {
 		c.mu.Unlock()
 		return container.UpdateResponse{}, errdefs.Conflict("container %s is marked for removal and cannot be updated", c.ID)

@@ -135,7 +135,7 @@ func checkSysctls(cfg *container.Config, hc *container.HostConfig) error {
 
 // namespaceSpec resolves, at start, the PID and IPC namespaces to join and
 // what is bound at /dev/shm; it mounts the shm of a shareable container
-// (releaseShm undoes it). The caller holds c.op.
+// (releaseShm undoes it). The caller has begun an operation on c.
 func (e *Engine) namespaceSpec(c *Container, hc *container.HostConfig) (paths map[specs.LinuxNamespaceType]string, shm string, err error) {
 	paths = map[specs.LinuxNamespaceType]string{}
 	if hc.PidMode.IsContainer() {

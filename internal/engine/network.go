@@ -114,17 +114,20 @@ func (e *Engine) restoreNetworking() {
 		}
 		c.mu.Unlock()
 	}
-	// A restart policy may already be starting a container: hold its op
-	// lock while deciding, so a start in progress is never undone.
+	// A restart policy may already be starting a container: decide within
+	// an operation on it, so a start in progress is never undone.
 	stale := func(id string, clean func()) {
 		c, err := e.reg.get(id)
 		if err != nil {
 			clean()
 			return
 		}
-		c.op.Lock()
-		defer c.op.Unlock()
 		c.mu.Lock()
+		if err := c.beginOpLocked(e.ctx); err != nil {
+			c.mu.Unlock()
+			return // shutting down: leave it for the next engine
+		}
+		defer c.endOp()
 		r := c.State.Running
 		c.mu.Unlock()
 		if !r {
@@ -192,7 +195,8 @@ func (e *Engine) validateNetworking(hc *container.HostConfig, nc *network.Networ
 	return cn, nil
 }
 
-// netStart has the controller attach the container; the caller holds c.op.
+// netStart has the controller attach the container; the caller has begun
+// an operation on c (beginOp).
 // On error nothing is left.
 func (e *Engine) netStart(ctx context.Context, c *Container) error {
 	c.mu.Lock()

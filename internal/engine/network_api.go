@@ -178,9 +178,12 @@ func (e *Engine) NetworkConnect(ctx context.Context, ref, ctr string, es *networ
 	if err := e.net.CheckConnect(n, es); err != nil {
 		return err
 	}
-	c.op.Lock()
-	defer c.op.Unlock()
 	c.mu.Lock()
+	if err := c.beginOpLocked(ctx); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	defer c.endOp()
 	mode := netMode(c.HostConfig)
 	if sharesNetNS(mode) {
 		c.mu.Unlock()
@@ -252,9 +255,12 @@ func (e *Engine) NetworkDisconnect(ctx context.Context, ref, ctr string, force b
 	if err != nil {
 		return err
 	}
-	c.op.Lock()
-	defer c.op.Unlock()
 	c.mu.Lock()
+	if err := c.beginOpLocked(ctx); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	defer c.endOp()
 	mode := netMode(c.HostConfig)
 	if sharesNetNS(mode) {
 		c.mu.Unlock()

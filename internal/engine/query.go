@@ -249,7 +249,6 @@ func (e *Engine) ContainerInspect(ctx context.Context, ref string, size bool) (*
 		return nil, err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	st := c.State
 	cfg := *c.Config
 	hc := *c.HostConfig
@@ -269,8 +268,10 @@ func (e *Engine) ContainerInspect(ctx context.Context, ref string, size bool) (*
 		NetworkSettings: e.inspectNetwork(c),
 	}
 	r.State.Health = copyHealth(st.Health) // health.go
-	if size {
-		if u, err := e.snaps.Usage(ctx, c.SnapshotKey); err == nil {
+	snapKey := c.SnapshotKey
+	c.mu.Unlock()
+	if size { // a walk of the upper dir: not under c.mu, which onExit needs
+		if u, err := e.snaps.Usage(ctx, snapKey); err == nil {
 			r.SizeRw = &u.Size
 		}
 	}

@@ -103,9 +103,12 @@ func (e *Engine) restartNow(c *Container, gen uint64) {
 	if e.ctx.Err() != nil {
 		return
 	}
-	c.op.Lock()
-	defer c.op.Unlock()
 	c.mu.Lock()
+	if err := c.beginOpLocked(e.ctx); err != nil {
+		c.mu.Unlock()
+		return // the engine is shutting down
+	}
+	defer c.endOp()
 	if c.restart == nil || c.restart.timer == nil || c.restart.gen != gen {
 		c.mu.Unlock()
 		return // canceled or superseded

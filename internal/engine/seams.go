@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -38,6 +39,14 @@ type netAttacher interface {
 type rootfsStore interface {
 	Mounts(ctx context.Context, key string) ([]snapshot.Mount, error)
 	Remove(ctx context.Context, key string) error
+}
+
+// monitorSpawner starts the monitor of a container whose bundle is
+// written: Spawn returns once the container's process exists (not yet
+// released) and the bundle's monitor.sock listens (monitor.Pool).
+type monitorSpawner interface {
+	Spawn(ctx context.Context, bundle string) (*os.Process, error)
+	Close()
 }
 
 // cgroupFactory returns the manager of the cgroup at path (cgroups.New):
