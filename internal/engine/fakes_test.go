@@ -163,6 +163,24 @@ func (g *fakeCgroup) Freeze() error {
 	return nil
 }
 
+// Unified, Kill and Destroy serve the clean-up after a monitor that did
+// not exit cleanly (monitordeath.go), as the fake monitors' do.
+func (g *fakeCgroup) Unified() bool { return false }
+
+func (g *fakeCgroup) Kill() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls = append(g.calls, "kill")
+	return nil
+}
+
+func (g *fakeCgroup) Destroy() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls = append(g.calls, "destroy")
+	return nil
+}
+
 func (g *fakeCgroup) Thaw() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -58,7 +58,7 @@ func (e *Engine) killContainerCgroup(c *Container) {
 		c.mu.Lock()
 		path := filepath.Join(e.cgroupParent(c.HostConfig), c.ID)
 		c.mu.Unlock()
-		cg, err = cgroups.New(path, nil)
+		cg, err = e.cgroups(path)
 	}
 	if err == nil {
 		err = killCgroup(cg)
