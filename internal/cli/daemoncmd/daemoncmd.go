@@ -33,6 +33,7 @@ type options struct {
 	logDriver  string
 	logOpts    opts.ListOpts
 	criSocket  string
+	certsD     string
 }
 
 // New returns `skiff daemon`: the engine in the foreground until SIGINT or
@@ -67,6 +68,7 @@ func New(r Runner) *cobra.Command {
 	f.StringVar(&o.logDriver, "log-driver", "json-file", "Default driver for container logs")
 	f.Var(&o.logOpts, "log-opt", "Default log driver options for containers")
 	f.StringVar(&o.criSocket, "cri-socket", daemon.DefaultCRISocket, `Kubernetes CRI socket to listen on ("" turns the CRI off)`)
+	f.StringVar(&o.certsD, "certs-d", daemon.DefaultCertsD, "Per-registry hosts configuration (DIR/<host>/hosts.toml, ca.crt, client.cert)")
 	return cmd
 }
 
@@ -116,6 +118,9 @@ func Config(cmd *cobra.Command, o *options, load func(string, *daemon.Config) er
 		for k, v := range opts.ConvertKVStringsToMap(o.logOpts.GetSlice()) {
 			cfg.LogOpts[k] = v
 		}
+	}
+	if flags.Changed("certs-d") {
+		cfg.CertsD = o.certsD
 	}
 	if flags.Changed("cri-socket") {
 		s := o.criSocket
