@@ -31,6 +31,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if md.GetName() == "" {
 		return nil, errdefs.Invalid("CreateContainer: metadata needs a name")
 	}
+	if err := refuseImageVolumes(cfg); err != nil { // images.go
+		return nil, err
+	}
 	sb, err := s.sandbox(ctx, req.GetPodSandboxId())
 	if err != nil {
 		return nil, fmt.Errorf("CreateContainer: %w", err)
