@@ -6,7 +6,7 @@
 // k8s.gcr.io/pause are both REGISTRY/pause). hack/critest.sh then sends
 // those registries to it through certs.d hosts.toml files.
 //
-// Each image is busybox (a hack/mkbusybox.sh tarball) plus what critest's
+// Each image is busybox plus what critest's
 // specs look at: the USER of the image-user images (cri-tools'
 // images/image-user, image-predefined-group), a marker file per test
 // image (images/image-test), the same image under several tags
@@ -16,7 +16,13 @@
 // as the last. The digest-pinned test-image-digest@sha256:9700... cannot
 // be reproduced: its look-alike is pushed by tag only.
 //
-// Usage: images REGISTRY BUSYBOX_TAR LOOKALIKE_BINARY
+// The busybox is Debian's dynamic one (package busybox, with the host's
+// libc beside it), not busybox-static: the static build's shell runs
+// applets without exec'ing /bin/NAME, so a masked /bin/ls (critest's
+// MaskedPaths spec) would not stop `sh -c ls`, as it does in the real
+// busybox images. Applets are hard links, as there.
+//
+// Usage: images REGISTRY BUSYBOX_BINARY LOOKALIKE_BINARY
 //
 // It is not part of skiff.
 package main
@@ -27,7 +33,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -133,15 +141,15 @@ type image struct {
 
 func main() {
 	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: images REGISTRY BUSYBOX_TAR LOOKALIKE_BINARY")
+		fmt.Fprintln(os.Stderr, "usage: images REGISTRY BUSYBOX_BINARY LOOKALIKE_BINARY")
 		os.Exit(2)
 	}
-	reg, bbTar, lookPath := os.Args[1], os.Args[2], os.Args[3]
+	reg, bbPath, lookPath := os.Args[1], os.Args[2], os.Args[3]
 	look, err := os.ReadFile(lookPath)
 	if err != nil {
 		fail(err)
 	}
-	base, err := tarball.LayerFromFile(bbTar)
+	base, err := busyboxLayer(bbPath)
 	if err != nil {
 		fail(err)
 	}
@@ -238,6 +246,77 @@ func push(reg string, base v1.Layer, im image) error {
 		fmt.Printf("%s %s\n", ref, d)
 	}
 	return nil
+}
+
+// busyboxLayer is a root filesystem of the busybox binary at path, its
+// applets as hard links in /bin, the shared libraries it needs (from the
+// host, found with ldd) and the usual empty directories.
+func busyboxLayer(path string) (v1.Layer, error) {
+	bb, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	list, err := exec.Command(path, "--list").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s --list: %w", path, err)
+	}
+	ldd, err := exec.Command("ldd", path).Output()
+	if err != nil {
+		return nil, fmt.Errorf("ldd %s: %w", path, err)
+	}
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	dir := func(name string, mode int64) {
+		tw.WriteHeader(&tar.Header{Name: name + "/", Mode: mode, Typeflag: tar.TypeDir, ModTime: epoch})
+	}
+	reg := func(name string, mode int64, data []byte) {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), Typeflag: tar.TypeReg, ModTime: epoch})
+		tw.Write(data)
+	}
+	for _, d := range []string{"bin", "dev", "etc", "home", "lib", "lib64", "proc", "root", "sbin", "sys", "usr", "usr/bin", "usr/sbin", "usr/lib", "var", "var/www"} {
+		dir(d, 0o755)
+	}
+	dir("tmp", 0o1777)
+	dir("var/tmp", 0o1777)
+	reg("bin/busybox", 0o755, bb)
+	for _, a := range strings.Fields(string(list)) {
+		if a != "busybox" {
+			tw.WriteHeader(&tar.Header{Name: "bin/" + a, Mode: 0o755, Typeflag: tar.TypeLink, Linkname: "bin/busybox", ModTime: epoch})
+		}
+	}
+	// "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" and the
+	// loader's "/lib64/ld-linux-x86-64.so.2 (0x...)".
+	dirs := map[string]bool{}
+	for _, line := range strings.Split(string(ldd), "\n") {
+		f := strings.Fields(line)
+		lib := ""
+		switch {
+		case len(f) >= 3 && f[1] == "=>":
+			lib = f[2]
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+			lib = f[0]
+		}
+		if lib == "" {
+			continue
+		}
+		data, err := os.ReadFile(lib) // follows the symlink
+		if err != nil {
+			return nil, err
+		}
+		name := strings.TrimPrefix(lib, "/")
+		for _, d := range parentDirs(name) {
+			if !dirs[d] && d != "lib" && d != "lib64" {
+				dirs[d] = true
+				dir(d, 0o755)
+			}
+		}
+		reg(name, 0o755, data)
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	data := b.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 }
 
 func fail(err error) {
