@@ -19,7 +19,7 @@
 #
 # Each runtime gets its own data root, sockets, CNI conf dir and bridge
 # (bridge + host-local + portmap + loopback from containernetworking-plugins)
-# and runs under a timeout (CRITEST_TIMEOUT, default 900 s). Everything
+# and runs under a timeout (CRITEST_TIMEOUT, default 1800 s). Everything
 # started here is stopped and removed at the end (hack/cri-lib.sh).
 # Reports (JUnit XML, logs) are copied to $CRITEST_OUT (default
 # /tmp/skiff-critest-results).
@@ -31,7 +31,7 @@ main() {
   local which=both
   case "${1:-}" in skiff|containerd|both) which=$1; shift ;; esac
   critest_args=("$@")
-  timeout_s=${CRITEST_TIMEOUT:-900}
+  timeout_s=${CRITEST_TIMEOUT:-1800}
   out=${CRITEST_OUT:-/tmp/skiff-critest-results}
   mkdir -p "$out"
   if [ "$which" = skiff ]; then cri_setup; else cri_setup containerd; fi

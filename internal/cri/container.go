@@ -341,15 +341,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	}
 	if ctx.Err() != nil {
 		// The command must not outlive its deadline (as under containerd).
-		// The engine's pid is skiff-shim exec's, which forked the command:
-		// kill both.
-		if ins, err := s.b.ExecInspect(context.WithoutCancel(ctx), id); err == nil && ins.Running && ins.Pid > 0 {
-			killTree(ins.Pid)
-			select { // reap before answering, so the caller sees it gone
-			case <-done:
-			case <-time.After(2 * time.Second):
-			}
-		}
+		s.stopTimedOutExec(id, done) // execsync.go
 		return nil, fmt.Errorf("ExecSync %v: timed out after %ds: %w", req.Cmd, req.GetTimeout(), context.DeadlineExceeded)
 	}
 	if err != nil {
