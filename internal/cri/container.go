@@ -341,7 +341,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	}
 	if ctx.Err() != nil {
 		// The command must not outlive its deadline (as under containerd).
-		s.stopTimedOutExec(id, done) // execsync.go
+		s.stopTimedOutExec(id) // execsync.go
 		return nil, fmt.Errorf("ExecSync %v: timed out after %ds: %w", req.Cmd, req.GetTimeout(), context.DeadlineExceeded)
 	}
 	if err != nil {
