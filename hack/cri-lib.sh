@@ -4,7 +4,8 @@
 # and state directories, CNI conf dir and bridge; cri_cleanup (the EXIT
 # trap) stops and removes all of it and gives the host back its
 # ip_forward, network namespaces and System V shared memory segments.
-# portmap's per-pod iptables rules go with each pod (CNI DEL); its
+# portmap's per-pod iptables rules go with each pod (CNI DEL), or at the
+# end if a teardown left them (only those of this run's networks); its
 # top-level CNI-HOSTPORT-* chains in the nat table are shared by every
 # CNI user of the host (other tests may be using them) and stay.
 #
@@ -92,6 +93,13 @@ cri_cleanup() {
   for c in /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/unified/"$cg"; do
     [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null
   done
+  # portmap rules of this run's networks that a teardown left behind
+  # (they would send critest's host ports to dead pods in the next run).
+  iptables -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | grep -E "dnat name: [^ ]*cri-(skiff|containerd)-$$[^0-9]" |
+    while read -r r; do
+      ch=${r##* }
+      eval iptables -t nat "${r/#-A/-D}" && iptables -t nat -F "$ch" && iptables -t nat -X "$ch"
+    done
   echo "$fwd_was" >/proc/sys/net/ipv4/ip_forward
   for id in $(awk 'NR > 1 && $7 == 0 {print $2}' /proc/sysvipc/shm | sort | comm -13 <(echo "$shm_before") -); do
     ipcrm -m "$id"
@@ -162,7 +170,7 @@ EOF
 cri_skiff() {
   local d=$work/skiff
   mkdir -p "$d"
-  cri_cni_conf "$d/cni" cri-skiff "crits$$" 10.231.0.0/16
+  cri_cni_conf "$d/cni" "cri-skiff-$$" "crits$$" 10.231.0.0/16
   cat >"$d/daemon.json" <<EOF
 {"cgroup-parent": "$cg", "bridge": "skc$$", "bip": "10.232.0.1/16", "nft-table": "skiff_cri_$$",
  "ip-forward": false, "cgroup-favordynmods": false,
@@ -182,7 +190,7 @@ EOF
 cri_containerd() {
   local d=$work/containerd
   mkdir -p "$d"
-  cri_cni_conf "$d/cni" cri-containerd "critc$$" 10.233.0.0/16
+  cri_cni_conf "$d/cni" "cri-containerd-$$" "critc$$" 10.233.0.0/16
   cat >"$d/config.toml" <<EOF
 version = 2
 root = "$d/root"
