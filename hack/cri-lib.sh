@@ -101,7 +101,8 @@ cri_cleanup() {
       eval iptables -t nat "${r/#-A/-D}" && iptables -t nat -F "$ch" && iptables -t nat -X "$ch"
     done
   echo "$fwd_was" >/proc/sys/net/ipv4/ip_forward
-  for id in $(awk 'NR > 1 && $7 == 0 {print $2}' /proc/sysvipc/shm | sort | comm -13 <(echo "$shm_before") -); do
+  # (critest's are 1 MiB, from ipcmk -M 1048576, and attached to nothing)
+  for id in $(awk 'NR > 1 && $4 == 1048576 && $7 == 0 {print $2}' /proc/sysvipc/shm | sort | comm -13 <(echo "$shm_before") -); do
     ipcrm -m "$id"
   done
   if [ "$had_run_containerd" = 0 ] && [ -d /run/containerd ]; then
