@@ -237,9 +237,17 @@ func (d *daemon) writeConfig(path string) {
 		// host's /etc/cni/net.d is not the tests'.
 		extra += fmt.Sprintf(`, "cni-conf-dir": %q`, filepath.Join(d.root, "no-cni"))
 	}
+	if !strings.Contains(d.extraConfig, `"certs-d"`) {
+		// Registry hosts configuration: the test's own (it may write
+		// files there), never the host's /etc/skiff/certs.d.
+		extra += fmt.Sprintf(`, "certs-d": %q`, d.certsD())
+	}
 	// favordynmods off: tests leave the host's cgroup mounts as they found them.
 	os.WriteFile(path, []byte(fmt.Sprintf(`{"cgroup-parent": %q, "cgroup-favordynmods": false, %s%s}`, d.cgParent, netConfigFor(d.root), extra)), 0o644)
 }
+
+// certsD is the daemon's registry hosts configuration directory.
+func (d *daemon) certsD() string { return filepath.Join(d.root, "certs.d") }
 
 func (d *daemon) log() string {
 	b, _ := os.ReadFile(filepath.Join(d.root, "daemon.log"))

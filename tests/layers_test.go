@@ -28,6 +28,8 @@ var rank = map[string]int{
 	"internal/engine": 7, "internal/builder": 8,
 	"internal/apiserver": 9, "internal/cri": 9, "internal/daemon": 10, "internal/cli": 11,
 	"cmd/skiff": 12, "cmd/skiffd": 12, "cmd/skiff-shim": 12, "cmd/skiff-init": 12,
+	// tools of the scripts (hack/critest/...), not part of skiff
+	"hack": 12,
 }
 
 func rankOf(pkg string) (int, bool) {

@@ -36,6 +36,13 @@ type testRegistry struct {
 // basic auth for user/password.
 func startRegistry(t *testing.T, user, password string) *testRegistry {
 	t.Helper()
+	return startRegistryTLS(t, user, password, "")
+}
+
+// startRegistryTLS is startRegistry with tlsYAML (the http.tls section of
+// docker-registry's config, indented under http:) serving HTTPS.
+func startRegistryTLS(t *testing.T, user, password, tlsYAML string) *testRegistry {
+	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
 		t.Fatalf("docker-registry not installed (%v): run hack/deps.sh (Debian package docker-registry)", err)
@@ -72,7 +79,8 @@ storage:
     enabled: true
 http:
   addr: %s
-%s`, r.storage, host, auth)
+%s
+%s`, r.storage, host, tlsYAML, auth)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -94,10 +102,20 @@ http:
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return r
+		var err error
+		if tlsYAML != "" {
+			// HTTPS with client certificates: listening is enough.
+			var c net.Conn
+			if c, err = net.Dial("tcp", host); err == nil {
+				c.Close()
+				return r
+			}
+		} else {
+			var resp *http.Response
+			if resp, err = http.Get("http://" + host + "/v2/"); err == nil {
+				resp.Body.Close()
+				return r
+			}
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(filepath.Join(dir, "registry.log"))

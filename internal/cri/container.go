@@ -32,6 +32,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if md.GetName() == "" {
 		return nil, errdefs.Invalid("CreateContainer: metadata needs a name")
 	}
+	if err := refuseImageVolumes(cfg); err != nil { // images.go
+		return nil, err
+	}
 	sb, err := s.sandbox(ctx, req.GetPodSandboxId())
 	if err != nil {
 		return nil, fmt.Errorf("CreateContainer: %w", err)
@@ -386,15 +389,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	}
 	if ctx.Err() != nil {
 		// The command must not outlive its deadline (as under containerd).
-		// The engine's pid is skiff-shim exec's, which forked the command:
-		// kill both.
-		if ins, err := s.b.ExecInspect(context.WithoutCancel(ctx), id); err == nil && ins.Running && ins.Pid > 0 {
-			killTree(ins.Pid)
-			select { // reap before answering, so the caller sees it gone
-			case <-done:
-			case <-time.After(2 * time.Second):
-			}
-		}
+		s.stopTimedOutExec(id) // execsync.go
 		return nil, fmt.Errorf("ExecSync %v: timed out after %ds: %w", req.Cmd, req.GetTimeout(), context.DeadlineExceeded)
 	}
 	if err != nil {

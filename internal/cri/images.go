@@ -223,3 +223,15 @@ func qualified(names []string) []string {
 	}
 	return out
 }
+
+// refuseImageVolumes answers Unimplemented for mounts of an image (the
+// ImageVolume feature, Kubernetes 1.31+): skiff does not mount images as
+// volumes yet, and a bind of an empty host path must not stand in for one.
+func refuseImageVolumes(cfg *runtimeapi.ContainerConfig) error {
+	for _, m := range cfg.GetMounts() {
+		if m.GetImage().GetImage() != "" {
+			return errdefs.NotImplemented("CreateContainer %s: image volumes (a mount of image %q at %s) are not supported", cfg.GetMetadata().GetName(), m.GetImage().GetImage(), m.GetContainerPath())
+		}
+	}
+	return nil
+}

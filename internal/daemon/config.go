@@ -17,6 +17,10 @@ type Config struct {
 
 	InsecureRegistries []string `json:"insecure-registries,omitempty"` // host[:port] or CIDR
 	RegistryMirrors    []string `json:"registry-mirrors,omitempty"`    // for docker.io names
+	// CertsD is the root of the per-registry hosts configuration
+	// (containerd's hosts.toml layout: CertsD/<host>/hosts.toml, Docker's
+	// ca.crt, client.cert, client.key): --certs-d, default DefaultCertsD.
+	CertsD string `json:"certs-d,omitempty"`
 
 	// CgroupFavorDynMods (default true) lets the daemon set the cgroup mount
 	// option favordynmods on hosts where containers are moved into cgroup
@@ -49,6 +53,7 @@ const (
 	DefaultExecRoot   = "/run/skiff"
 	DefaultConfigFile = "/etc/skiff/daemon.json"
 	DefaultCRISocket  = "/run/skiff/cri.sock"
+	DefaultCertsD     = "/etc/skiff/certs.d"
 	DefaultCNIConfDir = "/etc/cni/net.d"
 	DefaultCNIBinDir  = "/usr/lib/cni" // Debian's containernetworking-plugins
 )

@@ -44,6 +44,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 		"bip": true, "mtu": true, "fixed-cidr": true, "insecure-registries": true, "registry-mirrors": true,
 		"default-ulimits": true, "dns": true, "dns-search": true, "dns-opts": true, "storage-driver": true,
 		"default-ipc-mode": true, "cri-socket": true, "cni-conf-dir": true, "cni-bin-dir": true,
+		"certs-d": true,
 	}
 	known["cri-stream-address"] = true
 	for _, k := range networkKeys {
@@ -103,6 +104,7 @@ func LoadConfigFile(path string, cfg *Config) error {
 	cfg.CNIConfDir = cmp.Or(cfg.CNIConfDir, fileCfg.CNIConfDir)
 	cfg.CRIStreamAddress = cmp.Or(cfg.CRIStreamAddress, fileCfg.CRIStreamAddress)
 	cfg.CNIBinDir = cmp.Or(cfg.CNIBinDir, fileCfg.CNIBinDir)
+	cfg.CertsD = cmp.Or(cfg.CertsD, fileCfg.CertsD)
 	return verifyDefaultIpcMode(cfg.DefaultIpcMode)
 }
 
@@ -191,6 +193,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 		// registry client settings
 		InsecureRegistries: cfg.InsecureRegistries, RegistryMirrors: cfg.RegistryMirrors,
+		RegistryHostsDir: cmp.Or(cfg.CertsD, DefaultCertsD),
 	})
 	if err != nil {
 		return err

@@ -46,6 +46,9 @@ type Config struct {
 	// RegistryMirrors are tried before docker.io for docker.io names.
 	InsecureRegistries []string
 	RegistryMirrors    []string
+	// RegistryHostsDir is the root of the per-registry hosts
+	// configuration (registry/hosts.go); "" means none.
+	RegistryHostsDir string
 
 	// Net configures bridge networking (network.go).
 	Net NetConfig

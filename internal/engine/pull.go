@@ -28,7 +28,7 @@ const maxConcurrentDownloads = 3
 
 // registryClient is the registry client configured from the daemon config.
 func (e *Engine) registryClient() *regclient.Client {
-	return regclient.New(regclient.Options{Insecure: e.cfg.InsecureRegistries, Mirrors: e.cfg.RegistryMirrors})
+	return regclient.New(regclient.Options{Insecure: e.cfg.InsecureRegistries, Mirrors: e.cfg.RegistryMirrors, HostsDir: e.cfg.RegistryHostsDir})
 }
 
 // progressFunc serializes a Progress callback for use from several goroutines.

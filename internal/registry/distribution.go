@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
-	"github.com/google/go-containerregistry/pkg/name"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
@@ -30,13 +29,14 @@ func (c *Client) Inspect(ctx context.Context, n reference.Named, auth Auth) (*Di
 	if _, ok := n.(reference.Canonical); !ok {
 		nn.Named = reference.TagNameOnly(n)
 	}
-	return firstRepo(ctx, c, nn, func(repo name.Repository) (*Distribution, error) {
-		return c.inspectIn(ctx, repo, nn, auth)
+	return firstRepo(ctx, c, nn, resolveCaps(nn), func(ep endpoint) (*Distribution, error) {
+		return c.inspectIn(ctx, ep, nn, auth)
 	})
 }
 
-func (c *Client) inspectIn(ctx context.Context, repo name.Repository, n Named, auth Auth) (*Distribution, error) {
-	opts := c.remoteOpts(ctx, auth)
+func (c *Client) inspectIn(ctx context.Context, ep endpoint, n Named, auth Auth) (*Distribution, error) {
+	repo := ep.repo
+	opts := c.remoteOpts(ctx, auth, ep.rt)
 	raw, got, mt, err := c.getTop(repo, n, opts)
 	if err != nil {
 		return nil, err

@@ -93,22 +93,32 @@ func (c *Client) Resolve(ctx context.Context, ref string, platform ocispec.Platf
 	if err != nil {
 		return nil, err
 	}
-	return firstRepo(ctx, c, n, func(repo name.Repository) (*Image, error) {
-		return c.resolveIn(ctx, repo, n, platform, auth)
+	return firstRepo(ctx, c, n, resolveCaps(n), func(ep endpoint) (*Image, error) {
+		return c.resolveIn(ctx, ep, n, platform, auth)
 	})
 }
 
-// firstRepo calls fn with each repository n can be fetched from (mirrors
-// first) until one succeeds; the error is the last one.
-func firstRepo[T any](ctx context.Context, c *Client, n Named, fn func(name.Repository) (T, error)) (T, error) {
+// resolveCaps is what a host needs to fetch what n names: by digest, pull;
+// by tag also resolve (trusting the host with the tag's digest).
+func resolveCaps(n Named) Capability {
+	if _, ok := n.Named.(reference.Digested); ok {
+		return CapPull
+	}
+	return CapPull | CapResolve
+}
+
+// firstRepo calls fn with each endpoint n can be reached at for caps
+// (configured hosts and mirrors first) until one succeeds; the error is
+// the last one.
+func firstRepo[T any](ctx context.Context, c *Client, n Named, caps Capability, fn func(endpoint) (T, error)) (T, error) {
 	var zero T
-	repos, err := c.repos(n)
+	eps, err := c.endpoints(n, caps)
 	if err != nil {
 		return zero, err
 	}
 	lastErr := err
-	for _, repo := range repos {
-		v, err := fn(repo)
+	for _, ep := range eps {
+		v, err := fn(ep)
 		if err == nil {
 			return v, nil
 		}
@@ -149,8 +159,9 @@ func (c *Client) getTop(repo name.Repository, n Named, opts []remote.Option) ([]
 	return raw, got, mt, nil
 }
 
-func (c *Client) resolveIn(ctx context.Context, repo name.Repository, n Named, platform ocispec.Platform, auth Auth) (*Image, error) {
-	opts := c.remoteOpts(ctx, auth)
+func (c *Client) resolveIn(ctx context.Context, ep endpoint, n Named, platform ocispec.Platform, auth Auth) (*Image, error) {
+	repo := ep.repo
+	opts := c.remoteOpts(ctx, auth, ep.rt)
 	raw, top, mt, err := c.getTop(repo, n, opts)
 	if err != nil {
 		return nil, err
@@ -379,8 +390,8 @@ func (c *Client) Tags(ctx context.Context, ref string, auth Auth) ([]string, err
 	if err != nil {
 		return nil, err
 	}
-	return firstRepo(ctx, c, n, func(repo name.Repository) ([]string, error) {
-		tags, err := remote.List(repo, c.remoteOpts(ctx, auth)...)
+	return firstRepo(ctx, c, n, CapPull|CapResolve, func(ep endpoint) ([]string, error) {
+		tags, err := remote.List(ep.repo, c.remoteOpts(ctx, auth, ep.rt)...)
 		if err != nil {
 			return nil, c.notFound(err, n)
 		}

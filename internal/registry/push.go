@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/distribution/reference"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -57,10 +58,13 @@ func (c *Client) Push(ctx context.Context, ref string, img PushImage, auth Auth,
 	if _, ok := n.Named.(reference.Digested); ok {
 		return "", errdefs.Invalid("cannot push a digest reference: %s", ref)
 	}
-	repo, err := c.repo(n.Host, n.Path)
+	// The first host of the configuration that may be pushed to (the
+	// namespace's own registry without one), as containerd pushes.
+	eps, err := c.endpoints(n, CapPush)
 	if err != nil {
 		return "", err
 	}
+	repo := eps[0].repo
 	if progress == nil {
 		progress = func(PushEvent) {}
 	}
@@ -69,12 +73,12 @@ func (c *Client) Push(ctx context.Context, ref string, img PushImage, auth Auth,
 	if err != nil {
 		return "", err
 	}
-	vimg := &pushImage{Image: base, core: core, c: c}
+	vimg := &pushImage{Image: base, core: core, ns: n.Host, reg: repo.Registry}
 	tag := "latest"
 	if t, ok := n.Named.(reference.Tagged); ok {
 		tag = t.Tag()
 	}
-	if err := remote.Write(repo.Tag(tag), vimg, c.remoteOpts(ctx, auth)...); err != nil {
+	if err := remote.Write(repo.Tag(tag), vimg, c.remoteOpts(ctx, auth, eps[0].rt)...); err != nil {
 		return "", wrapErr(err, "push "+reference.FamiliarString(n))
 	}
 	for _, l := range img.Layers {
@@ -101,7 +105,8 @@ func cutHost(repo string) (string, string, bool) {
 type pushImage struct {
 	v1.Image
 	core *pushCore
-	c    *Client
+	ns   string        // the namespace pushed to
+	reg  name.Registry // where its pushes go
 }
 
 // Layers wraps layers that can be mounted so remote.Write tries a
@@ -115,10 +120,11 @@ func (p *pushImage) Layers() ([]v1.Layer, error) {
 			return nil, err
 		}
 		if pl.MountFrom != "" {
-			if host, path, ok := cutHost(pl.MountFrom); ok {
-				if repo, err := p.c.repo(host, path); err == nil {
-					l = &remote.MountableLayer{Layer: l, Reference: repo.Digest(pl.Desc.Digest.String())}
-				}
+			// Mounts come from the same namespace, at the host the push
+			// goes to.
+			if host, path, ok := cutHost(pl.MountFrom); ok && host == p.ns {
+				repo := p.reg.Repo(path)
+				l = &remote.MountableLayer{Layer: l, Reference: repo.Digest(pl.Desc.Digest.String())}
 			}
 		}
 		out = append(out, l)

@@ -36,6 +36,9 @@ type Options struct {
 	// Mirrors are tried, in order, before docker.io for docker.io names
 	// ("https://mirror.example" or "host:port").
 	Mirrors []string
+	// HostsDir is the root of the per-registry hosts configuration
+	// (containerd's hosts.toml layout, hosts.go); "" means none.
+	HostsDir string
 	// Transport is the HTTP transport; default http.DefaultTransport.
 	Transport http.RoundTripper
 }
@@ -151,11 +154,40 @@ func Parse(ref string) (Named, error) {
 	return Named{Named: n, Host: reference.Domain(n), Path: reference.Path(n)}, nil
 }
 
-// repos lists where n can be fetched from: the mirrors first for docker.io
-// names, then n's own registry.
-func (c *Client) repos(n Named) ([]name.Repository, error) {
-	var out []name.Repository
-	if n.Host == "docker.io" {
+// endpoint is one place a repository can be reached: the repository as
+// go-containerregistry names it and the transport that gets there.
+type endpoint struct {
+	repo name.Repository
+	rt   http.RoundTripper
+}
+
+// endpoints lists where n can be reached for an operation that needs caps,
+// in the order to try them: the hosts of n's hosts configuration, then
+// for docker.io names the daemon's registry-mirrors, then n's server
+// (unless the configuration takes that capability from it).
+func (c *Client) endpoints(n Named, caps Capability) ([]endpoint, error) {
+	hosts, err := LoadHosts(c.opts.HostsDir, n.Host)
+	if err != nil {
+		return nil, err
+	}
+	var out []endpoint
+	add := func(h Host) error {
+		if h.Caps&caps != caps {
+			return nil
+		}
+		ep, err := c.endpoint(n, h)
+		if err != nil {
+			return err
+		}
+		out = append(out, ep)
+		return nil
+	}
+	for _, h := range hosts[:len(hosts)-1] {
+		if err := add(h); err != nil {
+			return nil, err
+		}
+	}
+	if n.Host == "docker.io" && caps&CapPush == 0 {
 		for _, m := range c.opts.Mirrors {
 			host := m
 			if i := strings.Index(host, "://"); i >= 0 {
@@ -163,15 +195,65 @@ func (c *Client) repos(n Named) ([]name.Repository, error) {
 			}
 			host = strings.TrimSuffix(host, "/")
 			if r, err := c.repo(host, n.Path); err == nil {
-				out = append(out, r)
+				out = append(out, endpoint{repo: r, rt: c.opts.Transport})
 			}
 		}
 	}
-	r, err := c.repo(n.Host, n.Path)
-	if err != nil {
+	if err := add(hosts[len(hosts)-1]); err != nil {
 		return nil, err
 	}
-	return append(out, r), nil
+	if len(out) == 0 {
+		return nil, errdefs.NotFound("no registry host of %s is configured for %s (hosts configuration in %s)", n.Host, capString(caps), c.opts.HostsDir)
+	}
+	return out, nil
+}
+
+func capString(caps Capability) string {
+	switch {
+	case caps&CapPush != 0:
+		return "push"
+	case caps&CapResolve != 0:
+		return "resolve"
+	}
+	return "pull"
+}
+
+// endpoint is n's repository at host h.
+func (c *Client) endpoint(n Named, h Host) (endpoint, error) {
+	rt, err := transportFor(c.opts.Transport, h)
+	if err != nil {
+		return endpoint{}, err
+	}
+	host := h.Host
+	if host == "" {
+		// The namespace's own registry, as skiff talks to it without
+		// configuration (loopback and insecure-registries over HTTP).
+		host = n.Host
+		r, err := c.repo(host, n.Path)
+		if err != nil {
+			return endpoint{}, err
+		}
+		if h.Path != "/v2" || len(h.Header) > 0 {
+			rt = &hostTransport{next: rt, host: r.RegistryStr(), path: h.Path, header: h.Header}
+		}
+		return endpoint{repo: r, rt: rt}, nil
+	}
+	var opts []name.Option
+	if h.Scheme == "http" {
+		opts = append(opts, name.Insecure)
+	}
+	r, err := name.NewRepository(host+"/"+n.Path, opts...)
+	if err != nil {
+		return endpoint{}, errdefs.Invalid("invalid reference format: %s/%s: %v", host, n.Path, err)
+	}
+	ns := ""
+	if !strings.EqualFold(host, n.Host) {
+		ns = n.Host
+	}
+	if h.Path != "/v2" || ns != "" || len(h.Header) > 0 {
+		rt = &hostTransport{next: rt, host: r.RegistryStr(), path: h.Path, ns: ns, header: h.Header}
+	}
+	return endpoint{repo: r, rt: rt}, nil
 }
 
 func (c *Client) repo(host, path string) (name.Repository, error) {
@@ -186,11 +268,11 @@ func (c *Client) repo(host, path string) (name.Repository, error) {
 	return r, nil
 }
 
-func (c *Client) remoteOpts(ctx context.Context, auth Auth) []remote.Option {
+func (c *Client) remoteOpts(ctx context.Context, auth Auth, rt http.RoundTripper) []remote.Option {
 	return []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuth(auth.authenticator()),
-		remote.WithTransport(c.opts.Transport),
+		remote.WithTransport(rt),
 		remote.WithUserAgent("skiff"),
 	}
 }
@@ -207,20 +289,21 @@ func (c *Client) Login(ctx context.Context, server string, auth Auth) (string, e
 	if host == "" || host == "index.docker.io" {
 		host = "docker.io"
 	}
-	var opts []name.Option
-	if c.insecure(host) {
-		opts = append(opts, name.Insecure)
-	}
-	reg, err := name.NewRegistry(host, opts...)
-	if err != nil {
+	if _, err := name.NewRegistry(host); err != nil {
 		return "", errdefs.Invalid("invalid registry address %q: %v", server, err)
 	}
+	// The host that pushes go to (hosts configuration), with its TLS.
+	eps, err := c.endpoints(Named{Host: host, Path: "login"}, CapPush)
+	if err != nil {
+		return "", err
+	}
+	reg, rt := eps[0].repo.Registry, eps[0].rt
 	if auth.Username == "" && auth.Auth == "" && auth.IdentityToken == "" {
 		return "", errdefs.Invalid("login: username and password are required")
 	}
 	// Ask for a scope-less token (bearer registries) or send basic
 	// credentials, then check that /v2/ accepts them.
-	t, err := transport.NewWithContext(ctx, reg, auth.authenticator(), c.opts.Transport, nil)
+	t, err := transport.NewWithContext(ctx, reg, auth.authenticator(), rt, nil)
 	if err != nil {
 		return "", wrapErr(err, "login to "+host)
 	}

@@ -33,6 +33,7 @@ type options struct {
 	logDriver  string
 	logOpts    opts.ListOpts
 	criSocket  string
+	certsD     string
 }
 
 // New returns `skiff daemon`: the engine in the foreground until SIGINT or
@@ -68,6 +69,7 @@ func New(r Runner) *cobra.Command {
 	f.Var(&o.logOpts, "log-opt", "Default log driver options for containers")
 	f.StringVar(&o.criSocket, "cri-socket", daemon.DefaultCRISocket, `Kubernetes CRI socket to listen on ("" turns the CRI off)`)
 	f.String("cri-stream-address", "127.0.0.1:0", "Address (host:port) of the CRI streaming server (exec, attach, port-forward)")
+	f.StringVar(&o.certsD, "certs-d", daemon.DefaultCertsD, "Per-registry hosts configuration (DIR/<host>/hosts.toml, ca.crt, client.cert)")
 	return cmd
 }
 
@@ -120,6 +122,9 @@ func Config(cmd *cobra.Command, o *options, load func(string, *daemon.Config) er
 	}
 	if flags.Changed("cri-stream-address") {
 		cfg.CRIStreamAddress, _ = flags.GetString("cri-stream-address")
+	}
+	if flags.Changed("certs-d") {
+		cfg.CertsD = o.certsD
 	}
 	if flags.Changed("cri-socket") {
 		s := o.criSocket

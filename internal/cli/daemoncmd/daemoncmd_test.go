@@ -18,6 +18,8 @@ func TestDaemonConfig(t *testing.T) {
 	missing := filepath.Join(dir, "missing.json")
 	criOff := filepath.Join(dir, "cri-off.json")
 	os.WriteFile(criOff, []byte(`{"cri-socket": ""}`), 0o644)
+	certsD := filepath.Join(dir, "certs-d.json")
+	os.WriteFile(certsD, []byte(`{"certs-d": "/from/file/certs.d"}`), 0o644)
 	str := func(s string) *string { return &s }
 
 	for _, tc := range []struct {
@@ -33,6 +35,10 @@ func TestDaemonConfig(t *testing.T) {
 		// nil CRISocket is the default socket; "" from the file turns it off.
 		{"cri off in file", []string{"--config-file", criOff}, daemon.Config{Hosts: []string{daemon.DefaultHost}, DataRoot: daemon.DefaultDataRoot, ExecRoot: daemon.DefaultExecRoot, LogLevel: "info", CRISocket: str("")}, ""},
 		{"cri flag wins", []string{"--config-file", criOff, "--cri-socket", "/k/cri.sock"}, daemon.Config{Hosts: []string{daemon.DefaultHost}, DataRoot: daemon.DefaultDataRoot, ExecRoot: daemon.DefaultExecRoot, LogLevel: "info", CRISocket: str("/k/cri.sock")}, ""},
+		// certs-d: the file's, unless the flag says otherwise (empty:
+		// the daemon's default, /etc/skiff/certs.d).
+		{"certs-d in file", []string{"--config-file", certsD}, daemon.Config{Hosts: []string{daemon.DefaultHost}, DataRoot: daemon.DefaultDataRoot, ExecRoot: daemon.DefaultExecRoot, LogLevel: "info", CertsD: "/from/file/certs.d"}, ""},
+		{"certs-d flag wins", []string{"--config-file", certsD, "--certs-d", "/flag/certs.d"}, daemon.Config{Hosts: []string{daemon.DefaultHost}, DataRoot: daemon.DefaultDataRoot, ExecRoot: daemon.DefaultExecRoot, LogLevel: "info", CertsD: "/flag/certs.d"}, ""},
 		{"missing explicit file", []string{"--config-file", missing}, daemon.Config{}, "unable to configure the daemon with file " + missing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
