@@ -8,9 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -28,9 +25,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/archive"
+	"github.com/skiff-dev/skiff/internal/containerfs"
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/filters"
 	"github.com/skiff-dev/skiff/internal/image"
+	"github.com/skiff-dev/skiff/internal/mount"
 )
 
 // ImageSave writes the named images to w as one archive (Docker's format,
@@ -230,8 +229,10 @@ func imageConfigOf(c *container.Config) (dockerspec.DockerOCIImageConfig, error)
 }
 
 // ContainerExport writes the container's root filesystem, flattened, as a
-// tar. The overlay is mounted read-only in a mount namespace private to one
-// thread, which dies with it, so no mount is ever seen or left behind.
+// tar. Its layers, the container's own on top, are mounted as a read-only
+// overlay, detached (no mount namespace sees it), which goes away when the
+// descriptor is closed. Being read-only, it can share the upper directory
+// with a running container.
 func (e *Engine) ContainerExport(ctx context.Context, id string, w io.Writer) error {
 	c, err := e.reg.get(id)
 	if err != nil {
@@ -240,62 +241,22 @@ func (e *Engine) ContainerExport(ctx context.Context, id string, w io.Writer) er
 	c.mu.Lock()
 	key, cid := c.SnapshotKey, c.ID
 	c.mu.Unlock()
-	mounts, err := e.snaps.Mounts(ctx, key)
+	dirs, err := e.snaps.Dirs(ctx, key)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", id, err)
 	}
-	if len(mounts) != 1 || mounts[0].Type != "overlay" {
-		return fmt.Errorf("export %s: unexpected root filesystem mount", id)
-	}
-	var lowers []string
-	for _, o := range mounts[0].Options {
-		if v, ok := strings.CutPrefix(o, "upperdir="); ok {
-			lowers = append([]string{v}, lowers...)
-		} else if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
-			lowers = append(lowers, strings.Split(v, ":")...)
-		}
-	}
-	tmp := filepath.Join(e.cfg.DataRoot, "tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return err
-	}
-	target, err := os.MkdirTemp(tmp, "export-")
+	root := mount.Overlay(append([]string{dirs.Upper}, dirs.Lowers...), "", "", "ro")
+	fd, err := mount.Detached([]mount.Mount{root})
 	if err != nil {
-		return err
+		return fmt.Errorf("export %s: mount root filesystem: %w", id, err)
 	}
-	defer os.Remove(target)
-	err = inPrivateMountNS(func() error {
-		if err := unix.Mount("overlay", target, "overlay", unix.MS_RDONLY, "lowerdir="+strings.Join(lowers, ":")); err != nil {
-			return fmt.Errorf("mount root filesystem: %w", err)
-		}
-		defer unix.Unmount(target, unix.MNT_DETACH)
-		return archive.Tar(ctx, target, w)
-	})
+	err = archive.Tar(ctx, containerfs.FdPath(fd), w)
+	unix.Close(fd)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", id, err)
 	}
 	e.events.publish(events.ContainerEventType, events.ActionExport, cid, nil)
 	return nil
-}
-
-// inPrivateMountNS runs fn on a thread of its own in a new mount namespace
-// where nothing propagates back to the host. The thread is never unlocked,
-// so the Go runtime ends it (and the namespace with its mounts) after fn.
-func inPrivateMountNS(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
-			errc <- fmt.Errorf("unshare mount namespace: %w", err)
-			return
-		}
-		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
-			errc <- fmt.Errorf("make mounts private: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
 }
 
 // ImagesPrune removes dangling images (all unused ones with all=true in

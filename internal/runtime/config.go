@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 
@@ -8,12 +9,14 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/cgroups"
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/mount"
 )
 
-// AnnotationOverlay carries overlay mount data ("lowerdir=A:B,upperdir=U,
-// workdir=W") for the root file system; init mounts it on Root.Path inside the
-// container's own mount namespace, so the host never sees the mount.
-const AnnotationOverlay = "org.skiff.rootfs.overlay"
+// AnnotationRootfsMounts carries the root file system's mounts as the
+// snapshotter returned them (a JSON []mount.Mount, one overlay as a rule);
+// init mounts them on Root.Path inside the container's own mount namespace,
+// so the host never sees them. Without it, Root.Path is used as it is.
+const AnnotationRootfsMounts = "org.skiff.rootfs.mounts"
 
 // AnnotationUser is an alternative place for "user[:group]" when
 // Process.User.Username is empty.
@@ -37,7 +40,7 @@ func groupsOf(annotations map[string]string) []string {
 // Create so that init parses a small document and decides nothing twice.
 type initConfig struct {
 	Rootfs        string            `json:"rootfs"`
-	Overlay       string            `json:"overlay,omitempty"`
+	RootMounts    []mount.Mount     `json:"rootMounts,omitempty"`
 	ReadonlyRoot  bool              `json:"readonlyRoot,omitempty"`
 	Propagation   string            `json:"propagation,omitempty"`
 	Mounts        []specs.Mount     `json:"mounts,omitempty"`
@@ -194,6 +197,12 @@ func newInitConfig(spec *specs.Spec, plan nsPlan, cg cgroups.Manager, console bo
 			return nil, errdefs.Invalid("root path: %v", err)
 		}
 	}
+	var rootMounts []mount.Mount
+	if v := spec.Annotations[AnnotationRootfsMounts]; v != "" {
+		if err := json.Unmarshal([]byte(v), &rootMounts); err != nil {
+			return nil, errdefs.Invalid("annotation %s: %v", AnnotationRootfsMounts, err)
+		}
+	}
 	for _, m := range spec.Mounts {
 		if !filepath.IsAbs(m.Destination) {
 			return nil, errdefs.Invalid("mount destination %q is not absolute", m.Destination)
@@ -216,7 +225,7 @@ func newInitConfig(spec *specs.Spec, plan nsPlan, cg cgroups.Manager, console bo
 		Seccomp:       filter.hex,
 		SeccompFile:   filter.file,
 		Rootfs:        filepath.Clean(rootfs),
-		Overlay:       spec.Annotations[AnnotationOverlay],
+		RootMounts:    rootMounts,
 		ReadonlyRoot:  spec.Root.Readonly,
 		Propagation:   spec.Linux.RootfsPropagation,
 		Mounts:        spec.Mounts,
