@@ -92,8 +92,8 @@ type CommitOptions struct {
 	Comment   string   // -m
 	Author    string   // -a
 	Changes   []string // -c: Dockerfile instructions
-	// Pause would freeze the container while its changes are read; until
-	// the freezer is wired it is accepted and has no effect.
+	// Pause freezes a running container while its changes are read (the
+	// API's default), so the layer is one moment of its files.
 	Pause  bool
 	Config *container.Config // the request body, merged over the container's config
 }
@@ -107,6 +107,7 @@ func (e *Engine) ContainerCommit(ctx context.Context, opts CommitOptions) (strin
 	}
 	c.mu.Lock()
 	imageID, snapKey, removing := c.ImageID, c.SnapshotKey, c.removing
+	running, paused := c.State.Running, c.State.Paused
 	ccfg := *c.Config
 	cmd := append([]string{c.Path}, c.Args...)
 	c.mu.Unlock()
@@ -130,6 +131,13 @@ func (e *Engine) ContainerCommit(ctx context.Context, opts CommitOptions) (strin
 	upper, err := e.snaps.UpperDir(ctx, snapKey)
 	if err != nil {
 		return "", fmt.Errorf("container %s: %w", opts.Container, err)
+	}
+	if opts.Pause && running && !paused {
+		// As dockerd: a pause that fails (the container exited in
+		// between) does not fail the commit.
+		if e.ContainerPause(ctx, c.ID) == nil {
+			defer e.ContainerUnpause(context.WithoutCancel(ctx), c.ID)
+		}
 	}
 
 	defer e.images.Lease()()
@@ -176,7 +184,7 @@ func (e *Engine) ContainerCommit(ctx context.Context, opts CommitOptions) (strin
 	if err != nil {
 		return "", err
 	}
-	e.events.publish(events.ContainerEventType, events.ActionCommit, c.ID, map[string]string{"comment": opts.Comment, "imageID": img.ID, "imageRef": opts.Ref})
+	e.containerEvent(c, events.ActionCommit, map[string]string{"comment": opts.Comment, "imageID": img.ID, "imageRef": opts.Ref})
 	return img.ID, nil
 }
 
@@ -239,7 +247,7 @@ func (e *Engine) ContainerExport(ctx context.Context, id string, w io.Writer) er
 		return err
 	}
 	c.mu.Lock()
-	key, cid := c.SnapshotKey, c.ID
+	key := c.SnapshotKey
 	c.mu.Unlock()
 	dirs, err := e.snaps.Dirs(ctx, key)
 	if err != nil {
@@ -255,7 +263,7 @@ func (e *Engine) ContainerExport(ctx context.Context, id string, w io.Writer) er
 	if err != nil {
 		return fmt.Errorf("export %s: %w", id, err)
 	}
-	e.events.publish(events.ContainerEventType, events.ActionExport, cid, nil)
+	e.containerEvent(c, events.ActionExport, nil)
 	return nil
 }
 
