@@ -14,8 +14,11 @@ import (
 // reflection: an object with the string fields "log", "stream" and "time".
 // Anything else (other fields, whitespace, odd escapes) returns ok=false and
 // the caller falls back to encoding/json.
+//
+// Bytes that are not UTF-8 (a damaged file: writers escape them) also go to
+// encoding/json, which reads each as U+FFFD as Docker's reader does.
 func decodeFast(b []byte) (e Entry, ok bool) {
-	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' || !utf8.Valid(b) {
 		return e, false
 	}
 	b = b[1 : len(b)-1]
