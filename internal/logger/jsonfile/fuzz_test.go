@@ -98,3 +98,22 @@ func TestDecodeInvalidUTF8(t *testing.T) {
 		t.Fatalf("got %q, %v; want \"000\\uFFFD\"", e.Line, err)
 	}
 }
+
+// Found by FuzzDecode: repeated attribute keys (and repeated "attrs"
+// objects) read as encoding/json reads them: the last value wins, the
+// objects merge.
+func TestDecodeRepeatedAttrs(t *testing.T) {
+	for _, tc := range []struct {
+		rec  string
+		want []logger.Attr
+	}{
+		{`{"attrs":{"":"","":""}}`, []logger.Attr{{}}},
+		{`{"log":"x","attrs":{"a":"1","a":"2"},"time":"2024-01-02T03:04:05Z"}`, []logger.Attr{{Key: "a", Value: "2"}}},
+		{`{"attrs":{"a":"1"},"attrs":{"b":"2"}}`, []logger.Attr{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}}},
+	} {
+		e, err := Format.Decode([]byte(tc.rec + "\n"))
+		if err != nil || !slices.Equal(e.Attrs, tc.want) {
+			t.Errorf("%s: attrs %v, %v; want %v", tc.rec, e.Attrs, err, tc.want)
+		}
+	}
+}
