@@ -5,12 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/skiff-dev/skiff/internal/testutil"
 )
 
 func TestOverlayOptions(t *testing.T) {
@@ -121,26 +122,6 @@ func TestDetached(t *testing.T) {
 	}
 }
 
-// inMountNS runs fn in a new mount namespace of its own thread.
-func inMountNS(t *testing.T, fn func() error) {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the namespace
-		if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
-			errc <- err
-			return
-		}
-		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestAll(t *testing.T) {
 	requireRoot(t)
 	lowers, upper, work := layers(t, 70)
@@ -158,7 +139,7 @@ func TestAll(t *testing.T) {
 			if len(tc.ms) > 1 {
 				os.Mkdir(filepath.Join(lowers[0], "sub"), 0o755)
 			}
-			inMountNS(t, func() error {
+			testutil.InMountNS(t, func() error {
 				if err := All(tc.ms, target); err != nil {
 					return err
 				}

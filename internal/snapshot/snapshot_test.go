@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"slices"
 	"testing"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/meta"
 	"github.com/skiff-dev/skiff/internal/mount"
+	"github.com/skiff-dev/skiff/internal/testutil"
 )
 
 func newSnapshotter(t *testing.T) (*Snapshotter, string) {
@@ -33,33 +33,10 @@ func newSnapshotter(t *testing.T) (*Snapshotter, string) {
 	return s, root
 }
 
-// inMountNS runs fn on a thread of its own in a new private mount namespace,
-// so that whatever fn mounts is invisible to the host and disappears with
-// the thread, even if the test fails half way.
+// inMountNS runs fn where its mounts are invisible to the host.
 func inMountNS(t *testing.T, fn func()) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting needs root")
-	}
-	done := make(chan error)
-	go func() {
-		// Never unlocked: the thread dies with the goroutine, and the
-		// namespace with it.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-			done <- err
-			return
-		}
-		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-			done <- err
-			return
-		}
-		defer close(done)
-		fn()
-	}()
-	if err := <-done; err != nil {
-		t.Fatalf("new mount namespace: %v", err)
-	}
+	testutil.InMountNS(t, func() error { fn(); return nil })
 }
 
 func mountAll(t *testing.T, mounts []Mount, target string) error {
