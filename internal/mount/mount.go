@@ -59,15 +59,27 @@ func Bind(dir string, ro bool) Mount {
 	return Mount{Type: "bind", Source: dir, Options: opts}
 }
 
-// flags are the options that are mount flags rather than file system data.
-var flags = map[string]uintptr{
-	"ro":      unix.MS_RDONLY,
-	"bind":    unix.MS_BIND,
-	"rbind":   unix.MS_BIND | unix.MS_REC,
-	"nosuid":  unix.MS_NOSUID,
-	"nodev":   unix.MS_NODEV,
-	"noexec":  unix.MS_NOEXEC,
-	"noatime": unix.MS_NOATIME,
+// flag maps the options that are mount flags rather than file system data
+// (a switch, not a map: skiff-shim, resident per container, links this
+// package and would build a map at every start).
+func flag(o string) (uintptr, bool) {
+	switch o {
+	case "ro":
+		return unix.MS_RDONLY, true
+	case "bind":
+		return unix.MS_BIND, true
+	case "rbind":
+		return unix.MS_BIND | unix.MS_REC, true
+	case "nosuid":
+		return unix.MS_NOSUID, true
+	case "nodev":
+		return unix.MS_NODEV, true
+	case "noexec":
+		return unix.MS_NOEXEC, true
+	case "noatime":
+		return unix.MS_NOATIME, true
+	}
+	return 0, false
 }
 
 // split separates m's options into mount flags and file system data.
@@ -75,7 +87,7 @@ func (m Mount) split() (uintptr, []string) {
 	var fl uintptr
 	var data []string
 	for _, o := range m.Options {
-		if f, ok := flags[o]; ok {
+		if f, ok := flag(o); ok {
 			fl |= f
 		} else if o != "rw" && o != "" {
 			data = append(data, o)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/cgroups"
 	"github.com/skiff-dev/skiff/internal/errdefs"
-	"github.com/skiff-dev/skiff/internal/mount"
 )
 
 // AnnotationRootfsMounts carries the root file system's mounts as the
@@ -39,8 +38,10 @@ func groupsOf(annotations map[string]string) []string {
 // initConfig is the part of the spec `skiff-shim init` needs, computed by
 // Create so that init parses a small document and decides nothing twice.
 type initConfig struct {
-	Rootfs        string            `json:"rootfs"`
-	RootMounts    []mount.Mount     `json:"rootMounts,omitempty"`
+	Rootfs string `json:"rootfs"`
+	// RootMounts is the annotation's []mount.Mount, decoded by init only:
+	// the monitor, resident for the container's life, passes it on as is.
+	RootMounts    json.RawMessage   `json:"rootMounts,omitempty"`
 	ReadonlyRoot  bool              `json:"readonlyRoot,omitempty"`
 	Propagation   string            `json:"propagation,omitempty"`
 	Mounts        []specs.Mount     `json:"mounts,omitempty"`
@@ -197,11 +198,12 @@ func newInitConfig(spec *specs.Spec, plan nsPlan, cg cgroups.Manager, console bo
 			return nil, errdefs.Invalid("root path: %v", err)
 		}
 	}
-	var rootMounts []mount.Mount
+	var rootMounts json.RawMessage
 	if v := spec.Annotations[AnnotationRootfsMounts]; v != "" {
-		if err := json.Unmarshal([]byte(v), &rootMounts); err != nil {
-			return nil, errdefs.Invalid("annotation %s: %v", AnnotationRootfsMounts, err)
+		if !json.Valid([]byte(v)) {
+			return nil, errdefs.Invalid("annotation %s: not JSON: %.100q", AnnotationRootfsMounts, v)
 		}
+		rootMounts = json.RawMessage(v)
 	}
 	for _, m := range spec.Mounts {
 		if !filepath.IsAbs(m.Destination) {

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,7 +36,11 @@ func setupRootfs(cfg *initConfig) error {
 		}
 	}
 	if len(cfg.RootMounts) > 0 {
-		if err := mount.All(cfg.RootMounts, cfg.Rootfs); err != nil {
+		var ms []mount.Mount
+		if err := json.Unmarshal(cfg.RootMounts, &ms); err != nil {
+			return errdefs.Invalid("rootfs mounts: %v", err)
+		}
+		if err := mount.All(ms, cfg.Rootfs); err != nil {
 			return fmt.Errorf("mount rootfs: %w", err)
 		}
 	} else if err := unix.Mount(cfg.Rootfs, cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
