@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 ./hack/build.sh
 go vet ./...
 (cd cmd/skiff-compose && go vet ./...) # a module of its own, not in ./...
+./hack/fuzz.sh # every fuzz target, a few seconds each
 ./hack/cri-tools.sh >/dev/null
 go test -count=1 -timeout 14m ./... "$@"

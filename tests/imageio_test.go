@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -324,7 +326,20 @@ func TestCommitExport(t *testing.T) {
 	if f := tarFiles(t, []byte(d.dockerMust("export", "ce-live"))); string(f["live"]) != "live\n" {
 		t.Error("export of a running container lacks /live")
 	}
-	d.dockerMust("commit", "--pause=true", "ce-live", "example.com/ce:live")
+	// --pause (the default) freezes it while the layer is read, as dockerd
+	// does (pause and unpause events); --pause=false does not.
+	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
+	d.dockerMust("commit", "ce-live", "example.com/ce:live")
+	d.dockerMust("commit", "--pause=false", "ce-live", "example.com/ce:live2")
+	until := strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10)
+	ev := d.must("events", "--since", since, "--until", until, "--filter", "container=ce-live",
+		"--filter", "event=pause", "--filter", "event=unpause", "--filter", "event=commit", "--format", "{{.Action}}")
+	if got := strings.Fields(ev); !slices.Equal(got, []string{"pause", "commit", "unpause", "commit"}) {
+		t.Errorf("events of two commits, the first paused: %q", got)
+	}
+	if st := d.must("inspect", "-f", "{{.State.Status}}", "ce-live"); st != "running\n" {
+		t.Errorf("after commit the container is %q", st)
+	}
 	if out := d.must("run", "--rm", "example.com/ce:live", "cat", "/live"); out != "live\n" {
 		t.Errorf("run commit of a running container: %q", out)
 	}

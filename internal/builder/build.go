@@ -293,22 +293,32 @@ func (bd *build) from(ctx context.Context, st *stageState, i int) error {
 	}
 	fmt.Fprintf(bd.out, "# Executing %d build trigger%s\n", len(triggers), plural)
 	for _, t := range triggers {
-		res, err := parser.Parse(strings.NewReader(t))
+		cmd, err := parseTrigger(t)
 		if err != nil {
-			return errdefs.Invalid("ONBUILD trigger %q: %v", t, err)
-		}
-		if len(res.AST.Children) != 1 {
-			return errdefs.Invalid("onbuild trigger should be a single expression")
-		}
-		cmd, err := instructions.ParseCommand(res.AST.Children[0])
-		if err != nil {
-			return errdefs.Invalid("ONBUILD trigger %q: %v", t, err)
+			return err
 		}
 		if err := bd.dispatch(ctx, st, cmd); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// parseTrigger parses one ONBUILD trigger of a base image's config: one
+// instruction. Errors are Invalid.
+func parseTrigger(t string) (instructions.Command, error) {
+	res, err := parser.Parse(strings.NewReader(t))
+	if err != nil {
+		return nil, errdefs.Invalid("ONBUILD trigger %q: %v", t, err)
+	}
+	if len(res.AST.Children) != 1 {
+		return nil, errdefs.Invalid("onbuild trigger should be a single expression")
+	}
+	cmd, err := instructions.ParseCommand(res.AST.Children[0])
+	if err != nil {
+		return nil, errdefs.Invalid("ONBUILD trigger %q: %v", t, err)
+	}
+	return cmd, nil
 }
 
 // image finds a local image by reference or id, pulling it when missing

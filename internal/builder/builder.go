@@ -14,6 +14,7 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -104,18 +105,8 @@ func (b *Builder) Build(ctx context.Context, bc *buildcontext.Context, opts Opti
 	if err != nil {
 		return "", err
 	}
-	res, err := parser.Parse(strings.NewReader(string(content)))
+	res, stages, metaArgs, err := parseDockerfile(name, content)
 	if err != nil {
-		return "", parseError(name, err)
-	}
-	stages, metaArgs, err := instructions.Parse(res.AST, nil)
-	if err != nil {
-		return "", errdefs.Invalid("%v", err)
-	}
-	if len(stages) == 0 {
-		return "", errdefs.Invalid("%s: no FROM instruction: a Dockerfile must start a stage with FROM", name)
-	}
-	if err := checkStageNames(name, stages); err != nil {
 		return "", err
 	}
 	target := len(stages) - 1
@@ -220,6 +211,27 @@ func readDockerfile(bc *buildcontext.Context, opts Options) (string, []byte, err
 		return "", nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	return name, data, nil
+}
+
+// parseDockerfile is the front end: the Dockerfile's syntax (buildkit's
+// parser, heredocs included), its stages and the args before the first
+// FROM. Every error is Invalid, with Docker's words.
+func parseDockerfile(name string, content []byte) (*parser.Result, []instructions.Stage, []instructions.ArgCommand, error) {
+	res, err := parser.Parse(bytes.NewReader(content))
+	if err != nil {
+		return nil, nil, nil, parseError(name, err)
+	}
+	stages, metaArgs, err := instructions.Parse(res.AST, nil)
+	if err != nil {
+		return nil, nil, nil, errdefs.Invalid("%v", err)
+	}
+	if len(stages) == 0 {
+		return nil, nil, nil, errdefs.Invalid("%s: no FROM instruction: a Dockerfile must start a stage with FROM", name)
+	}
+	if err := checkStageNames(name, stages); err != nil {
+		return nil, nil, nil, err
+	}
+	return res, stages, metaArgs, nil
 }
 
 // parseError words an error of the Dockerfile parser: with its line in

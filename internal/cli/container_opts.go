@@ -331,38 +331,9 @@ func parse(flags *pflag.FlagSet, c *containerOptions) (*containerConfig, error) 
 		entrypoint = []string{""}
 	}
 
-	publish, err := convertToStandardNotation(c.publish.GetSlice())
+	exposedPorts, portBindings, err := parsePublish(c.publish.GetSlice())
 	if err != nil {
 		return nil, err
-	}
-	ports, natBindings, err := nat.ParsePortSpecs(publish)
-	if err != nil {
-		return nil, err
-	}
-	portBindings := network.PortMap{}
-	for port, bindings := range natBindings {
-		p, err := network.ParsePort(string(port))
-		if err != nil {
-			return nil, err
-		}
-		portBindings[p] = []network.PortBinding{}
-		for _, b := range bindings {
-			var hostIP netip.Addr
-			if b.HostIP != "" {
-				if hostIP, err = netip.ParseAddr(b.HostIP); err != nil {
-					return nil, err
-				}
-			}
-			portBindings[p] = append(portBindings[p], network.PortBinding{HostIP: hostIP, HostPort: b.HostPort})
-		}
-	}
-	exposedPorts := network.PortSet{}
-	for port := range ports {
-		p, err := network.ParsePort(string(port))
-		if err != nil {
-			return nil, err
-		}
-		exposedPorts[p] = struct{}{}
 	}
 	for _, e := range c.expose.GetSlice() {
 		pr, err := network.ParsePortRange(e)
@@ -724,6 +695,46 @@ func parseNetworkAttachmentOpt(ep opts.NetworkAttachmentOpts) (*network.Endpoint
 		s.MacAddress = network.HardwareAddr(ma)
 	}
 	return s, nil
+}
+
+// parsePublish reads -p values (HOSTIP:HOSTPORT:PORT/PROTO and ranges, or
+// the long form published=,target=,protocol=) into the ports to expose and
+// their bindings, as docker does.
+func parsePublish(specs []string) (network.PortSet, network.PortMap, error) {
+	publish, err := convertToStandardNotation(specs)
+	if err != nil {
+		return nil, nil, err
+	}
+	ports, natBindings, err := nat.ParsePortSpecs(publish)
+	if err != nil {
+		return nil, nil, err
+	}
+	portBindings := network.PortMap{}
+	for port, bindings := range natBindings {
+		p, err := network.ParsePort(string(port))
+		if err != nil {
+			return nil, nil, err
+		}
+		portBindings[p] = []network.PortBinding{}
+		for _, b := range bindings {
+			var hostIP netip.Addr
+			if b.HostIP != "" {
+				if hostIP, err = netip.ParseAddr(b.HostIP); err != nil {
+					return nil, nil, err
+				}
+			}
+			portBindings[p] = append(portBindings[p], network.PortBinding{HostIP: hostIP, HostPort: b.HostPort})
+		}
+	}
+	exposedPorts := network.PortSet{}
+	for port := range ports {
+		p, err := network.ParsePort(string(port))
+		if err != nil {
+			return nil, nil, err
+		}
+		exposedPorts[p] = struct{}{}
+	}
+	return exposedPorts, portBindings, nil
 }
 
 // convertToStandardNotation turns long -p syntax (published=,target=) into

@@ -4,9 +4,9 @@
 // A running container's root is reached through /proc/PID/root: the
 // descriptor belongs to the container's mount namespace, so lookups from it
 // see the container's own mounts (volumes, binds, tmpfs). A stopped
-// container's overlay is mounted with fsopen/fsmount, which gives a detached
-// mount (no mount point, in no namespace's tree); it goes away when the
-// descriptor is closed.
+// container's root is its snapshot's mounts, mounted with mount.Detached
+// (fsmount or open_tree: a mount in no namespace's tree), which goes away
+// when the descriptor is closed.
 //
 // Every path is resolved with openat2(RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS)
 // from the root descriptor, so ".." and symlinks (even ones swapped while a
@@ -40,43 +40,6 @@ func OpenDir(dir string) (int, error) {
 		return -1, fmt.Errorf("open %s: %w", dir, err)
 	}
 	return fd, nil
-}
-
-// MountOverlay mounts overlay data ("lowerdir=A:B,upperdir=U,workdir=W")
-// as a detached mount and returns a descriptor on its root. Closing the
-// descriptor unmounts it.
-func MountOverlay(data string) (int, error) {
-	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return -1, fmt.Errorf("fsopen overlay: %w", err)
-	}
-	defer unix.Close(fsfd)
-	for _, opt := range strings.Split(data, ",") {
-		k, v, hasValue := strings.Cut(opt, "=")
-		switch {
-		case k == "lowerdir":
-			for _, l := range strings.Split(v, ":") {
-				if err := unix.FsconfigSetString(fsfd, "lowerdir+", l); err != nil {
-					return -1, fmt.Errorf("overlay lowerdir+ %s: %w", l, err)
-				}
-			}
-		case hasValue:
-			err = unix.FsconfigSetString(fsfd, k, v)
-		default:
-			err = unix.FsconfigSetFlag(fsfd, k)
-		}
-		if err != nil {
-			return -1, fmt.Errorf("overlay option %s: %w", opt, err)
-		}
-	}
-	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return -1, fmt.Errorf("create overlay: %w", err)
-	}
-	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
-	if err != nil {
-		return -1, fmt.Errorf("fsmount overlay: %w", err)
-	}
-	return mfd, nil
 }
 
 // OpenInRoot opens p relative to root as if root were "/".

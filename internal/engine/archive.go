@@ -16,7 +16,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/archive"
 	"github.com/skiff-dev/skiff/internal/containerfs"
 	"github.com/skiff-dev/skiff/internal/errdefs"
-	"github.com/skiff-dev/skiff/internal/snapshot"
+	skmount "github.com/skiff-dev/skiff/internal/mount"
 )
 
 // ExtractOptions are PUT /containers/{id}/archive's query parameters.
@@ -64,7 +64,7 @@ func (e *Engine) openRoot(ctx context.Context, c *Container, p string) (*contain
 		c.endOp()
 		return nil, fmt.Errorf("root filesystem of %s: %w", c.ID, err)
 	}
-	fd, err := containerfs.MountOverlay(snapshot.OverlayOptions(mounts))
+	fd, err := skmount.Detached(mounts)
 	if err != nil {
 		c.endOp()
 		return nil, err

@@ -29,7 +29,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/faults"
 	"github.com/skiff-dev/skiff/internal/image"
 	"github.com/skiff-dev/skiff/internal/meta"
-	"github.com/skiff-dev/skiff/internal/snapshot"
+	"github.com/skiff-dev/skiff/internal/mount"
 )
 
 // BuildBackend is what a Dockerfile build needs from the engine.
@@ -178,48 +178,13 @@ func (b *BuildBackend) mountLayers(ctx context.Context, chain string) (int, erro
 		return -1, err
 	}
 	defer b.e.snaps.Remove(context.WithoutCancel(ctx), key)
-	if len(mounts) != 1 {
-		return -1, fmt.Errorf("unexpected mounts for snapshot %s", chain)
-	}
-	if m := mounts[0]; m.Type == "bind" {
-		return readOnlyClone(m.Source)
-	}
-	return containerfs.MountOverlay(snapshot.OverlayOptions(mounts))
-}
-
-// readOnlyClone makes a detached, read-only bind mount of dir.
-func readOnlyClone(dir string) (int, error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-	if err != nil {
-		return -1, fmt.Errorf("clone mount of %s: %w", dir, err)
-	}
-	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
-	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("make clone of %s read-only: %w", dir, err)
-	}
-	return fd, nil
+	return mount.Detached(mounts)
 }
 
 // emptyReadOnlyFS is a detached, read-only, empty tmpfs: the root
 // filesystem of scratch.
 func emptyReadOnlyFS() (int, error) {
-	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return -1, fmt.Errorf("fsopen tmpfs: %w", err)
-	}
-	defer unix.Close(fsfd)
-	if err := unix.FsconfigSetString(fsfd, "mode", "0755"); err != nil {
-		return -1, fmt.Errorf("tmpfs mode: %w", err)
-	}
-	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return -1, fmt.Errorf("create tmpfs: %w", err)
-	}
-	fd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY)
-	if err != nil {
-		return -1, fmt.Errorf("fsmount tmpfs: %w", err)
-	}
-	return fd, nil
+	return mount.Detached([]mount.Mount{{Type: "tmpfs", Source: "tmpfs", Options: []string{"ro", "mode=0755"}}})
 }
 
 func shortImageID(id string) string {

@@ -30,25 +30,11 @@ func (e *Engine) ContainerChanges(ctx context.Context, ref string) ([]container.
 	c.mu.Lock()
 	key := c.SnapshotKey
 	c.mu.Unlock()
-	mounts, err := e.snaps.Mounts(ctx, key)
+	dirs, err := e.snaps.Dirs(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("changes of %s: %w", c.ID, err)
 	}
-	var upper string
-	var lowers []string
-	for _, m := range mounts {
-		for _, o := range m.Options {
-			if v, ok := strings.CutPrefix(o, "upperdir="); ok {
-				upper = v
-			}
-			if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
-				lowers = strings.Split(v, ":")
-			}
-		}
-	}
-	if upper == "" {
-		return []container.FilesystemChange{}, nil
-	}
+	upper, lowers := dirs.Upper, dirs.Lowers
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(archive.Diff(ctx, upper, pw)) }()
 	defer pr.Close()

@@ -8,9 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -28,10 +25,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/archive"
+	"github.com/skiff-dev/skiff/internal/containerfs"
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/faults"
 	"github.com/skiff-dev/skiff/internal/filters"
 	"github.com/skiff-dev/skiff/internal/image"
+	"github.com/skiff-dev/skiff/internal/mount"
 )
 
 // ImageSave writes the named images to w as one archive (Docker's format,
@@ -94,8 +93,8 @@ type CommitOptions struct {
 	Comment   string   // -m
 	Author    string   // -a
 	Changes   []string // -c: Dockerfile instructions
-	// Pause would freeze the container while its changes are read; until
-	// the freezer is wired it is accepted and has no effect.
+	// Pause freezes a running container while its changes are read (the
+	// API's default), so the layer is one moment of its files.
 	Pause  bool
 	Config *container.Config // the request body, merged over the container's config
 }
@@ -109,6 +108,7 @@ func (e *Engine) ContainerCommit(ctx context.Context, opts CommitOptions) (strin
 	}
 	c.mu.Lock()
 	imageID, snapKey, removing := c.ImageID, c.SnapshotKey, c.markedForRemoval()
+	running, paused := c.State.Running, c.State.Paused
 	ccfg := *c.Config
 	cmd := append([]string{c.Path}, c.Args...)
 	c.mu.Unlock()
@@ -132,6 +132,13 @@ func (e *Engine) ContainerCommit(ctx context.Context, opts CommitOptions) (strin
 	upper, err := e.snaps.UpperDir(ctx, snapKey)
 	if err != nil {
 		return "", fmt.Errorf("container %s: %w", opts.Container, err)
+	}
+	if opts.Pause && running && !paused {
+		// As dockerd: a pause that fails (the container exited in
+		// between) does not fail the commit.
+		if e.ContainerPause(ctx, c.ID) == nil {
+			defer e.ContainerUnpause(context.WithoutCancel(ctx), c.ID)
+		}
 	}
 
 	// The new layer and the base's layers are held until the image names
@@ -185,7 +192,7 @@ func (e *Engine) ContainerCommit(ctx context.Context, opts CommitOptions) (strin
 	if err != nil {
 		return "", err
 	}
-	e.events.publish(events.ContainerEventType, events.ActionCommit, c.ID, map[string]string{"comment": opts.Comment, "imageID": img.ID, "imageRef": opts.Ref})
+	e.containerEvent(c, events.ActionCommit, map[string]string{"comment": opts.Comment, "imageID": img.ID, "imageRef": opts.Ref})
 	return img.ID, nil
 }
 
@@ -238,72 +245,34 @@ func imageConfigOf(c *container.Config) (dockerspec.DockerOCIImageConfig, error)
 }
 
 // ContainerExport writes the container's root filesystem, flattened, as a
-// tar. The overlay is mounted read-only in a mount namespace private to one
-// thread, which dies with it, so no mount is ever seen or left behind.
+// tar. Its layers, the container's own on top, are mounted as a read-only
+// overlay, detached (no mount namespace sees it), which goes away when the
+// descriptor is closed. Being read-only, it can share the upper directory
+// with a running container.
 func (e *Engine) ContainerExport(ctx context.Context, id string, w io.Writer) error {
 	c, err := e.reg.get(id)
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
-	key, cid := c.SnapshotKey, c.ID
+	key := c.SnapshotKey
 	c.mu.Unlock()
-	mounts, err := e.snaps.Mounts(ctx, key)
+	dirs, err := e.snaps.Dirs(ctx, key)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", id, err)
 	}
-	if len(mounts) != 1 || mounts[0].Type != "overlay" {
-		return fmt.Errorf("export %s: unexpected root filesystem mount", id)
-	}
-	var lowers []string
-	for _, o := range mounts[0].Options {
-		if v, ok := strings.CutPrefix(o, "upperdir="); ok {
-			lowers = append([]string{v}, lowers...)
-		} else if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
-			lowers = append(lowers, strings.Split(v, ":")...)
-		}
-	}
-	tmp := filepath.Join(e.cfg.DataRoot, "tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return err
-	}
-	target, err := os.MkdirTemp(tmp, "export-")
+	root := mount.Overlay(append([]string{dirs.Upper}, dirs.Lowers...), "", "", "ro")
+	fd, err := mount.Detached([]mount.Mount{root})
 	if err != nil {
-		return err
+		return fmt.Errorf("export %s: mount root filesystem: %w", id, err)
 	}
-	defer os.Remove(target)
-	err = inPrivateMountNS(func() error {
-		if err := unix.Mount("overlay", target, "overlay", unix.MS_RDONLY, "lowerdir="+strings.Join(lowers, ":")); err != nil {
-			return fmt.Errorf("mount root filesystem: %w", err)
-		}
-		defer unix.Unmount(target, unix.MNT_DETACH)
-		return archive.Tar(ctx, target, w)
-	})
+	err = archive.Tar(ctx, containerfs.FdPath(fd), w)
+	unix.Close(fd)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", id, err)
 	}
-	e.events.publish(events.ContainerEventType, events.ActionExport, cid, nil)
+	e.containerEvent(c, events.ActionExport, nil)
 	return nil
-}
-
-// inPrivateMountNS runs fn on a thread of its own in a new mount namespace
-// where nothing propagates back to the host. The thread is never unlocked,
-// so the Go runtime ends it (and the namespace with its mounts) after fn.
-func inPrivateMountNS(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
-			errc <- fmt.Errorf("unshare mount namespace: %w", err)
-			return
-		}
-		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
-			errc <- fmt.Errorf("make mounts private: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
 }
 
 // ImagesPrune removes dangling images (all unused ones with all=true in

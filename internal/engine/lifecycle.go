@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -220,13 +221,18 @@ func (e *Engine) startFailed(c *Container, err error) error {
 // after the first (a restart) finds it from a clean unmount on this boot:
 // a --rm container that was running when the host went down is removed
 // when the engine restores. So it is removed first.
-func volatileOverlay(opts string) string {
-	for _, o := range strings.Split(opts, ",") {
-		if wd, ok := strings.CutPrefix(o, "workdir="); ok {
-			os.RemoveAll(filepath.Join(wd, "work", "incompat"))
-		}
+func (e *Engine) volatileOverlay(ctx context.Context, key string, mounts []snapshot.Mount) []snapshot.Mount {
+	if len(mounts) != 1 || mounts[0].Type != "overlay" {
+		return mounts
 	}
-	return opts + ",volatile"
+	d, err := e.snaps.Dirs(ctx, key)
+	if err != nil {
+		return mounts // mounted without the option: only slower
+	}
+	os.RemoveAll(filepath.Join(d.Work, "work", "incompat"))
+	m := mounts[0]
+	m.Options = append(slices.Clone(m.Options), "volatile")
+	return []snapshot.Mount{m}
 }
 
 func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) error {
@@ -238,9 +244,8 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) e
 	cfg, hc := *c.Config, *c.HostConfig
 	c.mu.Unlock()
 	dir := e.containerDir(c.ID)
-	ovl := snapshot.OverlayOptions(mounts)
-	if hc.AutoRemove && ovl != "" {
-		ovl = volatileOverlay(ovl)
+	if hc.AutoRemove {
+		mounts = e.volatileOverlay(ctx, c.SnapshotKey, mounts)
 	}
 	nsPaths, shm, err := e.namespaceSpec(c, &hc) // namespaces.go
 	if err != nil {
@@ -249,7 +254,7 @@ func (e *Engine) writeBundle(ctx context.Context, c *Container, bundle string) e
 	spec, err := ocispec.Build(ocispec.Input{
 		ID: c.ID, Config: &cfg, HostConfig: &hc,
 		RootPath:   filepath.Join(bundle, "rootfs"),
-		Overlay:    ovl,
+		RootMounts: mounts,
 		CgroupPath: filepath.Join(e.cgroupParent(&hc), c.ID),
 		HostsPath:  filepath.Join(dir, "hosts"), HostnamePath: filepath.Join(dir, "hostname"),
 		ResolvConfPath: filepath.Join(dir, "resolv.conf"),

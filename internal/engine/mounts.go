@@ -19,7 +19,7 @@ import (
 	"github.com/skiff-dev/skiff/internal/archive"
 	"github.com/skiff-dev/skiff/internal/containerfs"
 	"github.com/skiff-dev/skiff/internal/errdefs"
-	"github.com/skiff-dev/skiff/internal/snapshot"
+	skmount "github.com/skiff-dev/skiff/internal/mount"
 )
 
 // MountPoint is one volume, bind or tmpfs mount of a container, resolved at
@@ -392,7 +392,7 @@ func (e *Engine) copyUp(ctx context.Context, c *Container, mps []*MountPoint) er
 	if err != nil {
 		return fmt.Errorf("root filesystem of %s: %w", c.ID, err)
 	}
-	root, err := containerfs.MountOverlay(snapshot.OverlayOptions(mounts))
+	root, err := skmount.Detached(mounts)
 	if err != nil {
 		return err
 	}

@@ -142,7 +142,7 @@ func setCmdline(args []string) {
 // the engine reads one line and closes its end.
 func ready(err error) {
 	if err != nil {
-		fmt.Fprintf(os.Stdout, "%s %s: %s\n", errorPrefix, kindName(err), oneLine(err.Error()))
+		os.Stdout.WriteString(errorLine(err))
 	} else {
 		os.Stdout.WriteString(readyLine)
 	}
@@ -165,6 +165,12 @@ func bundleArg(args []string) string {
 		}
 	}
 	return ""
+}
+
+// errorLine is the status line of a monitor that failed: "error KIND: MSG",
+// which the engine reads back with parseErrorLine.
+func errorLine(err error) string {
+	return errorPrefix + " " + kindName(err) + ": " + oneLine(err.Error()) + "\n"
 }
 
 func oneLine(s string) string {

@@ -4,6 +4,7 @@
 package ocispec
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -15,13 +16,16 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/mount"
 )
 
 // Annotations the runtime understands beyond the OCI spec.
 const (
-	// AnnotationOverlay carries overlay mount data for the root filesystem; the
-	// runtime mounts it inside the container's own mount namespace.
-	AnnotationOverlay = "org.skiff.rootfs.overlay"
+	// AnnotationRootfsMounts carries the root filesystem's mounts (a JSON
+	// []mount.Mount, as the snapshotter returns them); the runtime mounts
+	// them inside the container's own mount namespace. The same name as
+	// runtime.AnnotationRootfsMounts.
+	AnnotationRootfsMounts = "org.skiff.rootfs.mounts"
 	// AnnotationGroups lists --group-add's names and gids, one a line; the
 	// runtime resolves them in the container's /etc/group.
 	AnnotationGroups = "org.skiff.groups"
@@ -61,7 +65,7 @@ type Input struct {
 	Config     *container.Config     // already merged with the image's config
 	HostConfig *container.HostConfig // validated
 	RootPath   string                // directory the rootfs is mounted on
-	Overlay    string                // overlay mount data ("lowerdir=...,upperdir=...,workdir=...")
+	RootMounts []mount.Mount         // mounted on RootPath by the runtime; none: RootPath as it is
 	CgroupPath string                // e.g. /skiff/<id>
 	// Files bound into the container (host paths); empty ones are skipped.
 	HostsPath, HostnamePath, ResolvConfPath string
@@ -133,8 +137,12 @@ func Build(in Input) (*specs.Spec, error) {
 	for k, v := range hc.Annotations {
 		s.Annotations[k] = v
 	}
-	if in.Overlay != "" {
-		s.Annotations[AnnotationOverlay] = in.Overlay
+	if len(in.RootMounts) > 0 {
+		b, err := json.Marshal(in.RootMounts)
+		if err != nil {
+			return nil, errdefs.System("ocispec: root mounts: %v", err)
+		}
+		s.Annotations[AnnotationRootfsMounts] = string(b)
 	}
 	if hc.UTSMode.IsHost() {
 		s.Hostname, s.Domainname = "", ""

@@ -1,11 +1,15 @@
 package ocispec
 
 import (
+	"encoding/json"
+	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiff-dev/skiff/internal/mount"
 )
 
 func build(t *testing.T, cfg container.Config, hc container.HostConfig) *specs.Spec {
@@ -195,5 +199,26 @@ func TestBuildDefaultSysctls(t *testing.T) {
 		if s := build(t, cmd, container.HostConfig{NetworkMode: mode}); len(s.Linux.Sysctl) != 0 {
 			t.Errorf("%s: sysctls %v", mode, s.Linux.Sysctl)
 		}
+	}
+}
+
+// The root file system's mounts reach the runtime as they left the
+// snapshotter, typed; no mounts, no annotation.
+func TestBuildRootMounts(t *testing.T) {
+	cfg, hc := container.Config{Cmd: []string{"sh"}}, container.HostConfig{}
+	if s := build(t, cfg, hc); s.Annotations[AnnotationRootfsMounts] != "" {
+		t.Fatalf("annotation without root mounts: %q", s.Annotations[AnnotationRootfsMounts])
+	}
+	want := []mount.Mount{mount.Overlay([]string{"/l2", "/l1"}, "/u", "/w", "volatile")}
+	s, err := Build(Input{ID: "x", Config: &cfg, HostConfig: &hc, RootPath: "/r", RootMounts: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []mount.Mount
+	if err := json.Unmarshal([]byte(s.Annotations[AnnotationRootfsMounts]), &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("root mounts %+v, want %+v", got, want)
 	}
 }

@@ -168,13 +168,9 @@ func (c *Client) resolveIn(ctx context.Context, ep endpoint, n Named, platform o
 	}
 	img := &Image{Name: n, Digest: top, repo: repo, opts: opts}
 	if mt == ocispec.MediaTypeImageIndex || mt == MediaTypeDockerManifestList {
-		var idx ocispec.Index
-		if err := json.Unmarshal(raw, &idx); err != nil {
-			return nil, errdefs.Invalid("%s: decode index: %v", reference.FamiliarString(n), err)
-		}
-		m, ok := pick(idx.Manifests, platform)
-		if !ok {
-			return nil, errdefs.NotFound("no matching manifest for %s in the manifest list entries", platformString(platform))
+		m, err := pickFromIndex(raw, platform)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", reference.FamiliarString(n), err)
 		}
 		d2, err := remote.Get(repo.Digest(m.Digest.String()), opts...)
 		if err != nil {
@@ -190,29 +186,12 @@ func (c *Client) resolveIn(ctx context.Context, ep endpoint, n Named, platform o
 	}
 	img.Manifest, img.MediaType = raw, mt
 	img.ManifestDigest = digest.FromBytes(raw)
-	if strings.HasPrefix(mt, mediaTypeSchema1) {
-		return nil, errdefs.Invalid("%s: schema 1 manifests are not supported", reference.FamiliarString(n))
-	}
-	if mt != ocispec.MediaTypeImageManifest && mt != MediaTypeDockerManifest {
-		return nil, errdefs.Invalid("%s: unsupported manifest media type %q", reference.FamiliarString(n), mt)
-	}
-	var m ocispec.Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, errdefs.Invalid("%s: decode manifest: %v", reference.FamiliarString(n), err)
-	}
-	if err := m.Config.Digest.Validate(); err != nil {
-		return nil, errdefs.Invalid("%s: manifest: config digest: %v", reference.FamiliarString(n), err)
-	}
-	for _, l := range m.Layers {
-		if err := l.Digest.Validate(); err != nil {
-			return nil, errdefs.Invalid("%s: manifest: layer digest: %v", reference.FamiliarString(n), err)
-		}
+	m, err := decodeManifest(raw, mt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", reference.FamiliarString(n), err)
 	}
 	img.Layers = m.Layers
 	img.ConfigDigest = m.Config.Digest
-	if m.Config.Size > MaxManifestSize {
-		return nil, errdefs.Invalid("%s: config of %d bytes is too large", reference.FamiliarString(n), m.Config.Size)
-	}
 	rc, err := img.Blob(ctx, m.Config)
 	if err != nil {
 		return nil, err
@@ -221,15 +200,67 @@ func (c *Client) resolveIn(ctx context.Context, ep endpoint, n Named, platform o
 	if img.Config, err = io.ReadAll(rc); err != nil {
 		return nil, err
 	}
-	var cfg ocispec.Image
-	if err := json.Unmarshal(img.Config, &cfg); err != nil {
-		return nil, errdefs.Invalid("%s: decode image config: %v", reference.FamiliarString(n), err)
+	cfg, err := decodeConfig(img.Config, len(m.Layers))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", reference.FamiliarString(n), err)
 	}
 	img.Platform = cfg.Platform
-	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
-		return nil, errdefs.Invalid("%s: the config lists %d layers, the manifest %d", reference.FamiliarString(n), len(cfg.RootFS.DiffIDs), len(m.Layers))
-	}
 	return img, nil
+}
+
+// pickFromIndex decodes an index (or Docker manifest list) and picks the
+// entry for platform.
+func pickFromIndex(raw []byte, platform ocispec.Platform) (ocispec.Descriptor, error) {
+	var idx ocispec.Index
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return ocispec.Descriptor{}, errdefs.Invalid("decode index: %v", err)
+	}
+	m, ok := pick(idx.Manifests, platform)
+	if !ok {
+		return ocispec.Descriptor{}, errdefs.NotFound("no matching manifest for %s in the manifest list entries", platformString(platform))
+	}
+	return m, nil
+}
+
+// decodeManifest decodes an image manifest of media type mt and checks
+// what a pull relies on: the type, well-formed digests, a config small
+// enough to read into memory.
+func decodeManifest(raw []byte, mt string) (ocispec.Manifest, error) {
+	var m ocispec.Manifest
+	if strings.HasPrefix(mt, mediaTypeSchema1) {
+		return m, errdefs.Invalid("schema 1 manifests are not supported")
+	}
+	if mt != ocispec.MediaTypeImageManifest && mt != MediaTypeDockerManifest {
+		return m, errdefs.Invalid("unsupported manifest media type %q", mt)
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, errdefs.Invalid("decode manifest: %v", err)
+	}
+	if err := m.Config.Digest.Validate(); err != nil {
+		return m, errdefs.Invalid("manifest: config digest: %v", err)
+	}
+	for _, l := range m.Layers {
+		if err := l.Digest.Validate(); err != nil {
+			return m, errdefs.Invalid("manifest: layer digest: %v", err)
+		}
+	}
+	if m.Config.Size > MaxManifestSize {
+		return m, errdefs.Invalid("config of %d bytes is too large", m.Config.Size)
+	}
+	return m, nil
+}
+
+// decodeConfig decodes an image config and checks it against the
+// manifest's number of layers.
+func decodeConfig(raw []byte, layers int) (ocispec.Image, error) {
+	var cfg ocispec.Image
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return cfg, errdefs.Invalid("decode image config: %v", err)
+	}
+	if len(cfg.RootFS.DiffIDs) != layers {
+		return cfg, errdefs.Invalid("the config lists %d layers, the manifest %d", len(cfg.RootFS.DiffIDs), layers)
+	}
+	return cfg, nil
 }
 
 func (c *Client) notFound(err error, n Named) error {

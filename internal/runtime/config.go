@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 
@@ -10,10 +11,11 @@ import (
 	"github.com/skiff-dev/skiff/internal/errdefs"
 )
 
-// AnnotationOverlay carries overlay mount data ("lowerdir=A:B,upperdir=U,
-// workdir=W") for the root file system; init mounts it on Root.Path inside the
-// container's own mount namespace, so the host never sees the mount.
-const AnnotationOverlay = "org.skiff.rootfs.overlay"
+// AnnotationRootfsMounts carries the root file system's mounts as the
+// snapshotter returned them (a JSON []mount.Mount, one overlay as a rule);
+// init mounts them on Root.Path inside the container's own mount namespace,
+// so the host never sees them. Without it, Root.Path is used as it is.
+const AnnotationRootfsMounts = "org.skiff.rootfs.mounts"
 
 // AnnotationUser is an alternative place for "user[:group]" when
 // Process.User.Username is empty.
@@ -36,8 +38,10 @@ func groupsOf(annotations map[string]string) []string {
 // initConfig is the part of the spec `skiff-shim init` needs, computed by
 // Create so that init parses a small document and decides nothing twice.
 type initConfig struct {
-	Rootfs        string            `json:"rootfs"`
-	Overlay       string            `json:"overlay,omitempty"`
+	Rootfs string `json:"rootfs"`
+	// RootMounts is the annotation's []mount.Mount, decoded by init only:
+	// the monitor, resident for the container's life, passes it on as is.
+	RootMounts    json.RawMessage   `json:"rootMounts,omitempty"`
 	ReadonlyRoot  bool              `json:"readonlyRoot,omitempty"`
 	Propagation   string            `json:"propagation,omitempty"`
 	Mounts        []specs.Mount     `json:"mounts,omitempty"`
@@ -194,6 +198,13 @@ func newInitConfig(spec *specs.Spec, plan nsPlan, cg cgroups.Manager, console bo
 			return nil, errdefs.Invalid("root path: %v", err)
 		}
 	}
+	var rootMounts json.RawMessage
+	if v := spec.Annotations[AnnotationRootfsMounts]; v != "" {
+		if !json.Valid([]byte(v)) {
+			return nil, errdefs.Invalid("annotation %s: not JSON: %.100q", AnnotationRootfsMounts, v)
+		}
+		rootMounts = json.RawMessage(v)
+	}
 	for _, m := range spec.Mounts {
 		if !filepath.IsAbs(m.Destination) {
 			return nil, errdefs.Invalid("mount destination %q is not absolute", m.Destination)
@@ -216,7 +227,7 @@ func newInitConfig(spec *specs.Spec, plan nsPlan, cg cgroups.Manager, console bo
 		Seccomp:       filter.hex,
 		SeccompFile:   filter.file,
 		Rootfs:        filepath.Clean(rootfs),
-		Overlay:       spec.Annotations[AnnotationOverlay],
+		RootMounts:    rootMounts,
 		ReadonlyRoot:  spec.Root.Readonly,
 		Propagation:   spec.Linux.RootfsPropagation,
 		Mounts:        spec.Mounts,

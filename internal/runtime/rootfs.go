@@ -2,7 +2,7 @@ package runtime
 
 import (
 	"bufio"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/mount"
 )
 
 // setupRootfs runs in init's new mount namespace, before pivot_root: it
@@ -34,9 +35,13 @@ func setupRootfs(cfg *initConfig) error {
 			return err
 		}
 	}
-	if cfg.Overlay != "" {
-		if err := mountOverlay(cfg.Overlay, cfg.Rootfs); err != nil {
-			return err
+	if len(cfg.RootMounts) > 0 {
+		var ms []mount.Mount
+		if err := json.Unmarshal(cfg.RootMounts, &ms); err != nil {
+			return errdefs.Invalid("rootfs mounts: %v", err)
+		}
+		if err := mount.All(ms, cfg.Rootfs); err != nil {
+			return fmt.Errorf("mount rootfs: %w", err)
 		}
 	} else if err := unix.Mount(cfg.Rootfs, cfg.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind mount rootfs %s: %w", cfg.Rootfs, err)
@@ -60,62 +65,6 @@ func setupRootfs(cfg *initConfig) error {
 		}
 	}
 	return pivotRoot(cfg.Rootfs)
-}
-
-// mountOverlay mounts overlay data ("lowerdir=A:B,upperdir=U,workdir=W") on
-// target. mount(2) takes at most a page of options; longer ones (many layers)
-// go through fsconfig, one lower layer at a time.
-func mountOverlay(data, target string) error {
-	err := mountOverlayData(data, target)
-	if base, ok := strings.CutSuffix(data, ",volatile"); ok && errors.Is(err, unix.EINVAL) {
-		// Kernels before 5.10 refuse the option: mount without it.
-		err = mountOverlayData(base, target)
-	}
-	return err
-}
-
-func mountOverlayData(data, target string) error {
-	if len(data) < 4000 {
-		if err := unix.Mount("overlay", target, "overlay", 0, data); err != nil {
-			return fmt.Errorf("mount overlay rootfs on %s: %w", target, err)
-		}
-		return nil
-	}
-	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return fmt.Errorf("fsopen overlay: %w", err)
-	}
-	defer unix.Close(fsfd)
-	for _, opt := range strings.Split(data, ",") {
-		k, v, hasValue := strings.Cut(opt, "=")
-		switch {
-		case k == "lowerdir":
-			for _, l := range strings.Split(v, ":") {
-				if err := unix.FsconfigSetString(fsfd, "lowerdir+", l); err != nil {
-					return fmt.Errorf("overlay lowerdir+ %s: %w", l, err)
-				}
-			}
-		case hasValue:
-			err = unix.FsconfigSetString(fsfd, k, v)
-		default:
-			err = unix.FsconfigSetFlag(fsfd, k)
-		}
-		if err != nil {
-			return fmt.Errorf("overlay option %s: %w", opt, err)
-		}
-	}
-	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return fmt.Errorf("create overlay: %w", err)
-	}
-	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("fsmount overlay: %w", err)
-	}
-	defer unix.Close(mfd)
-	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("move overlay mount to %s: %w", target, err)
-	}
-	return nil
 }
 
 // makeParentPrivate makes the mount holding dir's parent private.

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/cgroups"
 	"github.com/skiff-dev/skiff/internal/errdefs"
+	"github.com/skiff-dev/skiff/internal/mount"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -205,7 +207,7 @@ func TestOverlayRootfs(t *testing.T) {
 		}
 	}
 	spec := testSpec(t, merged, "sh", "-c", "echo written > /new && cat /new && ls /bin/busybox")
-	spec.Annotations[AnnotationOverlay] = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+	setRootMounts(t, spec, mount.Overlay([]string{lower}, upper, work))
 	res := runContainer(t, spec)
 	if res.startErr != nil || res.status.Code != 0 {
 		t.Fatalf("start %v, status %+v, stderr %q", res.startErr, res.status, res.stderr)
@@ -243,16 +245,25 @@ func TestOverlayManyLayers(t *testing.T) {
 	for _, d := range []string{upper, work, merged} {
 		os.Mkdir(d, 0o755)
 	}
-	data := "lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upper + ",workdir=" + work
-	if len(data) < 4096 {
+	m := mount.Overlay(lowers, upper, work)
+	if data := strings.Join(m.Options, ","); len(data) < 4096 {
 		t.Fatalf("test data too short (%d) to need fsconfig", len(data))
 	}
 	spec := testSpec(t, merged, "sh", "-c", "ls / | grep -c '^f'")
-	spec.Annotations[AnnotationOverlay] = data
+	setRootMounts(t, spec, m)
 	res := runContainer(t, spec)
 	if res.startErr != nil || res.stdout != "60\n" {
 		t.Fatalf("start %v, stdout %q, stderr %q", res.startErr, res.stdout, res.stderr)
 	}
+}
+
+func setRootMounts(t *testing.T, spec *specs.Spec, ms ...mount.Mount) {
+	t.Helper()
+	b, err := json.Marshal(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Annotations[AnnotationRootfsMounts] = string(b)
 }
 
 func TestExitCodes(t *testing.T) {

@@ -40,6 +40,7 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/meta"
+	"github.com/skiff-dev/skiff/internal/mount"
 )
 
 // Kind is the state of a snapshot.
@@ -60,12 +61,17 @@ type Info struct {
 	Labels  map[string]string
 }
 
-// Mount is one mount the caller performs, in the shape of mount(8):
-// Type "overlay" or "bind", Source, and the comma-joined Options.
-type Mount struct {
-	Type    string
-	Source  string
-	Options []string
+// Mount is one mount the caller performs (containerd's shape): Type
+// "overlay" or "bind", Source, Options. The runtime performs them with
+// mount.All, the engine with mount.Detached.
+type Mount = mount.Mount
+
+// Dirs are the directories of an active snapshot, for whoever reads its
+// files without mounting it (diff, changes, export).
+type Dirs struct {
+	Upper  string   // the layer's files: where the snapshot's writes land
+	Work   string   // overlay's work directory
+	Lowers []string // the committed layers below, the top one first
 }
 
 // Usage is the disk space a snapshot's own layer takes (not its parents').
@@ -326,40 +332,24 @@ func (s *Snapshotter) mounts(tx *bolt.Tx, r *record) ([]Mount, error) {
 	if r.Kind == KindView {
 		switch len(lowers) {
 		case 0:
-			return []Mount{{Type: "bind", Source: s.fsDir(r.ID), Options: []string{"ro", "rbind"}}}, nil
+			return []Mount{mount.Bind(s.fsDir(r.ID), true)}, nil
 		case 1:
 			// overlay needs two lowers when there is no upper dir.
-			return []Mount{{Type: "bind", Source: lowers[0], Options: []string{"ro", "rbind"}}}, nil
+			return []Mount{mount.Bind(lowers[0], true)}, nil
 		}
-		return []Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + strings.Join(lowers, ":")}}}, nil
+		return []Mount{mount.Overlay(lowers, "", "")}, nil
 	}
 	if len(lowers) == 0 {
 		// Keep an overlay even without a parent so that every container
 		// root is mounted the same way.
 		lowers = []string{s.emptyDir()}
 	}
-	return []Mount{{Type: "overlay", Source: "overlay", Options: []string{
-		"lowerdir=" + strings.Join(lowers, ":"),
-		"upperdir=" + s.fsDir(r.ID),
-		"workdir=" + s.workDir(r.ID),
-	}}}, nil
+	return []Mount{mount.Overlay(lowers, s.fsDir(r.ID), s.workDir(r.ID))}, nil
 }
 
-// OverlayOptions gives the data string for mounting mounts when they are one
-// overlay mount ("lowerdir=A:B,upperdir=U,workdir=W"), or "" otherwise. The
-// engine passes it to the runtime, which mounts it in the container's mount
-// namespace. Note that mount(2) takes at most one page of options.
-func OverlayOptions(mounts []Mount) string {
-	if len(mounts) != 1 || mounts[0].Type != "overlay" {
-		return ""
-	}
-	return strings.Join(mounts[0].Options, ",")
-}
-
-// UpperDir returns the directory that receives the writes of the active
-// snapshot key: the place to apply a layer into, or to diff a container from.
-func (s *Snapshotter) UpperDir(ctx context.Context, key string) (string, error) {
-	var dir string
+// Dirs returns the directories of the active snapshot key.
+func (s *Snapshotter) Dirs(ctx context.Context, key string) (Dirs, error) {
+	var d Dirs
 	err := s.db.View(func(tx *bolt.Tx) error {
 		r, err := getRecord(tx, key)
 		if err != nil {
@@ -368,10 +358,20 @@ func (s *Snapshotter) UpperDir(ctx context.Context, key string) (string, error) 
 		if r.Kind != KindActive {
 			return errdefs.Invalid("snapshot %s is %s, not active", key, r.Kind)
 		}
-		dir = s.fsDir(r.ID)
+		if d.Lowers, err = s.lowers(tx, r); err != nil {
+			return err
+		}
+		d.Upper, d.Work = s.fsDir(r.ID), s.workDir(r.ID)
 		return nil
 	})
-	return dir, err
+	return d, err
+}
+
+// UpperDir returns the directory that receives the writes of the active
+// snapshot key: the place to apply a layer into, or to diff a container from.
+func (s *Snapshotter) UpperDir(ctx context.Context, key string) (string, error) {
+	d, err := s.Dirs(ctx, key)
+	return d.Upper, err
 }
 
 // Commit turns the active snapshot key into the committed snapshot name,

@@ -5,15 +5,16 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
+	"reflect"
 	"slices"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-dev/skiff/internal/errdefs"
 	"github.com/skiff-dev/skiff/internal/meta"
+	"github.com/skiff-dev/skiff/internal/mount"
+	"github.com/skiff-dev/skiff/internal/testutil"
 )
 
 func newSnapshotter(t *testing.T) (*Snapshotter, string) {
@@ -32,55 +33,18 @@ func newSnapshotter(t *testing.T) (*Snapshotter, string) {
 	return s, root
 }
 
-// inMountNS runs fn on a thread of its own in a new private mount namespace,
-// so that whatever fn mounts is invisible to the host and disappears with
-// the thread, even if the test fails half way.
+// inMountNS runs fn where its mounts are invisible to the host.
 func inMountNS(t *testing.T, fn func()) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting needs root")
-	}
-	done := make(chan error)
-	go func() {
-		// Never unlocked: the thread dies with the goroutine, and the
-		// namespace with it.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-			done <- err
-			return
-		}
-		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-			done <- err
-			return
-		}
-		defer close(done)
-		fn()
-	}()
-	if err := <-done; err != nil {
-		t.Fatalf("new mount namespace: %v", err)
-	}
+	testutil.InMountNS(t, func() error { fn(); return nil })
 }
 
-func mount(t *testing.T, mounts []Mount, target string) error {
+func mountAll(t *testing.T, mounts []Mount, target string) error {
 	t.Helper()
 	if len(mounts) != 1 {
 		t.Fatalf("want one mount, got %v", mounts)
 	}
-	m := mounts[0]
-	switch m.Type {
-	case "overlay":
-		return unix.Mount("overlay", target, "overlay", 0, OverlayOptions(mounts))
-	case "bind":
-		if err := unix.Mount(m.Source, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return err
-		}
-		if slices.Contains(m.Options, "ro") {
-			return unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
-		}
-		return nil
-	}
-	t.Fatalf("unknown mount type %q", m.Type)
-	return nil
+	return mount.All(mounts, target)
 }
 
 func write(t *testing.T, path, data string) {
@@ -155,18 +119,24 @@ func TestOverlayMountsShowMergedLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := OverlayOptions(mounts)
-	if !strings.HasPrefix(opts, "lowerdir=") || !strings.Contains(opts, ",upperdir=") || !strings.Contains(opts, ",workdir=") {
-		t.Fatalf("OverlayOptions = %q", opts)
+	dirs, err := s.Dirs(ctx, "container-1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got, _ := s.Mounts(ctx, "container-1"); OverlayOptions(got) != opts {
-		t.Fatalf("Mounts = %q, Prepare gave %q", OverlayOptions(got), opts)
+	if len(dirs.Lowers) != 2 || dirs.Upper == "" || dirs.Work == "" {
+		t.Fatalf("Dirs = %+v, want two lowers, an upper and a work dir", dirs)
+	}
+	if want := []Mount{mount.Overlay(dirs.Lowers, dirs.Upper, dirs.Work)}; !reflect.DeepEqual(mounts, want) {
+		t.Fatalf("Prepare = %+v, want the overlay of Dirs %+v", mounts, want)
+	}
+	if got, _ := s.Mounts(ctx, "container-1"); !reflect.DeepEqual(got, mounts) {
+		t.Fatalf("Mounts = %+v, Prepare gave %+v", got, mounts)
 	}
 	upper, _ := s.UpperDir(ctx, "container-1")
 	target := t.TempDir()
 
 	inMountNS(t, func() {
-		if err := mount(t, mounts, target); err != nil {
+		if err := mountAll(t, mounts, target); err != nil {
 			t.Errorf("mount overlay: %v", err)
 			return
 		}
@@ -233,7 +203,7 @@ func TestViews(t *testing.T) {
 			}
 			target := t.TempDir()
 			inMountNS(t, func() {
-				if err := mount(t, mounts, target); err != nil {
+				if err := mountAll(t, mounts, target); err != nil {
 					t.Errorf("mount: %v", err)
 					return
 				}
@@ -257,12 +227,12 @@ func TestActiveWithoutParentIsOverlay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if OverlayOptions(mounts) == "" {
+	if len(mounts) != 1 || mounts[0].Type != "overlay" {
 		t.Fatalf("active snapshot without parent: %v", mounts)
 	}
 	target := t.TempDir()
 	inMountNS(t, func() {
-		if err := mount(t, mounts, target); err != nil {
+		if err := mountAll(t, mounts, target); err != nil {
 			t.Errorf("mount: %v", err)
 			return
 		}

@@ -14,8 +14,11 @@ import (
 // reflection: an object with the string fields "log", "stream" and "time".
 // Anything else (other fields, whitespace, odd escapes) returns ok=false and
 // the caller falls back to encoding/json.
+//
+// Bytes that are not UTF-8 (a damaged file: writers escape them) also go to
+// encoding/json, which reads each as U+FFFD as Docker's reader does.
 func decodeFast(b []byte) (e Entry, ok bool) {
-	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' || !utf8.Valid(b) {
 		return e, false
 	}
 	b = b[1 : len(b)-1]
@@ -66,6 +69,9 @@ func decodeFast(b []byte) (e Entry, ok bool) {
 			}
 			e.Time = t
 		case "attrs":
+			if e.Attrs != nil {
+				return e, false // a second object: encoding/json merges them
+			}
 			if e.Attrs, b, err = scanAttrs(b); err {
 				return e, false
 			}
@@ -78,7 +84,7 @@ func decodeFast(b []byte) (e Entry, ok bool) {
 }
 
 // scanAttrs reads an object of string values (Docker's "attrs", written
-// with sorted keys and no spaces).
+// with sorted keys and no spaces). A repeated key is left to encoding/json.
 func scanAttrs(b []byte) (as []logger.Attr, rest []byte, bad bool) {
 	if len(b) < 2 || b[0] != '{' {
 		return nil, nil, true
@@ -100,7 +106,14 @@ func scanAttrs(b []byte) (as []logger.Attr, rest []byte, bad bool) {
 		case ',':
 			b = b[1:]
 		case '}':
-			return sortAttrs(as), b[1:], false
+			as = sortAttrs(as)
+			for i := 1; i < len(as); i++ {
+				if as[i].Key == as[i-1].Key {
+					// A repeated key: encoding/json keeps the last.
+					return nil, nil, true
+				}
+			}
+			return as, b[1:], false
 		default:
 			return nil, nil, true
 		}
