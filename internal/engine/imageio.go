@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -134,10 +136,8 @@ func (e *Engine) ContainerCommit(ctx context.Context, opts CommitOptions) (strin
 		return "", fmt.Errorf("container %s: %w", opts.Container, err)
 	}
 	if opts.Pause && running && !paused {
-		// As dockerd: a pause that fails (the container exited in
-		// between) does not fail the commit.
-		if e.ContainerPause(ctx, c.ID) == nil {
-			defer e.ContainerUnpause(context.WithoutCancel(ctx), c.ID)
+		if unpause := e.commitPause(ctx, c); unpause != nil {
+			defer unpause()
 		}
 	}
 
@@ -465,4 +465,52 @@ func (e *Engine) historyIDs(ctx context.Context, img *image.Image, rows []imaget
 		}
 		img = parent
 	}
+}
+
+// commitPauseMarker, in the bundle of a container a commit paused, says
+// the pause is the commit's, not the user's.
+const commitPauseMarker = "commit-paused"
+
+// commitPause pauses c for a commit, as dockerd does (pause and unpause
+// events included), and returns what ends the pause; nil if c could not be
+// paused (it exited in between), which does not fail the commit. The
+// marker file lets an engine that died mid-commit give the container back
+// running at restore (resumeCommitPause): a user never paused it.
+func (e *Engine) commitPause(ctx context.Context, c *Container) (unpause func()) {
+	marker := filepath.Join(e.bundleDir(c.ID), commitPauseMarker)
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		e.log.Warn("commit without pause: cannot mark the pause", "container", c.ID, "err", err)
+		return nil
+	}
+	if e.ContainerPause(ctx, c.ID) != nil {
+		os.Remove(marker)
+		return nil
+	}
+	return func() {
+		if err := e.ContainerUnpause(context.WithoutCancel(ctx), c.ID); err != nil {
+			e.log.Warn("unpause after commit", "container", c.ID, "err", err)
+		}
+		os.Remove(marker)
+	}
+}
+
+// resumeCommitPause runs at restore for a live container: a marker left by
+// a commit the engine died in means the container is paused only for that
+// commit, so it is unpaused.
+func (e *Engine) resumeCommitPause(ctx context.Context, c *Container) {
+	marker := filepath.Join(e.bundleDir(c.ID), commitPauseMarker)
+	if _, err := os.Stat(marker); err != nil {
+		return
+	}
+	c.mu.Lock()
+	paused := c.State.Paused
+	c.mu.Unlock()
+	if paused {
+		if err := e.ContainerUnpause(ctx, c.ID); err != nil {
+			e.log.Warn("unpause after an interrupted commit", "container", c.ID, "err", err)
+			return
+		}
+		e.log.Info("unpaused: the engine stopped during a commit", "container", c.ID)
+	}
+	os.Remove(marker)
 }

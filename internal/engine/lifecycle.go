@@ -748,6 +748,7 @@ func (e *Engine) restore(ctx context.Context) error {
 		exited := make(chan struct{})
 		c.exited = exited
 		if alive(c.State.MonitorPid, c.State.MonitorStart) {
+			e.resumeCommitPause(ctx, c)     // imageio.go
 			e.startHealth(c, exited, false) // health checks resume (health.go)
 			e.wg.Add(1)
 			go func() {
