@@ -223,16 +223,6 @@ func (s *syslogSink) has(sub string) bool {
 	return false
 }
 
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // compose runs one compose client in dir against d.
 func (d *daemon) compose(cl composeClient, dir, project string, args ...string) (string, string, int) {
 	d.t.Helper()
@@ -291,7 +281,7 @@ func testComposeFullFile(t *testing.T, d *daemon, cl composeClient) {
 	project := "full" + strings.NewReplacer(".", "", "-", "").Replace(cl.name)
 	dir := t.TempDir()
 	sink := newSyslogSink(t)
-	webPort := freeLoopbackPort(t)
+	webPort := freePort(t)
 	cgParent := d.cgParent + "-" + project
 	t.Cleanup(func() { removeCgroupDirs(cgParent) })
 	external := project + "-ext"
